@@ -1,0 +1,308 @@
+# Shared types and inline helpers for every hmmfast kernel module.
+#
+# Design note
+# -----------
+# Kernels see a model as two plain structs:
+#
+# * ``Chain``: the Markov chain, start and transition probabilities together with their
+#   logs (zeros map to -inf). Cached on the model when parameters are set, never
+#   recomputed per call.
+# * ``Frames``: where each time step's emission scores come from. Row ``rows[t]`` of a
+#   table (CategoricalHMM: one row per symbol) or, with ``rows == NULL``, row ``t`` of a
+#   dense (T, N) matrix (the functional API and the generic emission hook). ``log_table``
+#   holds log-probabilities; ``scaled_table`` holds the same rows exponentiated after
+#   subtracting each row's maximum, whose value is kept in ``row_log_scale``. The scaling
+#   kernels use the scaled form, the log kernels the log form.
+#
+# Many sequences are one concatenated frame array plus ``offsets`` (n_seq + 1). Each
+# per-sequence kernel has the signature ``seq_kernel_t`` and reports a ``SeqStatus``;
+# ``run_sequences`` loops over sequences (an OpenMP team only for more than one sequence
+# and more than one thread) and gives each thread its own scratch buffer. Errors leave a
+# kernel only as status codes; the Python wrapper raises after the nogil block.
+#
+# Validation contract: ``rows`` values are range-checked by ``frame_row`` as they are
+# read (the only place kernels touch user-controlled indices); everything else is
+# validated by the Python layer before a kernel runs.
+
+from libc.stdlib cimport malloc, free
+from libc.math cimport INFINITY
+from cython.parallel cimport prange, parallel
+
+ctypedef Py_ssize_t intp_t
+
+cdef enum:
+    STATUS_OK = 0
+    STATUS_BAD_ROW = 1        # rows[frame] outside [0, n_rows)
+    STATUS_IMPOSSIBLE = 2     # no state path explains frames start..frame
+    STATUS_NO_MEMORY = 3      # scratch allocation failed
+
+cdef struct SeqStatus:
+    int code
+    Py_ssize_t frame          # global frame index the code refers to
+
+cdef struct Chain:
+    Py_ssize_t n_states
+    const double* startprob       # (N,)
+    const double* log_startprob   # (N,)
+    const double* transmat        # (N, N), row i = P(next | i)
+    const double* log_transmat    # (N, N)
+
+cdef struct Frames:
+    const double* log_table       # (n_rows, N)
+    const double* scaled_table    # (n_rows, N) or NULL when only log kernels run
+    const double* row_log_scale   # (n_rows,)  or NULL when only log kernels run
+    const intp_t* rows            # (T,) or NULL (frame t uses row t)
+    Py_ssize_t n_rows
+
+ctypedef SeqStatus (*seq_kernel_t)(
+    const Chain* chain, const Frames* frames, Py_ssize_t start, Py_ssize_t stop,
+    char* scratch, double* logprob_out, double* posteriors_out, intp_t* states_out,
+) noexcept nogil
+
+
+cdef inline SeqStatus status(int code, Py_ssize_t frame) noexcept nogil:
+    cdef SeqStatus s
+    s.code = code
+    s.frame = frame
+    return s
+
+
+cdef inline Py_ssize_t frame_row(const Frames* frames, Py_ssize_t t) noexcept nogil:
+    """Table row used at frame t, or -1 when the stored index is out of range."""
+    cdef Py_ssize_t r = frames.rows[t] if frames.rows != NULL else t
+    if <size_t> r >= <size_t> frames.n_rows:
+        return -1
+    return r
+
+
+cdef inline Py_ssize_t argmax_first(const double* x, Py_ssize_t n) noexcept nogil:
+    """Index of the largest entry; ties go to the lowest index."""
+    cdef Py_ssize_t i, best = 0
+    for i in range(1, n):
+        if x[i] > x[best]:
+            best = i
+    return best
+
+
+cdef inline double max_of(const double* x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double m = -INFINITY
+    for i in range(n):
+        if x[i] > m:
+            m = x[i]
+    return m
+
+
+cdef inline void run_sequences(
+    seq_kernel_t kernel, size_t scratch_bytes, const Chain* chain, const Frames* frames,
+    const intp_t* offsets, Py_ssize_t n_seq, int n_threads,
+    double* logprob_out, double* posteriors_out, intp_t* states_out, SeqStatus* status_out,
+) noexcept nogil:
+    """Run ``kernel`` on every sequence; sequence s spans offsets[s]:offsets[s + 1]."""
+    cdef Py_ssize_t s
+    cdef char* scratch
+    if n_threads <= 1 or n_seq <= 1:
+        scratch = <char*> malloc(scratch_bytes)
+        for s in range(n_seq):
+            if scratch == NULL:
+                status_out[s] = status(STATUS_NO_MEMORY, offsets[s])
+            else:
+                status_out[s] = kernel(chain, frames, offsets[s], offsets[s + 1], scratch,
+                                       logprob_out + s, posteriors_out, states_out)
+        free(scratch)
+        return
+    with parallel(num_threads=n_threads):
+        scratch = <char*> malloc(scratch_bytes)
+        for s in prange(n_seq, schedule="dynamic"):
+            if scratch == NULL:
+                status_out[s] = status(STATUS_NO_MEMORY, offsets[s])
+            else:
+                status_out[s] = kernel(chain, frames, offsets[s], offsets[s + 1], scratch,
+                                       logprob_out + s, posteriors_out, states_out)
+        free(scratch)
+
+
+# ---------------------------------------------------------------------------------------
+# Python-side helpers shared by the kernel modules' def wrappers (they hold the GIL).
+# They turn already-validated ndarrays into the structs above, checking only what a
+# wrapper must never trust (dtype, contiguity, sizes), at a cost of a few ns per array.
+# ---------------------------------------------------------------------------------------
+
+cimport numpy as cnp
+
+
+cdef inline const double* f64_data(object arr, Py_ssize_t size, str name) except NULL:
+    if (not cnp.PyArray_Check(arr)
+            or cnp.PyArray_TYPE(<cnp.ndarray> arr) != cnp.NPY_DOUBLE
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> arr)
+            or cnp.PyArray_SIZE(<cnp.ndarray> arr) != size):
+        raise TypeError(f"internal: {name} must be a C-contiguous float64 array of size {size}")
+    return <const double*> cnp.PyArray_DATA(<cnp.ndarray> arr)
+
+
+cdef inline const intp_t* intp_data(object arr, str name) except NULL:
+    if (not cnp.PyArray_Check(arr)
+            or cnp.PyArray_TYPE(<cnp.ndarray> arr) != cnp.NPY_INTP
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> arr)):
+        raise TypeError(f"internal: {name} must be a C-contiguous intp array")
+    return <const intp_t*> cnp.PyArray_DATA(<cnp.ndarray> arr)
+
+
+cdef inline int fill_chain(Chain* c, tuple chain) except -1:
+    """chain = (startprob, log_startprob, transmat, log_transmat), all float64."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray?> chain[0])
+    if n < 1:
+        raise ValueError("internal: empty chain")
+    c.n_states = n
+    c.startprob = f64_data(chain[0], n, "startprob")
+    c.log_startprob = f64_data(chain[1], n, "log_startprob")
+    c.transmat = f64_data(chain[2], n * n, "transmat")
+    c.log_transmat = f64_data(chain[3], n * n, "log_transmat")
+    return 0
+
+
+cdef inline Py_ssize_t fill_frames(Frames* f, tuple emission, object rows, Py_ssize_t n_states,
+                                   bint need_scaled) except -1:
+    """emission = (log_table, scaled_table, row_log_scale); returns the number of frames.
+
+    ``scaled_table``/``row_log_scale`` may be None when ``need_scaled`` is false.
+    """
+    cdef cnp.ndarray log_table = <cnp.ndarray?> emission[0]
+    if cnp.PyArray_NDIM(log_table) != 2 or cnp.PyArray_DIM(log_table, 1) != n_states:
+        raise TypeError("internal: log_table must have shape (n_rows, n_states)")
+    f.n_rows = cnp.PyArray_DIM(log_table, 0)
+    f.log_table = f64_data(log_table, f.n_rows * n_states, "log_table")
+    if need_scaled:
+        f.scaled_table = f64_data(emission[1], f.n_rows * n_states, "scaled_table")
+        f.row_log_scale = f64_data(emission[2], f.n_rows, "row_log_scale")
+    else:
+        f.scaled_table = NULL
+        f.row_log_scale = NULL
+    if rows is None:
+        f.rows = NULL
+        return f.n_rows
+    f.rows = intp_data(rows, "rows")
+    return cnp.PyArray_SIZE(<cnp.ndarray> rows)
+
+
+cdef inline const intp_t* offsets_data(object offsets, Py_ssize_t n_frames, intp_t* single,
+                                       Py_ssize_t* n_seq) except NULL:
+    """Sequence boundaries; ``None`` means one sequence over all frames (uses ``single``)."""
+    cdef const intp_t* off
+    cdef Py_ssize_t s, n
+    if offsets is None:
+        if n_frames < 1:
+            raise ValueError("internal: no frames")
+        single[0] = 0
+        single[1] = n_frames
+        n_seq[0] = 1
+        return single
+    off = intp_data(offsets, "offsets")
+    n = cnp.PyArray_SIZE(<cnp.ndarray> offsets) - 1
+    if n < 0 or off[0] != 0 or off[n] != n_frames:
+        raise ValueError("internal: offsets must run from 0 to the number of frames")
+    for s in range(n):
+        if off[s + 1] <= off[s]:
+            raise ValueError("internal: offsets must be strictly increasing")
+    n_seq[0] = n
+    return off
+
+
+cdef inline int raise_for_status(const SeqStatus* st, Py_ssize_t n_seq, const Frames* frames,
+                                 const intp_t* offsets, bint impossible_is_error) except -1:
+    """Raise the library error for the first failed sequence, if any."""
+    cdef Py_ssize_t s
+    cdef int code
+    for s in range(n_seq):
+        code = st[s].code
+        if code == STATUS_OK or (code == STATUS_IMPOSSIBLE and not impossible_is_error):
+            continue
+        from hmmfast._errors import raise_kernel_status
+        raise_kernel_status(
+            code, s, st[s].frame, offsets[s],
+            frames.rows[st[s].frame] if (code == STATUS_BAD_ROW and frames.rows != NULL) else -1,
+            frames.n_rows,
+        )
+    return 0
+
+
+cdef inline SeqStatus* status_buffer(Py_ssize_t n_seq, SeqStatus* single) except NULL:
+    if n_seq <= 1:
+        return single
+    cdef SeqStatus* buf = <SeqStatus*> malloc(n_seq * sizeof(SeqStatus))
+    if buf == NULL:
+        raise MemoryError()
+    return buf
+
+
+cdef enum:
+    OUTPUT_NONE = 0
+    OUTPUT_POSTERIORS = 1     # (T, N) float64
+    OUTPUT_STATES = 2         # (T,) intp
+
+
+cdef inline object run_kernel(
+    seq_kernel_t kernel, size_t bytes_per_state, size_t bytes_per_frame, size_t bytes_per_cell,
+    bint need_scaled, int output, bint impossible_is_error,
+    tuple chain, tuple emission, object rows, object offsets, object logprob_out, int n_threads,
+):
+    """The shared body of every def wrapper: structs, outputs, scratch size, nogil run, errors.
+
+    Scratch per thread = bytes_per_state * N + bytes_per_frame * T_max
+    + bytes_per_cell * T_max * N, where T_max is the longest sequence.
+    Returns the total log-probability (float), or (total, output array).
+    """
+    cdef Chain c
+    cdef Frames f
+    cdef intp_t single_offsets[2]
+    cdef SeqStatus single_status
+    cdef Py_ssize_t n_seq, s, t_max = 0
+    cdef double single_logprob, total = 0.0
+    cdef double* logprob = &single_logprob
+    cdef double* post = NULL
+    cdef intp_t* states = NULL
+    cdef cnp.ndarray out = None
+    cdef cnp.npy_intp dims[2]
+    fill_chain(&c, chain)
+    cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, c.n_states, need_scaled)
+    cdef const intp_t* off = offsets_data(offsets, n_frames, single_offsets, &n_seq)
+    for s in range(n_seq):
+        if off[s + 1] - off[s] > t_max:
+            t_max = off[s + 1] - off[s]
+    if logprob_out is not None:
+        logprob = <double*> f64_data(logprob_out, n_seq, "logprob_out")
+    elif n_seq > 1:
+        logprob = <double*> malloc(n_seq * sizeof(double))
+        if logprob == NULL:
+            raise MemoryError()
+    if output == OUTPUT_POSTERIORS:
+        dims[0] = n_frames
+        dims[1] = c.n_states
+        out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+        post = <double*> cnp.PyArray_DATA(out)
+    elif output == OUTPUT_STATES:
+        dims[0] = n_frames
+        out = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+        states = <intp_t*> cnp.PyArray_DATA(out)
+    cdef size_t scratch_bytes = (bytes_per_state * c.n_states + bytes_per_frame * t_max
+                                 + bytes_per_cell * t_max * c.n_states)
+    cdef SeqStatus* st = NULL
+    try:
+        st = status_buffer(n_seq, &single_status)
+        with nogil:
+            run_sequences(kernel, scratch_bytes, &c, &f, off, n_seq, n_threads,
+                          logprob, post, states, st)
+        for s in range(n_seq):
+            if st[s].code == STATUS_NO_MEMORY:
+                raise MemoryError(f"could not allocate {scratch_bytes} bytes of scratch")
+        raise_for_status(st, n_seq, &f, off, impossible_is_error)
+        for s in range(n_seq):
+            total += logprob[s]
+    finally:
+        if st != &single_status:
+            free(st)
+        if logprob_out is None and logprob != &single_logprob:
+            free(logprob)
+    if output == OUTPUT_NONE:
+        return total
+    return total, out

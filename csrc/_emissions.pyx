@@ -1,0 +1,72 @@
+# Emission tables: the forms the trellis kernels read, and the fast observation check.
+#
+# Design note
+# -----------
+# A log-emission table (K, N) (one row per symbol, or one row per frame for a dense
+# (T, N) matrix) is turned once into the scaled form used by the scaling kernels: each
+# row minus its maximum, exponentiated, and that maximum kept as the row's log scale.
+# A row that is all -inf (a symbol no state emits) becomes zeros with scale -inf; the
+# scaling kernels then fall back to the log kernel, which reports the impossibility.
+#
+# ``canonical_symbols`` is the hot path's observation check: an intp, C-contiguous array
+# of shape (T,) or (T, 1) with T >= 1 is returned as is (no copy, no view), anything else
+# returns None and the Python layer converts or explains. Symbol ranges are checked by
+# the kernels while they read them.
+
+from libc.math cimport exp, INFINITY
+
+cimport numpy as cnp
+from _common cimport intp_t, max_of, f64_data
+
+cnp.import_array()
+
+
+def scaled_rows(log_table):
+    """Max-shifted exponentiated rows of a log table.
+
+    Parameters
+    ----------
+    log_table : ndarray of shape (K, N), float64, C-contiguous
+
+    Returns
+    -------
+    scaled_table : ndarray of shape (K, N)
+        exp(log_table[k] - max(log_table[k])); zeros for an all -inf row.
+    row_log_scale : ndarray of shape (K,)
+        max(log_table[k]).
+    """
+    cdef Py_ssize_t k, j
+    cdef cnp.ndarray table = <cnp.ndarray?> log_table
+    if cnp.PyArray_NDIM(table) != 2:
+        raise TypeError("internal: log_table must be 2-D")
+    cdef Py_ssize_t n_rows = cnp.PyArray_DIM(table, 0), n = cnp.PyArray_DIM(table, 1)
+    cdef const double* src = f64_data(table, n_rows * n, "log_table")
+    cdef cnp.ndarray scaled = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(table), cnp.NPY_DOUBLE, 0)
+    cdef cnp.ndarray scale = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(table), cnp.NPY_DOUBLE, 0)
+    cdef double* dst = <double*> cnp.PyArray_DATA(scaled)
+    cdef double* sc = <double*> cnp.PyArray_DATA(scale)
+    cdef double m
+    with nogil:
+        for k in range(n_rows):
+            m = max_of(src + k * n, n)
+            sc[k] = m
+            if m == -INFINITY:
+                for j in range(n):
+                    dst[k * n + j] = 0.0
+            else:
+                for j in range(n):
+                    dst[k * n + j] = exp(src[k * n + j] - m)
+    return scaled, scale
+
+
+def canonical_symbols(X):
+    """X itself when it is already a kernel-ready symbol array, else None."""
+    if not cnp.PyArray_Check(X):
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray> X
+    if (cnp.PyArray_TYPE(a) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+            or cnp.PyArray_SIZE(a) < 1):
+        return None
+    if cnp.PyArray_NDIM(a) == 1 or (cnp.PyArray_NDIM(a) == 2 and cnp.PyArray_DIM(a, 1) == 1):
+        return a
+    return None

@@ -1,0 +1,430 @@
+# Forward and forward-backward trellis kernels: log-likelihood and state posteriors.
+#
+# Design note
+# -----------
+# Two first-class implementations, selected per call:
+#
+# * log: alpha/beta in log space. A step needs N exps and N logs, never N^2: shift the
+#   previous step by its maximum m, exponentiate (p_i = exp(alpha_i - m)), one
+#   vector-matrix product s_j = sum_i p_i A_ij, then alpha_j = m + log s_j + log b_j.
+#   When s_j underflows (s_j < LOG_TINY: every contribution lost to the shift, e.g. a
+#   state reachable only from a state far below the maximum), that one entry is
+#   recomputed by an exact logsumexp over the log-transition column. So the result is
+#   the exact logsumexp trellis, and -inf only for a truly impossible prefix.
+# * scaling: alpha normalised to sum 1 at every step (Rabiner's c_t), emissions taken from
+#   the max-shifted table (each frame's log-emissions minus their maximum, exponentiated,
+#   so no frame underflows as a whole). log P = sum_t log c_t + sum_t shift_t, with the
+#   c_t multiplied into a running product and logged only when it gets small (one log
+#   per ~200 orders of magnitude, not one per step).
+#   A step whose normaliser falls below SCALED_TINY (an impossible prefix, or a
+#   likelihood ratio too small for float64) makes the sequence fall back to the log
+#   kernel, which tells the two apart. A non-finite posterior row does the same.
+#
+# Posteriors are written in place: alpha rows go into the (T, N) output and are turned
+# into gamma rows during the backward sweep, with beta kept in O(N) scratch.
+# Loops run i-outer, j-inner over contiguous transition rows so the compiler vectorises
+# the inner axpy.
+
+from libc.math cimport exp, log, INFINITY
+
+cimport numpy as cnp
+from _common cimport (
+    Chain, Frames, SeqStatus, intp_t, status, frame_row, max_of, run_kernel,
+    STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_NONE, OUTPUT_POSTERIORS,
+)
+
+cnp.import_array()
+
+cdef double LOG_TINY = 1e-280
+cdef double SCALED_TINY = 1e-290
+cdef double SMALL_PRODUCT = 1e-200
+cdef double SMALL_SCALE = 1e-100
+
+
+# ---------------------------------------------------------------- log-space building blocks
+
+cdef inline double exact_column_lse(const double* prev, const double* log_transmat,
+                                    Py_ssize_t j, Py_ssize_t n) noexcept nogil:
+    """log sum_i exp(prev_i + logA_ij), computed the slow exact way."""
+    cdef Py_ssize_t i
+    cdef double v, mx = -INFINITY, s = 0.0
+    for i in range(n):
+        v = prev[i] + log_transmat[i * n + j]
+        if v > mx:
+            mx = v
+    if mx == -INFINITY:
+        return -INFINITY
+    for i in range(n):
+        s += exp(prev[i] + log_transmat[i * n + j] - mx)
+    return mx + log(s)
+
+
+cdef inline double exact_row_lse(const double* v, const double* log_row,
+                                 Py_ssize_t n) noexcept nogil:
+    """log sum_j exp(v_j + logA_ij) for one transition row, computed exactly."""
+    cdef Py_ssize_t j
+    cdef double x, mx = -INFINITY, s = 0.0
+    for j in range(n):
+        x = v[j] + log_row[j]
+        if x > mx:
+            mx = x
+    if mx == -INFINITY:
+        return -INFINITY
+    for j in range(n):
+        s += exp(v[j] + log_row[j] - mx)
+    return mx + log(s)
+
+
+cdef inline void log_forward_step(const Chain* ch, const double* prev, double prev_max,
+                                  const double* log_b, double* p, double* out) noexcept nogil:
+    """out_j = logsumexp_i(prev_i + logA_ij) + log_b_j   (prev_max = max(prev), finite)."""
+    cdef Py_ssize_t i, j, n = ch.n_states
+    cdef double pi, s
+    cdef const double* row
+    for i in range(n):
+        p[i] = exp(prev[i] - prev_max)
+    for j in range(n):
+        out[j] = 0.0
+    for i in range(n):
+        pi = p[i]
+        if pi == 0.0:
+            continue
+        row = ch.transmat + i * n
+        for j in range(n):
+            out[j] += pi * row[j]
+    for j in range(n):
+        s = out[j]
+        if log_b[j] == -INFINITY:
+            out[j] = -INFINITY
+        elif s > LOG_TINY:
+            out[j] = prev_max + log(s) + log_b[j]
+        else:
+            out[j] = exact_column_lse(prev, ch.log_transmat, j, n) + log_b[j]
+
+
+cdef inline double log_sum(const double* x, double mx, Py_ssize_t n) noexcept nogil:
+    """log sum_i exp(x_i), given mx = max(x) finite."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    for i in range(n):
+        s += exp(x[i] - mx)
+    return mx + log(s)
+
+
+cdef SeqStatus log_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                Py_ssize_t stop, double* work, double* alpha_rows,
+                                double* logprob_out) noexcept nogil:
+    """Log forward over one sequence.
+
+    work : scratch of 3N doubles.
+    alpha_rows : (T, N) receiving log alpha_t, or NULL to keep only the current step.
+    """
+    cdef Py_ssize_t n = ch.n_states, t, j, r
+    cdef double* p = work
+    cdef double* cur = alpha_rows if alpha_rows != NULL else work + n
+    cdef double* nxt
+    cdef const double* log_b
+    cdef double m
+    logprob_out[0] = -INFINITY
+    r = frame_row(fr, start)
+    if r < 0:
+        return status(STATUS_BAD_ROW, start)
+    log_b = fr.log_table + r * n
+    for j in range(n):
+        cur[j] = ch.log_startprob[j] + log_b[j]
+    m = max_of(cur, n)
+    if m == -INFINITY:
+        return status(STATUS_IMPOSSIBLE, start)
+    for t in range(start + 1, stop):
+        r = frame_row(fr, t)
+        if r < 0:
+            return status(STATUS_BAD_ROW, t)
+        if alpha_rows != NULL:
+            nxt = alpha_rows + (t - start) * n
+        else:
+            nxt = work + 2 * n if cur == work + n else work + n
+        log_forward_step(ch, cur, m, fr.log_table + r * n, p, nxt)
+        m = max_of(nxt, n)
+        if m == -INFINITY:
+            return status(STATUS_IMPOSSIBLE, t)
+        cur = nxt
+    logprob_out[0] = log_sum(cur, m, n)
+    return status(STATUS_OK, 0)
+
+
+# ---------------------------------------------------------------- scaled building blocks
+
+cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                   Py_ssize_t stop, double* work, double* alpha_rows,
+                                   double* scales, double* logprob_out) noexcept nogil:
+    """Scaled forward over one sequence.
+
+    work : scratch of 2N doubles.
+    alpha_rows : (T, N) receiving normalised alpha_t, or NULL (rolling buffer).
+    scales : (T,) receiving c_t, or NULL.
+    Returns STATUS_IMPOSSIBLE when a normaliser drops below SCALED_TINY: the caller
+    decides with the log kernel whether the prefix is impossible or merely tiny.
+    """
+    cdef Py_ssize_t n = ch.n_states, t, i, j, r
+    cdef double* cur = alpha_rows if alpha_rows != NULL else work
+    cdef double* nxt
+    cdef const double* b
+    cdef const double* row
+    cdef double c = 0.0, inv, ai, shift, prod, log_c_sum = 0.0
+    logprob_out[0] = -INFINITY
+    r = frame_row(fr, start)
+    if r < 0:
+        return status(STATUS_BAD_ROW, start)
+    b = fr.scaled_table + r * n
+    for j in range(n):
+        cur[j] = ch.startprob[j] * b[j]
+        c += cur[j]
+    if not c > SCALED_TINY:
+        return status(STATUS_IMPOSSIBLE, start)
+    shift = fr.row_log_scale[r]
+    inv = 1.0 / c
+    for j in range(n):
+        cur[j] *= inv
+    if scales != NULL:
+        scales[0] = c
+    prod = c
+    for t in range(start + 1, stop):
+        r = frame_row(fr, t)
+        if r < 0:
+            return status(STATUS_BAD_ROW, t)
+        b = fr.scaled_table + r * n
+        if alpha_rows != NULL:
+            nxt = alpha_rows + (t - start) * n
+        else:
+            nxt = work + n if cur == work else work
+        for j in range(n):
+            nxt[j] = 0.0
+        for i in range(n):
+            ai = cur[i]
+            if ai == 0.0:
+                continue
+            row = ch.transmat + i * n
+            for j in range(n):
+                nxt[j] += ai * row[j]
+        c = 0.0
+        for j in range(n):
+            nxt[j] *= b[j]
+            c += nxt[j]
+        if not c > SCALED_TINY:
+            return status(STATUS_IMPOSSIBLE, t)
+        shift += fr.row_log_scale[r]
+        if c < SMALL_SCALE:
+            log_c_sum += log(c)
+        else:
+            prod *= c
+            if prod < SMALL_PRODUCT:
+                log_c_sum += log(prod)
+                prod = 1.0
+        inv = 1.0 / c
+        for j in range(n):
+            nxt[j] *= inv
+        if scales != NULL:
+            scales[t - start] = c
+        cur = nxt
+    logprob_out[0] = log_c_sum + log(prod) + shift
+    return status(STATUS_OK, 0)
+
+
+# ---------------------------------------------------------------- per-sequence kernels
+
+cdef SeqStatus forward_log_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                  Py_ssize_t stop, char* scratch, double* logprob_out,
+                                  double* posteriors_out, intp_t* states_out) noexcept nogil:
+    # scratch: 3N doubles
+    return log_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, logprob_out)
+
+
+cdef SeqStatus forward_scaling_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                      Py_ssize_t stop, char* scratch, double* logprob_out,
+                                      double* posteriors_out, intp_t* states_out) noexcept nogil:
+    # scratch: 3N doubles (2N for the scaled pass, 3N for the log fallback)
+    cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, NULL,
+                                            logprob_out)
+    if st.code == STATUS_IMPOSSIBLE:
+        return log_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, logprob_out)
+    return st
+
+
+cdef inline bint normalise_row(double* g, Py_ssize_t n) noexcept nogil:
+    """Scale g to sum 1; false when its sum is not a positive finite number."""
+    cdef Py_ssize_t j
+    cdef double s = 0.0
+    for j in range(n):
+        s += g[j]
+    if not (s > 0.0 and s < INFINITY):
+        return False
+    s = 1.0 / s
+    for j in range(n):
+        g[j] *= s
+    return True
+
+
+cdef SeqStatus forward_backward_log_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                           Py_ssize_t stop, char* scratch, double* logprob_out,
+                                           double* posteriors_out,
+                                           intp_t* states_out) noexcept nogil:
+    # scratch: 4N doubles. Posterior rows first hold log alpha_t.
+    cdef Py_ssize_t n = ch.n_states, t, i, j
+    cdef double* work = <double*> scratch
+    cdef double* beta = work
+    cdef double* nb = work + n
+    cdef double* v = work + 2 * n
+    cdef double* q = work + 3 * n
+    cdef double* swap
+    cdef double* g
+    cdef double* post = posteriors_out + start * n
+    cdef const double* log_b
+    cdef const double* row
+    cdef double m, s, ll
+    cdef Py_ssize_t last = stop - start - 1
+    cdef SeqStatus st = log_forward_pass(ch, fr, start, stop, work, post, logprob_out)
+    if st.code != STATUS_OK:
+        return st
+    ll = logprob_out[0]
+    for j in range(n):
+        beta[j] = 0.0
+    g = post + last * n
+    for j in range(n):
+        g[j] = exp(g[j] - ll)
+    normalise_row(g, n)
+    for t in range(last - 1, -1, -1):
+        # beta_t(i) = logsumexp_j(logA_ij + log b_{t+1}(j) + beta_{t+1}(j))
+        log_b = fr.log_table + frame_row(fr, start + t + 1) * n
+        for j in range(n):
+            v[j] = log_b[j] + beta[j]
+        m = max_of(v, n)
+        if m == -INFINITY:  # unreachable for a possible sequence; never let NaN through
+            m = 0.0
+        for j in range(n):
+            q[j] = exp(v[j] - m)
+        for i in range(n):
+            row = ch.transmat + i * n
+            s = 0.0
+            for j in range(n):
+                s += row[j] * q[j]
+            if s > LOG_TINY:
+                nb[i] = m + log(s)
+            else:
+                nb[i] = exact_row_lse(v, ch.log_transmat + i * n, n)
+        swap = beta
+        beta = nb
+        nb = swap
+        g = post + t * n
+        for j in range(n):
+            g[j] = exp(g[j] + beta[j] - ll)
+        normalise_row(g, n)
+    return st
+
+
+cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr,
+                                               Py_ssize_t start, Py_ssize_t stop, char* scratch,
+                                               double* logprob_out, double* posteriors_out,
+                                               intp_t* states_out) noexcept nogil:
+    # scratch: T doubles (c_t) + 4N doubles (3N here, 4N for the log fallback).
+    cdef Py_ssize_t n = ch.n_states, t, i, j, big_t = stop - start
+    cdef double* scales = <double*> scratch
+    cdef double* beta = scales + big_t
+    cdef double* nb = beta + n
+    cdef double* v = nb + n
+    cdef double* swap
+    cdef double* g
+    cdef double* post = posteriors_out + start * n
+    cdef const double* b
+    cdef const double* row
+    cdef double s, inv
+    cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, beta, post, scales,
+                                            logprob_out)
+    if st.code == STATUS_BAD_ROW:
+        return st
+    if st.code == STATUS_IMPOSSIBLE:
+        return forward_backward_log_kernel(ch, fr, start, stop, scratch, logprob_out,
+                                           posteriors_out, states_out)
+    for j in range(n):
+        beta[j] = 1.0
+    for t in range(big_t - 2, -1, -1):
+        # beta_t(i) = sum_j A_ij b'_{t+1}(j) beta_{t+1}(j) / c_{t+1}
+        b = fr.scaled_table + frame_row(fr, start + t + 1) * n
+        for j in range(n):
+            v[j] = b[j] * beta[j]
+        inv = 1.0 / scales[t + 1]
+        for i in range(n):
+            row = ch.transmat + i * n
+            s = 0.0
+            for j in range(n):
+                s += row[j] * v[j]
+            nb[i] = s * inv
+        swap = beta
+        beta = nb
+        nb = swap
+        g = post + t * n
+        for j in range(n):
+            g[j] *= beta[j]
+        if not normalise_row(g, n):
+            return forward_backward_log_kernel(ch, fr, start, stop, scratch, logprob_out,
+                                               posteriors_out, states_out)
+    return st
+
+
+# ---------------------------------------------------------------- Python entry points
+
+def forward(tuple chain, tuple emission, rows, offsets, bint scaling,
+            logprob_out=None, int n_threads=1):
+    """Total log-likelihood of every sequence.
+
+    Parameters
+    ----------
+    chain : tuple (startprob, log_startprob, transmat, log_transmat)
+        float64 arrays of shapes (N,), (N,), (N, N), (N, N).
+    emission : tuple (log_table, scaled_table, row_log_scale)
+        float64 arrays of shapes (K, N), (K, N), (K,); the last two may be None
+        when ``scaling`` is false.
+    rows : ndarray of shape (T,), intp, or None
+        Table row used by each frame; None means frame t uses row t (K == T).
+    offsets : ndarray of shape (n_seq + 1,), intp, or None for one sequence.
+    scaling : bool
+        Scaled forward when true, log-space forward otherwise.
+    logprob_out : ndarray of shape (n_seq,), float64, optional
+        Receives each sequence's log-likelihood (-inf for an impossible one).
+    n_threads : int
+        Threads over sequences (1: the calling thread only).
+
+    Returns
+    -------
+    float
+        Sum of the sequences' log-likelihoods.
+    """
+    if scaling:
+        return run_kernel(forward_scaling_kernel, 3 * sizeof(double), 0, 0, True,
+                          OUTPUT_NONE, False, chain, emission, rows, offsets, logprob_out,
+                          n_threads)
+    return run_kernel(forward_log_kernel, 3 * sizeof(double), 0, 0, False,
+                      OUTPUT_NONE, False, chain, emission, rows, offsets, logprob_out, n_threads)
+
+
+def forward_backward(tuple chain, tuple emission, rows, offsets, bint scaling,
+                     logprob_out=None, int n_threads=1):
+    """Log-likelihood and state posteriors; arguments as for :func:`forward`.
+
+    Returns
+    -------
+    logprob : float
+    posteriors : ndarray of shape (T, N)
+        P(state_t = j | its sequence); each row sums to 1.
+
+    Raises
+    ------
+    hmmfast.ImpossibleSequenceError
+        When a sequence has probability zero (its posteriors are undefined).
+    """
+    if scaling:
+        return run_kernel(forward_backward_scaling_kernel, 4 * sizeof(double),
+                          sizeof(double), 0, True, OUTPUT_POSTERIORS, True, chain, emission,
+                          rows, offsets, logprob_out, n_threads)
+    return run_kernel(forward_backward_log_kernel, 4 * sizeof(double), 0, 0, False,
+                      OUTPUT_POSTERIORS, True, chain, emission, rows, offsets, logprob_out,
+                      n_threads)

@@ -1,0 +1,188 @@
+# Viterbi decoding (dense transitions) and the joint log-density of a given state path.
+#
+# Design note
+# -----------
+# Max-plus recursion in log space: delta_t(j) = max_i(delta_{t-1}(i) + logA_ij) + log b_t(j),
+# psi_t(j) = the maximising i. The loop runs i-outer, j-inner over contiguous rows of
+# log A, so the inner compare-and-select runs over contiguous memory; a predecessor
+# whose delta is -inf is skipped (cheap structural zeros). Ties break to the lowest
+# state index everywhere: strict ">" while i ascends keeps the first maximiser, and the
+# final state is the first argmax. Among equally good paths this returns the one that is
+# smallest read backwards from the last step.
+#
+# Backpointers take the smallest unsigned type that holds N (uint8 up to 256 states,
+# uint16 up to 65,536, int32 beyond): T*N bytes for most models. A step at which every
+# delta is -inf makes the sequence impossible; the kernel stops there and reports that
+# step, and the Python layer raises ImpossibleSequenceError naming it.
+
+from libc.math cimport INFINITY
+from libc.stdint cimport uint8_t, uint16_t, int32_t
+
+cimport numpy as cnp
+from _common cimport (
+    Chain, Frames, SeqStatus, intp_t, status, frame_row, argmax_first, run_kernel,
+    fill_chain, fill_frames, offsets_data, intp_data, f64_data,
+    STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_STATES,
+)
+
+cnp.import_array()
+
+ctypedef fused backptr_t:
+    uint8_t
+    uint16_t
+    int32_t
+
+
+cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                       Py_ssize_t stop, double* work, backptr_t* backptr,
+                                       double* logprob_out, intp_t* states_out) noexcept nogil:
+    """Decode one sequence. work: 2N doubles; backptr: (T, N)."""
+    cdef Py_ssize_t n = ch.n_states, t, i, j, r, best_state
+    cdef double* delta = work
+    cdef double* nxt = work + n
+    cdef double* swap
+    cdef const double* log_b
+    cdef const double* row
+    cdef backptr_t* psi
+    cdef double di, v, step_best
+    logprob_out[0] = -INFINITY
+    r = frame_row(fr, start)
+    if r < 0:
+        return status(STATUS_BAD_ROW, start)
+    log_b = fr.log_table + r * n
+    step_best = -INFINITY
+    for j in range(n):
+        delta[j] = ch.log_startprob[j] + log_b[j]
+        if delta[j] > step_best:
+            step_best = delta[j]
+    if step_best == -INFINITY:
+        return status(STATUS_IMPOSSIBLE, start)
+    for t in range(start + 1, stop):
+        r = frame_row(fr, t)
+        if r < 0:
+            return status(STATUS_BAD_ROW, t)
+        log_b = fr.log_table + r * n
+        psi = backptr + (t - start) * n
+        for j in range(n):
+            nxt[j] = -INFINITY
+            psi[j] = 0
+        for i in range(n):
+            di = delta[i]
+            if di == -INFINITY:
+                continue
+            row = ch.log_transmat + i * n
+            for j in range(n):
+                v = di + row[j]
+                if v > nxt[j]:
+                    nxt[j] = v
+                    psi[j] = <backptr_t> i
+        step_best = -INFINITY
+        for j in range(n):
+            nxt[j] += log_b[j]
+            if nxt[j] > step_best:
+                step_best = nxt[j]
+        if step_best == -INFINITY:
+            return status(STATUS_IMPOSSIBLE, t)
+        swap = delta
+        delta = nxt
+        nxt = swap
+    best_state = argmax_first(delta, n)
+    logprob_out[0] = delta[best_state]
+    states_out[stop - 1] = best_state
+    for t in range(stop - 1, start, -1):
+        best_state = backptr[(t - start) * n + best_state]
+        states_out[t - 1] = best_state
+    return status(STATUS_OK, 0)
+
+
+cdef SeqStatus viterbi_u8(const Chain* ch, const Frames* fr, Py_ssize_t start, Py_ssize_t stop,
+                          char* scratch, double* logprob_out, double* posteriors_out,
+                          intp_t* states_out) noexcept nogil:
+    return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
+                            <uint8_t*> (scratch + 2 * ch.n_states * sizeof(double)),
+                            logprob_out, states_out)
+
+
+cdef SeqStatus viterbi_u16(const Chain* ch, const Frames* fr, Py_ssize_t start, Py_ssize_t stop,
+                           char* scratch, double* logprob_out, double* posteriors_out,
+                           intp_t* states_out) noexcept nogil:
+    return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
+                            <uint16_t*> (scratch + 2 * ch.n_states * sizeof(double)),
+                            logprob_out, states_out)
+
+
+cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, Py_ssize_t stop,
+                           char* scratch, double* logprob_out, double* posteriors_out,
+                           intp_t* states_out) noexcept nogil:
+    return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
+                            <int32_t*> (scratch + 2 * ch.n_states * sizeof(double)),
+                            logprob_out, states_out)
+
+
+def viterbi(tuple chain, tuple emission, rows, offsets, logprob_out=None, int n_threads=1):
+    """Most likely state path of every sequence.
+
+    Parameters are those of :func:`hmmfast._trellis.forward` (only the log table is read).
+
+    Returns
+    -------
+    logprob : float
+        Sum over sequences of log P(X_s, path_s).
+    states : ndarray of shape (T,), intp
+
+    Raises
+    ------
+    hmmfast.ImpossibleSequenceError
+        When a sequence has probability zero; names the first impossible step.
+    """
+    cdef Py_ssize_t n = len(chain[0])
+    if n <= 256:
+        return run_kernel(viterbi_u8, 2 * sizeof(double), 0, sizeof(uint8_t), False,
+                          OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
+                          n_threads)
+    if n <= 65536:
+        return run_kernel(viterbi_u16, 2 * sizeof(double), 0, sizeof(uint16_t), False,
+                          OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
+                          n_threads)
+    return run_kernel(viterbi_i32, 2 * sizeof(double), 0, sizeof(int32_t), False,
+                      OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
+                      n_threads)
+
+
+def path_log_prob(tuple chain, tuple emission, rows, offsets, states, logprob_out=None):
+    """Joint log-density log P(X_s, states_s) of given state paths, summed over sequences.
+
+    ``states`` : ndarray of shape (T,), intp, values in [0, N) (checked here).
+    A path through a zero-probability start, transition or emission scores -inf.
+    """
+    cdef Chain c
+    cdef Frames f
+    cdef intp_t single[2]
+    cdef Py_ssize_t n_seq, s, t, r, n
+    cdef double lp, total = 0.0
+    fill_chain(&c, chain)
+    n = c.n_states
+    cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, n, False)
+    cdef const intp_t* off = offsets_data(offsets, n_frames, single, &n_seq)
+    cdef const intp_t* path = intp_data(states, "states")
+    cdef double* per_seq = NULL
+    if cnp.PyArray_SIZE(<cnp.ndarray> states) != n_frames:
+        raise ValueError("internal: states must have one entry per frame")
+    for t in range(n_frames):
+        if <size_t> path[t] >= <size_t> n:
+            raise ValueError(f"internal: states[{t}] = {path[t]} is not a state index")
+        if frame_row(&f, t) < 0:
+            raise ValueError(f"internal: frame {t} has no emission row")
+    if logprob_out is not None:
+        per_seq = <double*> f64_data(logprob_out, n_seq, "logprob_out")
+    with nogil:
+        for s in range(n_seq):
+            t = off[s]
+            lp = c.log_startprob[path[t]] + f.log_table[frame_row(&f, t) * n + path[t]]
+            for t in range(off[s] + 1, off[s + 1]):
+                lp = (lp + c.log_transmat[path[t - 1] * n + path[t]]
+                      + f.log_table[frame_row(&f, t) * n + path[t]])
+            if per_seq != NULL:
+                per_seq[s] = lp
+            total += lp
+    return total

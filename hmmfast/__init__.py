@@ -1,0 +1,44 @@
+"""hmmfast: Hidden Markov Models with hmmlearn's API over Cython kernels.
+
+>>> import hmmfast as hmm
+>>> model = hmm.CategoricalHMM(n_components=2)
+"""
+
+__version__ = "0.1.0"
+
+try:
+    from . import _trellis, _viterbi  # noqa: F401  (compiled kernels)
+except ImportError as exc:  # pragma: no cover - only for an unbuilt source tree
+    import os as _os
+
+    raise ImportError(
+        f"hmmfast's compiled kernels could not be imported from "
+        f"{_os.path.dirname(__file__)} ({exc}). This is probably the source tree without "
+        "built extensions: install the package with `pip install .` and run from outside "
+        "the repository, or build in place with `python setup.py build_ext --inplace`."
+    ) from exc
+
+from ._base import BaseHMM
+from ._categorical import CategoricalHMM
+from ._errors import (
+    HMMInputError,
+    HMMTypeError,
+    ImpossibleSequenceError,
+    NotFittedError,
+    ParameterError,
+)
+from ._functional import forward, forward_backward, viterbi
+
+__all__ = [
+    "BaseHMM",
+    "CategoricalHMM",
+    "HMMInputError",
+    "HMMTypeError",
+    "ImpossibleSequenceError",
+    "NotFittedError",
+    "ParameterError",
+    "forward",
+    "forward_backward",
+    "viterbi",
+    "__version__",
+]

@@ -1,0 +1,401 @@
+"""BaseHMM: the parameters, inference methods and estimator protocol every family shares.
+
+An emission family adds only its parameters, how observations become kernel frames
+(``_frames``), its parameter count and how it samples. Parameters are validated when
+they are assigned and stored read-only; the kernel inputs (logs, scaled tables) are
+built once, on the first call after any public attribute changes, and cached in
+``_cache``. A call then costs a handful of attribute reads before the kernel runs.
+
+A subclass that only overrides ``_compute_log_likelihood(X)`` (hmmlearn's custom-emission
+hook) gets every inference method through the dense (T, N) path.
+"""
+
+import inspect
+
+import numpy as np
+from scipy import linalg
+
+from . import _kernel_inputs, _sampling, _trellis, _viterbi
+from . import _validation as V
+from ._errors import HMMTypeError, NotFittedError, ParameterError
+
+_IMPLEMENTATIONS = ("scaling", "log")
+_ALGORITHMS = ("viterbi", "map")
+
+
+def check_random_state(seed):
+    """A numpy random generator from None, an int, a RandomState or a Generator."""
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, (np.random.RandomState, np.random.Generator)):
+        return seed
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return np.random.RandomState(seed)
+    raise HMMTypeError(
+        f"random_state must be None, an int, a RandomState or a Generator, got {seed!r}"
+    )
+
+
+class _Compiled:
+    """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
+
+    __slots__ = ("n_components", "chain", "emission", "scaling")
+
+
+class BaseHMM:
+    """Base class of the hmmfast models (hmmlearn's ``BaseHMM`` API).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of hidden states N.
+    startprob_prior, transmat_prior : float or array
+        Dirichlet priors, used by fitting.
+    algorithm : {"viterbi", "map"}
+        Decoder used by ``decode`` and ``predict`` when none is given.
+    random_state : None, int, RandomState or Generator
+        Source of randomness for ``sample``.
+    n_iter, tol, verbose, params, init_params
+        Fitting controls, as in hmmlearn.
+    implementation : {"scaling", "log"}
+        Forward-backward arithmetic. Both are exact to rounding and agree to 1e-9
+        relative; "scaling" is faster, "log" is the reference for pathological inputs.
+        "scaling" falls back to "log" on its own for any sequence where a scaled step
+        underflows, so neither returns a spurious -inf.
+    """
+
+    _emission_param_names = ()
+
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
+                 algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2,
+                 verbose=False, params="st", init_params="st", implementation="scaling"):
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+
+    # ---------------------------------------------------------------- cache invalidation
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if not name.startswith("_"):
+            # any public change (hyper-parameter or parameter) rebuilds the kernel inputs
+            object.__setattr__(self, "_cache", None)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = None
+        return state
+
+    # ---------------------------------------------------------------- parameters
+
+    @property
+    def startprob_(self):
+        """ndarray of shape (n_components,): initial state probabilities (read-only)."""
+        try:
+            return self._startprob
+        except AttributeError:
+            raise AttributeError("startprob_ is not set: fit the model or assign it") from None
+
+    @startprob_.setter
+    def startprob_(self, value):
+        self._startprob = V.probability_vector("startprob_", value, self._n())
+
+    @property
+    def transmat_(self):
+        """ndarray of shape (n_components, n_components): P(next state | state)."""
+        try:
+            return self._transmat
+        except AttributeError:
+            raise AttributeError("transmat_ is not set: fit the model or assign it") from None
+
+    @transmat_.setter
+    def transmat_(self, value):
+        n = self._n()
+        self._transmat = V.stochastic_matrix("transmat_", value, n, n)
+
+    def _n(self):
+        return V.check_n("n_components", self.n_components)
+
+    def _check_fitted(self, names):
+        missing = [name for name in names if not hasattr(self, name)]
+        if missing:
+            raise NotFittedError(
+                f"This {type(self).__name__} has no {', '.join(missing)}: fit it or assign "
+                f"{', '.join(names)} before using it"
+            )
+
+    def _prepare(self):
+        """Validate the model as a whole and build the kernel inputs (cached)."""
+        n = self._n()
+        if self.implementation not in _IMPLEMENTATIONS:
+            raise ParameterError(
+                f"implementation must be one of {_IMPLEMENTATIONS}, got {self.implementation!r}"
+            )
+        names = ("startprob_", "transmat_", *self._emission_param_names)
+        self._check_fitted(names)
+        for name, expected in (("startprob_", (n,)), ("transmat_", (n, n))):
+            shape = getattr(self, name).shape
+            if shape != expected:
+                raise ParameterError(
+                    f"{name} has shape {shape} but n_components={n} needs {expected}; "
+                    f"assign {name} again"
+                )
+        c = _Compiled()
+        c.n_components = n
+        c.scaling = self.implementation == "scaling"
+        c.chain = _kernel_inputs.chain(self._startprob, self._transmat)
+        c.emission = self._emission_table(c.scaling)
+        self._cache = c
+        return c
+
+    # ---------------------------------------------------------------- emission hooks
+
+    def _emission_table(self, scaling):
+        """Family hook: the emission tuple for table-driven frames, or None (dense path)."""
+        return None
+
+    def _frames(self, c, X):
+        """Family hook: (emission, rows, n_samples) for the kernels.
+
+        The default evaluates ``_compute_log_likelihood`` on validated features and hands
+        the kernels the dense (T, N) matrix.
+        """
+        X = self._check_X(X)
+        log_em = V.log_emission_matrix(
+            self._compute_log_likelihood(X), c.n_components, "_compute_log_likelihood(X)"
+        )
+        return _kernel_inputs.emission(log_em, c.scaling), None, log_em.shape[0]
+
+    def _check_X(self, X):
+        return V.features(X)
+
+    def _compute_log_likelihood(self, X):
+        """Per-frame log-density of each state: ndarray of shape (n_samples, n_components)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _compute_log_likelihood(X)"
+        )
+
+    # ---------------------------------------------------------------- inference
+
+    def score(self, X, lengths=None):
+        """Log-likelihood log P(X) under the model, summed over sequences.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations; several sequences are concatenated.
+        lengths : array-like of int, optional
+            Length of each sequence (positive, summing to n_samples).
+
+        Returns
+        -------
+        float
+            -inf when a sequence is impossible under the model.
+        """
+        c = self._cache or self._prepare()
+        emission, rows, n = self._frames(c, X)
+        offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
+        return _trellis.forward(c.chain, emission, rows, offsets, c.scaling)
+
+    def score_samples(self, X, lengths=None):
+        """Log-likelihood and state posteriors.
+
+        Returns
+        -------
+        logprob : float
+        posteriors : ndarray of shape (n_samples, n_components)
+            P(state at step t | its sequence); each row sums to 1.
+
+        Raises
+        ------
+        ImpossibleSequenceError
+            When a sequence has probability zero (its posteriors are undefined).
+        """
+        c = self._cache or self._prepare()
+        emission, rows, n = self._frames(c, X)
+        offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
+        return _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling)
+
+    def predict_proba(self, X, lengths=None):
+        """State posteriors, ndarray of shape (n_samples, n_components)."""
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm=None, *, beam=None, max_active=None):
+        """Most likely state sequence.
+
+        Parameters
+        ----------
+        X, lengths
+            As for :meth:`score`.
+        algorithm : {"viterbi", "map"}, optional
+            "viterbi": the single most likely path (ties go to the lowest state index).
+            "map": each step's most probable state under the posteriors (ties to the
+            lowest index). Defaults to the model's ``algorithm``.
+        beam, max_active
+            Beam pruning; not available yet (raises NotImplementedError when given).
+
+        Returns
+        -------
+        logprob : float
+            log P(X, states), the joint log-probability of the observations and the
+            returned path, summed over sequences, for both algorithms. For "map" it can
+            be -inf: the step-wise most probable states may use a zero-probability
+            transition. (hmmlearn returns a sum of posterior maxima here.)
+        states : ndarray of shape (n_samples,), intp
+
+        Raises
+        ------
+        ImpossibleSequenceError
+            When a sequence has probability zero; it names the first impossible step.
+        """
+        if beam is not None or max_active is not None:
+            raise NotImplementedError("beam-pruned decoding (beam, max_active) is not available yet")
+        if algorithm is None:
+            algorithm = self.algorithm
+        c = self._cache or self._prepare()
+        emission, rows, n = self._frames(c, X)
+        offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
+        if algorithm == "viterbi":
+            return _viterbi.viterbi(c.chain, emission, rows, offsets)
+        if algorithm == "map":
+            posteriors = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling)[1]
+            states = np.argmax(posteriors, axis=1).astype(np.intp, copy=False)
+            return _viterbi.path_log_prob(c.chain, emission, rows, offsets, states), states
+        raise ParameterError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}")
+
+    def predict(self, X, lengths=None):
+        """Decoded states, ndarray of shape (n_samples,), with the model's ``algorithm``."""
+        return self.decode(X, lengths)[1]
+
+    # ---------------------------------------------------------------- sampling
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Draw a sequence from the model.
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : None, int, RandomState or Generator
+            Defaults to the model's ``random_state``.
+        currstate : int, optional
+            State of the first sample (drawn from ``startprob_`` when None).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        states : ndarray of shape (n_samples,), intp
+        """
+        c = self._cache or self._prepare()
+        n_samples = V.check_n("n_samples", n_samples)
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        first = -1
+        if currstate is not None:
+            first = V.check_n("currstate", currstate, minimum=0)
+            if first >= c.n_components:
+                raise ParameterError(
+                    f"currstate must be a state index in [0, {c.n_components}), got {currstate}"
+                )
+        start_cdf = np.cumsum(self._startprob)
+        trans_cdf = np.ascontiguousarray(np.cumsum(self._transmat, axis=1))
+        states = _sampling.sample_path(start_cdf, trans_cdf, rng.random(n_samples), first)
+        return self._sample_emissions(states, rng), states
+
+    def _sample_emissions(self, states, rng):
+        """Family hook: observations for a state path (default: hmmlearn's per-state hook)."""
+        return np.array([self._generate_sample_from_state(s, random_state=rng) for s in states])
+
+    def _generate_sample_from_state(self, state, random_state):
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _generate_sample_from_state to sample"
+        )
+
+    # ---------------------------------------------------------------- model summaries
+
+    def get_stationary_distribution(self):
+        """Stationary distribution pi with pi @ transmat_ = pi, ndarray of shape (n_components,).
+
+        The eigenvector of transmat_.T for the eigenvalue closest to 1, normalised to sum
+        to 1. For a reducible or periodic chain the stationary distribution is not unique
+        and this returns one of them.
+        """
+        self._cache or self._prepare()
+        eigvals, eigvecs = linalg.eig(self._transmat.T)
+        vec = np.real(eigvecs[:, np.argmin(np.abs(eigvals - 1.0))])
+        return vec / vec.sum()
+
+    def _n_parameters_by_letter(self):
+        n = self.n_components
+        return {"s": n - 1, "t": n * (n - 1)}
+
+    def _n_parameters(self):
+        return sum(v for k, v in self._n_parameters_by_letter().items() if k in self.params)
+
+    def aic(self, X, lengths=None):
+        """Akaike information criterion: -2 log P(X) + 2 k (k = free parameters in ``params``)."""
+        return -2.0 * self.score(X, lengths) + 2.0 * self._n_parameters()
+
+    def bic(self, X, lengths=None):
+        """Bayesian information criterion: -2 log P(X) + k log(n_samples)."""
+        n_samples = self._frames(self._cache or self._prepare(), X)[2]
+        return -2.0 * self.score(X, lengths) + self._n_parameters() * np.log(n_samples)
+
+    # ---------------------------------------------------------------- fitting
+
+    def fit(self, X, lengths=None):
+        """Baum-Welch fitting is not available in this release.
+
+        Assign ``startprob_``, ``transmat_`` and the emission parameters directly.
+        """
+        raise NotImplementedError(
+            "fit (Baum-Welch) is not available yet in hmmfast; assign the parameters "
+            "(startprob_, transmat_, ...) directly"
+        )
+
+    # ---------------------------------------------------------------- estimator protocol
+
+    @classmethod
+    def _get_param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(
+            p.name for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        )
+
+    def get_params(self, deep=True):
+        """Constructor parameters as a dict (scikit-learn's estimator protocol)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters; returns self."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ParameterError(
+                    f"invalid parameter {name!r} for {type(self).__name__}; valid: {valid}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+        }
+        shown = []
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            default = defaults.get(name, inspect.Parameter.empty)
+            try:
+                same = bool(value is default or value == default)
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"

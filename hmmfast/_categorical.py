@@ -1,0 +1,140 @@
+"""CategoricalHMM: discrete emissions over n_features symbols."""
+
+import numpy as np
+
+from . import _emissions, _kernel_inputs, _sampling
+from . import _validation as V
+from ._base import BaseHMM
+from ._errors import HMMInputError, ParameterError
+
+
+class CategoricalHMM(BaseHMM):
+    """Hidden Markov model with categorical (discrete) emissions.
+
+    Drop-in for ``hmmlearn.hmm.CategoricalHMM``: same constructor parameters, fitted
+    attributes and methods. Differences on purpose are listed in the README (Viterbi
+    ties go to the lowest state, impossible sequences raise when decoded, the default
+    ``implementation`` is "scaling", parameters are stored read-only).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of hidden states N.
+    startprob_prior, transmat_prior, emissionprob_prior : float or array
+        Dirichlet priors, used by fitting.
+    n_features : int, optional
+        Number of symbols M; taken from ``emissionprob_`` when it is assigned.
+    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation
+        See :class:`hmmfast.BaseHMM`.
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_components,)
+    transmat_ : ndarray of shape (n_components, n_components)
+    emissionprob_ : ndarray of shape (n_components, n_features)
+        P(symbol | state); rows sum to 1.
+
+    Notes
+    -----
+    Observations X are hmmlearn's (n_samples, 1) integer array or a 1-D integer array
+    of symbols in [0, n_features); an intp, C-contiguous X is used without a copy.
+    """
+
+    _emission_param_names = ("emissionprob_",)
+
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
+                 emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
+                 random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
+                 init_params="ste", implementation="scaling"):
+        super().__init__(
+            n_components, startprob_prior, transmat_prior, algorithm=algorithm,
+            random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
+            params=params, init_params=init_params, implementation=implementation,
+        )
+        self.emissionprob_prior = emissionprob_prior
+        self.n_features = n_features
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # hmmlearn's custom-emission hook: honour an overridden _compute_log_likelihood
+        cls._dense_emissions = cls._compute_log_likelihood is not CategoricalHMM._compute_log_likelihood
+
+    _dense_emissions = False
+
+    @property
+    def emissionprob_(self):
+        """ndarray of shape (n_components, n_features): P(symbol | state) (read-only)."""
+        try:
+            return self._emissionprob
+        except AttributeError:
+            raise AttributeError("emissionprob_ is not set: fit the model or assign it") from None
+
+    @emissionprob_.setter
+    def emissionprob_(self, value):
+        n = self._n()
+        if self.n_features is not None:
+            m = V.check_n("n_features", self.n_features)
+        else:
+            shape = np.shape(value)
+            if len(shape) != 2:
+                raise ParameterError(
+                    f"emissionprob_ must have shape (n_components, n_features) = ({n}, M), "
+                    f"got {shape}"
+                )
+            m = shape[1]
+        self._emissionprob = V.stochastic_matrix("emissionprob_", value, n, m, "n_features")
+        if self.n_features is None:
+            self.n_features = m
+
+    def _prepare(self):
+        c = super()._prepare()
+        m = V.check_n("n_features", self.n_features)
+        if self._emissionprob.shape[1] != m:
+            raise ParameterError(
+                f"emissionprob_ has {self._emissionprob.shape[1]} columns but "
+                f"n_features={m}; assign emissionprob_ again"
+            )
+        return c
+
+    def _emission_table(self, scaling):
+        # (M, N): row m holds log P(symbol m | state j) for every state j
+        log_table = V.read_only_log(self._emissionprob.T)
+        return _kernel_inputs.emission(log_table, scaling)
+
+    def _frames(self, c, X):
+        if self._dense_emissions:
+            return super()._frames(c, X)
+        symbols = _emissions.canonical_symbols(X)
+        if symbols is None:
+            symbols = V.symbols(X)
+        return c.emission, symbols, symbols.shape[0]
+
+    def _check_X(self, X):
+        symbols = V.symbols(X)
+        m = self.n_features
+        bad = (symbols < 0) | (symbols >= m)
+        if np.any(bad):
+            t = int(np.argmax(bad))
+            raise HMMInputError(
+                f"observation symbol out of range at X[{t}]: expected 0 <= symbol < "
+                f"n_features={m}, got {symbols[t]}"
+            )
+        return symbols[:, None]
+
+    def _compute_log_likelihood(self, X):
+        """log P(X[t] | state j), ndarray of shape (n_samples, n_components)."""
+        c = self._cache or self._prepare()
+        return c.emission[0][np.asarray(X).reshape(-1)]
+
+    def _n_parameters_by_letter(self):
+        counts = super()._n_parameters_by_letter()
+        counts["e"] = self.n_components * (self.n_features - 1)
+        return counts
+
+    def _sample_emissions(self, states, rng):
+        cdf = np.ascontiguousarray(np.cumsum(self._emissionprob, axis=1))
+        return _sampling.sample_rows(cdf, states, rng.random(len(states)))[:, None]
+
+    def _generate_sample_from_state(self, state, random_state):
+        cdf = np.cumsum(self._emissionprob[state])
+        return [int(np.searchsorted(cdf, random_state.random() * cdf[-1], side="right"))]

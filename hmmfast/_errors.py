@@ -1,0 +1,67 @@
+"""The exceptions hmmfast raises.
+
+Every error is a ValueError or TypeError subclass whose message names the argument, what
+was expected and what came, so callers that catch hmmlearn's ValueErrors keep working.
+"""
+
+
+class HMMInputError(ValueError):
+    """Observations, lengths or states that do not fit the model."""
+
+
+class HMMTypeError(TypeError, ValueError):
+    """An argument of the wrong type or dtype (also a ValueError, as in hmmlearn)."""
+
+
+class ParameterError(ValueError):
+    """Model parameters that are not a valid HMM (shape, NaN, negative, not stochastic)."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A model used before its parameters were fitted or set."""
+
+
+class ImpossibleSequenceError(ValueError):
+    """A sequence the model gives probability zero, where a result needs P(X) > 0.
+
+    Attributes
+    ----------
+    sequence : int
+        Index of the sequence (0 for a single one).
+    step : int
+        The first time step, within that sequence, that no state path can explain.
+    position : int
+        The same step as a row index into the concatenated X.
+    """
+
+    def __init__(self, message, sequence, step, position):
+        super().__init__(message)
+        self.sequence = sequence
+        self.step = step
+        self.position = position
+
+
+# Status codes shared with csrc/_common.pxd.
+_STATUS_BAD_ROW = 1
+_STATUS_IMPOSSIBLE = 2
+
+
+def raise_kernel_status(code, sequence, frame, seq_start, value, n_rows):
+    """Turn a kernel's status for one sequence into the library exception (always raises)."""
+    step = frame - seq_start
+    where = f"X[{frame}] (sequence {sequence}, step {step})"
+    if code == _STATUS_BAD_ROW:
+        raise HMMInputError(
+            f"observation symbol out of range at {where}: expected 0 <= symbol < "
+            f"n_features={n_rows}, got {value}"
+        )
+    if code == _STATUS_IMPOSSIBLE:
+        raise ImpossibleSequenceError(
+            f"sequence {sequence} has probability zero under the model: no state path "
+            f"explains step {step} ({where} given the steps before it); its log-likelihood "
+            "is -inf, so it cannot be decoded and has no posteriors",
+            sequence,
+            step,
+            frame,
+        )
+    raise RuntimeError(f"hmmfast kernel returned unknown status {code} at {where}")

@@ -1,0 +1,106 @@
+"""The kernels on a precomputed log-emission matrix (emissions computed elsewhere).
+
+For users whose emission scores come from a neural network, a custom density or another
+library: give the chain's probabilities and a (T, N) matrix of log P(x_t | state j).
+Parameters are validated on every call (there is no model to cache them on).
+"""
+
+import numpy as np
+
+from . import _kernel_inputs, _trellis, _viterbi
+from . import _validation as V
+from ._errors import ParameterError
+
+_IMPLEMENTATIONS = ("scaling", "log")
+
+
+def _prepare(startprob, transmat, log_emissions, lengths, implementation):
+    if implementation not in _IMPLEMENTATIONS:
+        raise ParameterError(
+            f"implementation must be one of {_IMPLEMENTATIONS}, got {implementation!r}"
+        )
+    start = np.asarray(startprob, dtype=np.float64) if not hasattr(startprob, "tocsr") else None
+    if start is None or start.ndim != 1:
+        raise ParameterError(
+            f"startprob must be a 1-D array of n_components probabilities, got shape "
+            f"{np.shape(startprob)}"
+        )
+    n = start.shape[0]
+    if n < 1:
+        raise ParameterError("startprob is empty; expected at least one state")
+    if hasattr(transmat, "toarray"):  # scipy.sparse: densified (sparse kernels come later)
+        transmat = transmat.toarray()
+    start = V.probability_vector("startprob", start, n)
+    trans = V.stochastic_matrix("transmat", transmat, n, n)
+    log_em = V.log_emission_matrix(log_emissions, n)
+    scaling = implementation == "scaling"
+    offsets = None if lengths is None else V.lengths_to_offsets(lengths, log_em.shape[0])
+    return (_kernel_inputs.chain(start, trans), _kernel_inputs.emission(log_em, scaling),
+            offsets, scaling)
+
+
+def forward(startprob, transmat, log_emissions, *, lengths=None, implementation="scaling"):
+    """Log-likelihood log P(X) by the forward algorithm.
+
+    Parameters
+    ----------
+    startprob : array-like of shape (n_components,)
+    transmat : array-like or scipy.sparse matrix of shape (n_components, n_components)
+    log_emissions : array-like of shape (n_samples, n_components)
+        log P(x_t | state j); -inf for an impossible emission.
+    lengths : array-like of int, optional
+        Split the rows into sequences (positive lengths summing to n_samples).
+    implementation : {"scaling", "log"}
+
+    Returns
+    -------
+    float
+        Summed over sequences; -inf when a sequence is impossible.
+    """
+    chain, emission, offsets, scaling = _prepare(
+        startprob, transmat, log_emissions, lengths, implementation
+    )
+    return _trellis.forward(chain, emission, None, offsets, scaling)
+
+
+def forward_backward(startprob, transmat, log_emissions, *, lengths=None,
+                     implementation="scaling"):
+    """Log-likelihood and state posteriors; arguments as for :func:`forward`.
+
+    Returns
+    -------
+    logprob : float
+    posteriors : ndarray of shape (n_samples, n_components)
+
+    Raises
+    ------
+    ImpossibleSequenceError
+        When a sequence has probability zero.
+    """
+    chain, emission, offsets, scaling = _prepare(
+        startprob, transmat, log_emissions, lengths, implementation
+    )
+    return _trellis.forward_backward(chain, emission, None, offsets, scaling)
+
+
+def viterbi(startprob, transmat, log_emissions, *, lengths=None, beam=None, max_active=None):
+    """Most likely state path (Viterbi); ties break to the lowest state index.
+
+    Parameters are those of :func:`forward`; ``beam`` and ``max_active`` (beam pruning)
+    are not available yet.
+
+    Returns
+    -------
+    logprob : float
+        log P(X, states), summed over sequences.
+    states : ndarray of shape (n_samples,), intp
+
+    Raises
+    ------
+    ImpossibleSequenceError
+        When a sequence has probability zero; names the first impossible step.
+    """
+    if beam is not None or max_active is not None:
+        raise NotImplementedError("beam-pruned decoding (beam, max_active) is not available yet")
+    chain, emission, offsets, _ = _prepare(startprob, transmat, log_emissions, lengths, "log")
+    return _viterbi.viterbi(chain, emission, None, offsets)

@@ -1,0 +1,196 @@
+"""Checks that make bad input impossible before a kernel sees it.
+
+Parameters are validated once, when they are set; observations on every call, by a
+fast path for already-canonical arrays (``_emissions.canonical_symbols``) and the
+functions here for everything else. Each message names the argument, what was expected
+and what came.
+"""
+
+import numbers
+
+import numpy as np
+
+from ._errors import HMMInputError, HMMTypeError, ParameterError
+
+#: Largest |row sum - 1| accepted for a probability vector; within it the row is
+#: renormalised, beyond it the parameter is rejected.
+SUM_TOLERANCE = 1e-8
+
+
+def _shape_str(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def as_float_array(name, value, shape, expected):
+    """``value`` as a new float64 array of exactly ``shape``, or a clear error.
+
+    ``expected`` describes the shape in words, e.g. "(n_components,) = (3,)".
+    """
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise HMMTypeError(f"{name} must be an array of numbers; got {value!r:.80} ({exc})") from None
+    if arr.shape != tuple(shape):
+        raise ParameterError(f"{name} must have shape {expected}, got {_shape_str(arr.shape)}")
+    if not np.all(np.isfinite(arr)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ParameterError(f"{name} must be finite; {name}{list(bad)} = {arr[bad]}")
+    return arr
+
+
+def _normalise_rows(name, arr, vector=False):
+    """Check non-negativity and unit row sums of a 2-D array in place; renormalise drift."""
+    if np.any(arr < 0):
+        bad = tuple(int(i) for i in np.argwhere(arr < 0)[0])
+        index = list(bad[1:] if vector else bad)
+        raise ParameterError(f"{name} must be non-negative; {name}{index} = {arr[bad]}")
+    sums = arr.sum(axis=1)
+    off = np.abs(sums - 1.0) > SUM_TOLERANCE
+    if np.any(off):
+        i = int(np.argmax(off))
+        what = name if vector else f"row {i} of {name}"
+        raise ParameterError(
+            f"{what} sums to {sums[i]!r}; expected 1 (within {SUM_TOLERANCE:g})"
+        )
+    arr /= sums[:, None]
+
+
+def probability_vector(name, value, n, size_name="n_components"):
+    """Validated read-only copy of a probability vector of length ``n``."""
+    arr = as_float_array(name, value, (n,), f"({size_name},) = ({n},)")
+    _normalise_rows(name, arr[None, :], vector=True)
+    arr.flags.writeable = False
+    return arr
+
+
+def stochastic_matrix(name, value, n_rows, n_cols, cols_name="n_components"):
+    """Validated read-only copy of a row-stochastic (n_rows, n_cols) matrix."""
+    arr = as_float_array(
+        name, value, (n_rows, n_cols), f"(n_components, {cols_name}) = ({n_rows}, {n_cols})"
+    )
+    _normalise_rows(name, arr)
+    arr.flags.writeable = False
+    return arr
+
+
+def read_only_log(arr):
+    """log of a probability array (0 -> -inf), C-contiguous and read-only."""
+    with np.errstate(divide="ignore"):
+        out = np.ascontiguousarray(np.log(arr))
+    out.flags.writeable = False
+    return out
+
+
+def check_n(name, value, minimum=1):
+    """A positive integer hyper-parameter."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise HMMTypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def lengths_to_offsets(lengths, n_samples):
+    """Sequence boundaries (n_seq + 1,) intp from hmmlearn's ``lengths``.
+
+    Every length must be a positive integer and they must sum to ``n_samples``.
+    """
+    arr = np.asarray(lengths)
+    if arr.ndim != 1:
+        raise HMMInputError(f"lengths must be a 1-D sequence of integers, got shape {arr.shape}")
+    if arr.size == 0:
+        raise HMMInputError("lengths is empty; expected at least one sequence length")
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.intp)
+        else:
+            raise HMMTypeError(f"lengths must hold integers, got dtype {arr.dtype}")
+    if np.any(arr <= 0):
+        i = int(np.argmax(arr <= 0))
+        raise HMMInputError(
+            f"lengths[{i}] = {arr[i]}: every sequence length must be a positive integer"
+        )
+    offsets = np.zeros(arr.size + 1, dtype=np.intp)
+    np.cumsum(arr, out=offsets[1:])
+    if offsets[-1] != n_samples:
+        raise HMMInputError(
+            f"lengths sum to {offsets[-1]} but X has {n_samples} samples; they must be equal"
+        )
+    return offsets
+
+
+def symbols(X):
+    """Categorical observations as a C-contiguous (T,) intp array (slow path).
+
+    Accepts hmmlearn's (n_samples, 1) integer array, a 1-D integer array, or a list.
+    The range of each symbol is checked by the kernels as they read it.
+    """
+    if isinstance(X, np.ndarray):
+        arr = X
+    else:
+        try:
+            arr = np.asarray(X)
+        except (TypeError, ValueError) as exc:
+            raise HMMTypeError(f"X must be an array of integer symbols ({exc})") from None
+    if arr.dtype.kind not in "iu":
+        if arr.dtype == object or arr.dtype.kind in "fcbUSV":
+            raise HMMTypeError(
+                f"X must hold integer symbols (CategoricalHMM), got dtype {arr.dtype}"
+            )
+        raise HMMTypeError(f"X must hold integer symbols, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        if arr.shape[1] != 1:
+            raise HMMInputError(
+                f"X must have shape (n_samples, 1) or (n_samples,) for a CategoricalHMM, "
+                f"got {_shape_str(arr.shape)}"
+            )
+        arr = arr[:, 0]
+    elif arr.ndim != 1:
+        raise HMMInputError(
+            f"X must have shape (n_samples, 1) or (n_samples,), got {_shape_str(arr.shape)}"
+        )
+    if arr.size == 0:
+        raise HMMInputError("X is empty; expected at least one observation")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.intp).max:
+        raise HMMInputError(f"X holds symbol {arr.max()}, too large for any model")
+    return np.ascontiguousarray(arr, dtype=np.intp)
+
+
+def log_emission_matrix(value, n_states, name="log_emissions"):
+    """A (T, N) float64 C-contiguous matrix of log-densities: no NaN, no +inf, T >= 1."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise HMMTypeError(f"{name} must be an array of numbers ({exc})") from None
+    if arr.ndim != 2 or arr.shape[1] != n_states:
+        raise HMMInputError(
+            f"{name} must have shape (n_samples, n_components) = (T, {n_states}), "
+            f"got {_shape_str(arr.shape)}"
+        )
+    if arr.shape[0] == 0:
+        raise HMMInputError(f"{name} is empty; expected at least one time step")
+    bad = np.isnan(arr) | (arr == np.inf)
+    if np.any(bad):
+        t, j = (int(i) for i in np.argwhere(bad)[0])
+        raise HMMInputError(
+            f"{name}[{t}, {j}] = {arr[t, j]}: log-densities must be finite or -inf"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def features(X):
+    """Generic continuous observations: a finite (n_samples, n_features) float array."""
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise HMMTypeError(f"X must be an array of numbers ({exc})") from None
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise HMMInputError(f"X must have shape (n_samples, n_features), got {_shape_str(arr.shape)}")
+    if arr.shape[0] == 0:
+        raise HMMInputError("X is empty; expected at least one observation")
+    if not np.all(np.isfinite(arr)):
+        t = int(np.argwhere(~np.isfinite(arr))[0][0])
+        raise HMMInputError(f"X[{t}] contains NaN or infinity; observations must be finite")
+    return arr
