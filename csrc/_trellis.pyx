@@ -29,7 +29,7 @@ from libc.math cimport exp, log, INFINITY
 
 cimport numpy as cnp
 from _common cimport (
-    Chain, Frames, SeqStatus, intp_t, status, frame_row, max_of, run_kernel,
+    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, max_of, run_kernel,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_NONE, OUTPUT_POSTERIORS,
 )
 
@@ -116,12 +116,12 @@ cdef SeqStatus log_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t st
                                 double* logprob_out) noexcept nogil:
     """Log forward over one sequence.
 
-    work : scratch of 3N doubles.
+    work : scratch of 3 vectors (stride(N) apart).
     alpha_rows : (T, N) receiving log alpha_t, or NULL to keep only the current step.
     """
-    cdef Py_ssize_t n = ch.n_states, t, j, r
+    cdef Py_ssize_t n = ch.n_states, t, j, r, sn = stride(ch.n_states)
     cdef double* p = work
-    cdef double* cur = alpha_rows if alpha_rows != NULL else work + n
+    cdef double* cur = alpha_rows if alpha_rows != NULL else work + sn
     cdef double* nxt
     cdef const double* log_b
     cdef double m
@@ -142,7 +142,7 @@ cdef SeqStatus log_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t st
         if alpha_rows != NULL:
             nxt = alpha_rows + (t - start) * n
         else:
-            nxt = work + 2 * n if cur == work + n else work + n
+            nxt = work + 2 * sn if cur == work + sn else work + sn
         log_forward_step(ch, cur, m, fr.log_table + r * n, p, nxt)
         m = max_of(nxt, n)
         if m == -INFINITY:
@@ -159,13 +159,13 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
                                    double* scales, double* logprob_out) noexcept nogil:
     """Scaled forward over one sequence.
 
-    work : scratch of 2N doubles.
+    work : scratch of 2 vectors (stride(N) apart).
     alpha_rows : (T, N) receiving normalised alpha_t, or NULL (rolling buffer).
     scales : (T,) receiving c_t, or NULL.
     Returns STATUS_IMPOSSIBLE when a normaliser drops below SCALED_TINY: the caller
     decides with the log kernel whether the prefix is impossible or merely tiny.
     """
-    cdef Py_ssize_t n = ch.n_states, t, i, j, r
+    cdef Py_ssize_t n = ch.n_states, t, i, j, r, sn = stride(ch.n_states)
     cdef double* cur = alpha_rows if alpha_rows != NULL else work
     cdef double* nxt
     cdef const double* b
@@ -196,7 +196,7 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
         if alpha_rows != NULL:
             nxt = alpha_rows + (t - start) * n
         else:
-            nxt = work + n if cur == work else work
+            nxt = work + sn if cur == work else work
         for j in range(n):
             nxt[j] = 0.0
         for i in range(n):
@@ -235,14 +235,14 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
 cdef SeqStatus forward_log_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                   Py_ssize_t stop, char* scratch, double* logprob_out,
                                   double* posteriors_out, intp_t* states_out) noexcept nogil:
-    # scratch: 3N doubles
+    # scratch: 3 vectors
     return log_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, logprob_out)
 
 
 cdef SeqStatus forward_scaling_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                       Py_ssize_t stop, char* scratch, double* logprob_out,
                                       double* posteriors_out, intp_t* states_out) noexcept nogil:
-    # scratch: 3N doubles (2N for the scaled pass, 3N for the log fallback)
+    # scratch: 3 vectors (2 for the scaled pass, 3 for the log fallback)
     cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, NULL,
                                             logprob_out)
     if st.code == STATUS_IMPOSSIBLE:
@@ -268,13 +268,13 @@ cdef SeqStatus forward_backward_log_kernel(const Chain* ch, const Frames* fr, Py
                                            Py_ssize_t stop, char* scratch, double* logprob_out,
                                            double* posteriors_out,
                                            intp_t* states_out) noexcept nogil:
-    # scratch: 4N doubles. Posterior rows first hold log alpha_t.
-    cdef Py_ssize_t n = ch.n_states, t, i, j
+    # scratch: 4 vectors. Posterior rows first hold log alpha_t.
+    cdef Py_ssize_t n = ch.n_states, t, i, j, sn = stride(ch.n_states)
     cdef double* work = <double*> scratch
     cdef double* beta = work
-    cdef double* nb = work + n
-    cdef double* v = work + 2 * n
-    cdef double* q = work + 3 * n
+    cdef double* nb = work + sn
+    cdef double* v = work + 2 * sn
+    cdef double* q = work + 3 * sn
     cdef double* swap
     cdef double* g
     cdef double* post = posteriors_out + start * n
@@ -325,12 +325,12 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
                                                Py_ssize_t start, Py_ssize_t stop, char* scratch,
                                                double* logprob_out, double* posteriors_out,
                                                intp_t* states_out) noexcept nogil:
-    # scratch: T doubles (c_t) + 4N doubles (3N here, 4N for the log fallback).
-    cdef Py_ssize_t n = ch.n_states, t, i, j, big_t = stop - start
-    cdef double* scales = <double*> scratch
-    cdef double* beta = scales + big_t
-    cdef double* nb = beta + n
-    cdef double* v = nb + n
+    # scratch: 4 vectors (3 here, 4 for the log fallback), then T doubles (c_t).
+    cdef Py_ssize_t n = ch.n_states, t, i, j, big_t = stop - start, sn = stride(ch.n_states)
+    cdef double* beta = <double*> scratch
+    cdef double* nb = beta + sn
+    cdef double* v = nb + sn
+    cdef double* scales = beta + 4 * sn
     cdef double* swap
     cdef double* g
     cdef double* post = posteriors_out + start * n

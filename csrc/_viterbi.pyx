@@ -20,7 +20,7 @@ from libc.stdint cimport uint8_t, uint16_t, int32_t
 
 cimport numpy as cnp
 from _common cimport (
-    Chain, Frames, SeqStatus, intp_t, status, frame_row, argmax_first, run_kernel,
+    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, argmax_first, run_kernel,
     fill_chain, fill_frames, offsets_data, intp_data, f64_data,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_STATES,
 )
@@ -36,10 +36,10 @@ ctypedef fused backptr_t:
 cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                        Py_ssize_t stop, double* work, backptr_t* backptr,
                                        double* logprob_out, intp_t* states_out) noexcept nogil:
-    """Decode one sequence. work: 2N doubles; backptr: (T, N)."""
+    """Decode one sequence. work: 2 vectors (stride(N) apart); backptr: (T, N)."""
     cdef Py_ssize_t n = ch.n_states, t, i, j, r, best_state
     cdef double* delta = work
-    cdef double* nxt = work + n
+    cdef double* nxt = work + stride(n)
     cdef double* swap
     cdef const double* log_b
     cdef const double* row
@@ -99,7 +99,7 @@ cdef SeqStatus viterbi_u8(const Chain* ch, const Frames* fr, Py_ssize_t start, P
                           char* scratch, double* logprob_out, double* posteriors_out,
                           intp_t* states_out) noexcept nogil:
     return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <uint8_t*> (scratch + 2 * ch.n_states * sizeof(double)),
+                            <uint8_t*> (scratch + 2 * stride(ch.n_states) * sizeof(double)),
                             logprob_out, states_out)
 
 
@@ -107,7 +107,7 @@ cdef SeqStatus viterbi_u16(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                            char* scratch, double* logprob_out, double* posteriors_out,
                            intp_t* states_out) noexcept nogil:
     return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <uint16_t*> (scratch + 2 * ch.n_states * sizeof(double)),
+                            <uint16_t*> (scratch + 2 * stride(ch.n_states) * sizeof(double)),
                             logprob_out, states_out)
 
 
@@ -115,7 +115,7 @@ cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                            char* scratch, double* logprob_out, double* posteriors_out,
                            intp_t* states_out) noexcept nogil:
     return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <int32_t*> (scratch + 2 * ch.n_states * sizeof(double)),
+                            <int32_t*> (scratch + 2 * stride(ch.n_states) * sizeof(double)),
                             logprob_out, states_out)
 
 

@@ -58,8 +58,8 @@ def raise_kernel_status(code, sequence, frame, seq_start, value, n_rows):
     if code == _STATUS_IMPOSSIBLE:
         raise ImpossibleSequenceError(
             f"sequence {sequence} has probability zero under the model: no state path "
-            f"explains step {step} ({where} given the steps before it); its log-likelihood "
-            "is -inf, so it cannot be decoded and has no posteriors",
+            f"explains {where} given the steps before it; its log-likelihood is -inf, so it "
+            "cannot be decoded and has no posteriors",
             sequence,
             step,
             frame,

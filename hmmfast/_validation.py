@@ -34,7 +34,7 @@ def as_float_array(name, value, shape, expected):
         raise ParameterError(f"{name} must have shape {expected}, got {_shape_str(arr.shape)}")
     if not np.all(np.isfinite(arr)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ParameterError(f"{name} must be finite; {name}{list(bad)} = {arr[bad]}")
+        raise ParameterError(f"{name} must be finite; {name}{list(bad)} = {float(arr[bad])}")
     return arr
 
 
@@ -43,14 +43,14 @@ def _normalise_rows(name, arr, vector=False):
     if np.any(arr < 0):
         bad = tuple(int(i) for i in np.argwhere(arr < 0)[0])
         index = list(bad[1:] if vector else bad)
-        raise ParameterError(f"{name} must be non-negative; {name}{index} = {arr[bad]}")
+        raise ParameterError(f"{name} must be non-negative; {name}{index} = {float(arr[bad])}")
     sums = arr.sum(axis=1)
     off = np.abs(sums - 1.0) > SUM_TOLERANCE
     if np.any(off):
         i = int(np.argmax(off))
         what = name if vector else f"row {i} of {name}"
         raise ParameterError(
-            f"{what} sums to {sums[i]!r}; expected 1 (within {SUM_TOLERANCE:g})"
+            f"{what} sums to {float(sums[i])!r}; expected 1 (within {SUM_TOLERANCE:g})"
         )
     arr /= sums[:, None]
 
@@ -132,6 +132,8 @@ def symbols(X):
             arr = np.asarray(X)
         except (TypeError, ValueError) as exc:
             raise HMMTypeError(f"X must be an array of integer symbols ({exc})") from None
+    if arr.size == 0:
+        raise HMMInputError("X is empty; expected at least one observation")
     if arr.dtype.kind not in "iu":
         if arr.dtype == object or arr.dtype.kind in "fcbUSV":
             raise HMMTypeError(

@@ -1,0 +1,203 @@
+"""Bad input gets a clear library error (type and message), never a crash or a wrong answer."""
+
+import numpy as np
+import pytest
+
+import hmmfast
+from hmmfast import (
+    HMMInputError,
+    HMMTypeError,
+    ImpossibleSequenceError,
+    NotFittedError,
+    ParameterError,
+)
+
+PI = [0.6, 0.4]
+A = [[0.7, 0.3], [0.4, 0.6]]
+B = [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]]
+
+
+@pytest.fixture
+def model(make_model):
+    return make_model(PI, A, B)
+
+
+# ------------------------------------------------------------------ parameters
+
+@pytest.mark.parametrize("name,value,match", [
+    ("startprob_", [0.5, 0.3, 0.2], r"startprob_ must have shape \(n_components,\) = \(2,\), got \(3,\)"),
+    ("startprob_", [[0.5, 0.5]], r"startprob_ must have shape .* got \(1, 2\)"),
+    ("startprob_", [np.nan, 1.0], r"startprob_ must be finite; startprob_\[0\] = nan"),
+    ("startprob_", [1.5, -0.5], r"startprob_ must be non-negative; startprob_\[1\] = -0.5"),
+    ("startprob_", [0.5, 0.6], r"startprob_ sums to 1.1.*expected 1"),
+    ("transmat_", [[0.7, 0.3]], r"transmat_ must have shape \(n_components, n_components\) = \(2, 2\), got \(1, 2\)"),
+    ("transmat_", [[0.7, 0.3], [0.5, 0.6]], r"row 1 of transmat_ sums to 1.1"),
+    ("transmat_", [[0.7, 0.3], [np.inf, 0.0]], r"transmat_ must be finite; transmat_\[1, 0\] = inf"),
+    ("transmat_", [[1.2, -0.2], [0.5, 0.5]], r"transmat_ must be non-negative; transmat_\[0, 1\]"),
+    ("emissionprob_", [[0.5, 0.5], [0.5, 0.5]], r"emissionprob_ must have shape \(n_components, n_features\) = \(2, 3\), got \(2, 2\)"),
+    ("emissionprob_", [[0.5, 0.5, 0.1], [0.2, 0.7, 0.1]], r"row 0 of emissionprob_ sums to 1.1"),
+])
+def test_invalid_parameters_rejected_when_set(model, name, value, match):
+    with pytest.raises(ParameterError, match=match):
+        setattr(model, name, value)
+
+
+def test_non_numeric_parameter():
+    model = hmmfast.CategoricalHMM(2)
+    with pytest.raises(HMMTypeError, match="startprob_ must be an array of numbers"):
+        model.startprob_ = ["a", "b"]
+    with pytest.raises(ValueError):  # also a ValueError, as hmmlearn users catch
+        model.startprob_ = ["a", "b"]
+
+
+def test_tiny_drift_is_renormalised(model):
+    model.transmat_ = [[0.7 + 1e-10, 0.3], [0.4, 0.6]]
+    np.testing.assert_allclose(model.transmat_.sum(axis=1), 1.0, rtol=0, atol=1e-15)
+
+
+def test_parameters_are_read_only(model):
+    with pytest.raises(ValueError, match="read-only"):
+        model.transmat_[0, 0] = 0.5
+
+
+def test_not_fitted():
+    model = hmmfast.CategoricalHMM(2)
+    with pytest.raises(NotFittedError, match="no startprob_, transmat_, emissionprob_"):
+        model.score([[0]])
+    assert not hasattr(model, "startprob_")
+    with pytest.raises(AttributeError):
+        model.emissionprob_
+
+
+def test_n_components_changed_after_parameters(model):
+    model.n_components = 3
+    with pytest.raises(ParameterError, match=r"startprob_ has shape \(2,\) but n_components=3"):
+        model.score([0, 1])
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, "3", True])
+def test_bad_n_components(n):
+    with pytest.raises(ValueError, match="n_components must be an integer >= 1"):
+        hmmfast.CategoricalHMM(n).startprob_ = [1.0]
+
+
+def test_bad_implementation_and_algorithm(make_model):
+    with pytest.raises(ParameterError, match="implementation must be one of"):
+        make_model(PI, A, B, implementation="fast").score([0])
+    model = make_model(PI, A, B)
+    with pytest.raises(ParameterError, match="algorithm must be one of"):
+        model.decode([0, 1], algorithm="beam")
+
+
+# ------------------------------------------------------------------ observations
+
+@pytest.mark.parametrize("X,exc,match", [
+    (np.array([[0.0], [1.0]]), HMMTypeError, "X must hold integer symbols .* got dtype float64"),
+    (np.array([True, False]), HMMTypeError, "got dtype bool"),
+    (np.array(["a", "b"]), HMMTypeError, "integer symbols"),
+    (np.array([0, 1, 3]), HMMInputError, r"out of range at X\[2\] \(sequence 0, step 2\): expected 0 <= symbol < n_features=3, got 3"),
+    (np.array([[0], [-1]]), HMMInputError, r"out of range at X\[1\].*got -1"),
+    (np.zeros((4, 2), dtype=int), HMMInputError, r"X must have shape \(n_samples, 1\) or \(n_samples,\).*got \(4, 2\)"),
+    (np.zeros((2, 1, 1), dtype=int), HMMInputError, "got \\(2, 1, 1\\)"),
+    (np.zeros((0, 1), dtype=int), HMMInputError, "X is empty"),
+    ([], HMMInputError, "X is empty"),
+    (np.array([2**40]), HMMInputError, "out of range"),
+    (np.array([2**63 + 5], dtype=np.uint64), HMMInputError, "too large"),
+])
+def test_bad_observations(model, X, exc, match):
+    for method in (model.score, model.decode, model.predict, model.predict_proba,
+                   model.score_samples):
+        with pytest.raises(exc, match=match):
+            method(X)
+
+
+def test_symbol_error_names_the_sequence(model):
+    X = np.array([0, 1, 2, 0, 7, 1])
+    with pytest.raises(HMMInputError, match=r"X\[4\] \(sequence 1, step 1\)"):
+        model.score(X, lengths=[3, 3])
+
+
+@pytest.mark.parametrize("lengths,match", [
+    ([3, 0, 3], r"lengths\[1\] = 0: every sequence length must be a positive integer"),
+    ([4, -1, 3], r"lengths\[1\] = -1"),
+    ([2, 2], "lengths sum to 4 but X has 6 samples"),
+    ([6.5], "lengths must hold integers"),
+    ([], "lengths is empty"),
+    ([[3, 3]], "lengths must be a 1-D sequence"),
+])
+def test_bad_lengths(model, lengths, match):
+    X = np.array([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match=match):
+        model.score(X, lengths)
+    with pytest.raises(ValueError, match=match):
+        model.decode(X, lengths)
+
+
+def test_float_lengths_with_integer_values_accepted(model):
+    X = np.array([0, 1, 2, 0, 1, 2])
+    assert model.score(X, [3.0, 3.0]) == model.score(X, [3, 3])
+
+
+# ------------------------------------------------------------------ impossible sequences
+
+def test_impossible_sequence(make_model):
+    model = make_model([1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
+    X = np.array([0, 1, 0, 0])  # state 1 can never return to state 0
+    assert model.score(X) == -np.inf
+    for call in (lambda: model.decode(X), lambda: model.decode(X, algorithm="map"),
+                 lambda: model.predict_proba(X), lambda: model.score_samples(X),
+                 lambda: model.predict(X)):
+        with pytest.raises(ImpossibleSequenceError, match="step 2") as info:
+            call()
+        assert (info.value.sequence, info.value.step, info.value.position) == (0, 2, 2)
+    # in the second sequence, with the global position
+    X2 = np.array([0, 1, 0, 1, 1, 0])
+    assert model.score(X2, [2, 4]) == -np.inf
+    with pytest.raises(ImpossibleSequenceError, match=r"X\[5\] \(sequence 1, step 3\)") as info:
+        model.decode(X2, [2, 4])
+    assert (info.value.sequence, info.value.step, info.value.position) == (1, 3, 5)
+
+
+def test_impossible_first_step(make_model):
+    model = make_model([1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ImpossibleSequenceError, match="step 0") as info:
+        model.decode([1, 1])
+    assert info.value.step == 0
+    assert model.score([1, 1]) == -np.inf
+
+
+def test_symbol_no_state_emits(make_model):
+    model = make_model(PI, A, [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]])
+    assert model.score([0, 2, 1]) == -np.inf
+    with pytest.raises(ImpossibleSequenceError, match="step 1"):
+        model.decode([0, 2, 1])
+
+
+# ------------------------------------------------------------------ functional API
+
+@pytest.mark.parametrize("log_em,exc,match", [
+    (np.array([[0.0, np.nan]]), HMMInputError, r"log_emissions\[0, 1\] = nan"),
+    (np.array([[0.0, np.inf]]), HMMInputError, r"log_emissions\[0, 1\] = inf"),
+    (np.zeros((3, 3)), HMMInputError, r"shape \(n_samples, n_components\) = \(T, 2\), got \(3, 3\)"),
+    (np.zeros((0, 2)), HMMInputError, "log_emissions is empty"),
+    (np.zeros(2), HMMInputError, r"got \(2,\)"),
+    ([["a", "b"]], HMMTypeError, "log_emissions must be an array of numbers"),
+])
+def test_functional_bad_log_emissions(log_em, exc, match):
+    for fn in (hmmfast.forward, hmmfast.forward_backward, hmmfast.viterbi):
+        with pytest.raises(exc, match=match):
+            fn(PI, A, log_em)
+
+
+def test_functional_bad_parameters():
+    with pytest.raises(ParameterError, match="row 0 of transmat sums to"):
+        hmmfast.forward(PI, [[0.5, 0.6], [0.5, 0.5]], np.zeros((2, 2)))
+    with pytest.raises(ParameterError, match="startprob must be a 1-D array"):
+        hmmfast.forward([[0.5, 0.5]], A, np.zeros((2, 2)))
+    with pytest.raises(ParameterError, match="implementation must be one of"):
+        hmmfast.forward(PI, A, np.zeros((2, 2)), implementation="exp")
+
+
+def test_beam_not_yet_available(model):
+    with pytest.raises(NotImplementedError, match="beam"):
+        model.decode([0, 1], beam=10.0)
