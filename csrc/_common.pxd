@@ -30,6 +30,12 @@ from cython.parallel cimport prange, parallel
 
 ctypedef Py_ssize_t intp_t
 
+cdef extern from "hmm_steps.h" nogil:
+    void hmm_maxplus_step(const double* delta, const double* log_a, Py_ssize_t n,
+                          double* best, double* arg)
+    void hmm_vecmat_step(const double* p, const double* a, Py_ssize_t n, double* out)
+    void hmm_matvec_step(const double* a, const double* v, Py_ssize_t n, double* out)
+
 cdef enum:
     STATUS_OK = 0
     STATUS_BAD_ROW = 1        # rows[frame] outside [0, n_rows)

@@ -20,7 +20,7 @@ from libc.stdint cimport uint8_t, uint16_t, int32_t
 
 cimport numpy as cnp
 from _common cimport (
-    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, argmax_first, run_kernel,
+    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_maxplus_step, argmax_first, run_kernel,
     fill_chain, fill_frames, offsets_data, intp_data, f64_data,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_STATES,
 )
@@ -36,15 +36,16 @@ ctypedef fused backptr_t:
 cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                        Py_ssize_t stop, double* work, backptr_t* backptr,
                                        double* logprob_out, intp_t* states_out) noexcept nogil:
-    """Decode one sequence. work: 2 vectors (stride(N) apart); backptr: (T, N)."""
-    cdef Py_ssize_t n = ch.n_states, t, i, j, r, best_state
+    """Decode one sequence. work: 3 vectors (stride(N) apart); backptr: (T, N)."""
+    cdef Py_ssize_t n = ch.n_states, t, i, j, r, best_state, sn = stride(ch.n_states)
     cdef double* delta = work
-    cdef double* nxt = work + stride(n)
+    cdef double* nxt = work + sn
+    # the maximising predecessor, as a double (see hmm_steps.h)
+    cdef double* arg = work + 2 * sn
     cdef double* swap
     cdef const double* log_b
-    cdef const double* row
     cdef backptr_t* psi
-    cdef double di, v, step_best
+    cdef double step_best
     logprob_out[0] = -INFINITY
     r = frame_row(fr, start)
     if r < 0:
@@ -62,22 +63,11 @@ cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssi
         if r < 0:
             return status(STATUS_BAD_ROW, t)
         log_b = fr.log_table + r * n
+        hmm_maxplus_step(delta, ch.log_transmat, n, nxt, arg)
         psi = backptr + (t - start) * n
-        for j in range(n):
-            nxt[j] = -INFINITY
-            psi[j] = 0
-        for i in range(n):
-            di = delta[i]
-            if di == -INFINITY:
-                continue
-            row = ch.log_transmat + i * n
-            for j in range(n):
-                v = di + row[j]
-                if v > nxt[j]:
-                    nxt[j] = v
-                    psi[j] = <backptr_t> i
         step_best = -INFINITY
         for j in range(n):
+            psi[j] = <backptr_t> arg[j]
             nxt[j] += log_b[j]
             if nxt[j] > step_best:
                 step_best = nxt[j]
@@ -99,7 +89,7 @@ cdef SeqStatus viterbi_u8(const Chain* ch, const Frames* fr, Py_ssize_t start, P
                           char* scratch, double* logprob_out, double* posteriors_out,
                           intp_t* states_out) noexcept nogil:
     return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <uint8_t*> (scratch + 2 * stride(ch.n_states) * sizeof(double)),
+                            <uint8_t*> (scratch + 3 * stride(ch.n_states) * sizeof(double)),
                             logprob_out, states_out)
 
 
@@ -107,7 +97,7 @@ cdef SeqStatus viterbi_u16(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                            char* scratch, double* logprob_out, double* posteriors_out,
                            intp_t* states_out) noexcept nogil:
     return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <uint16_t*> (scratch + 2 * stride(ch.n_states) * sizeof(double)),
+                            <uint16_t*> (scratch + 3 * stride(ch.n_states) * sizeof(double)),
                             logprob_out, states_out)
 
 
@@ -115,7 +105,7 @@ cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                            char* scratch, double* logprob_out, double* posteriors_out,
                            intp_t* states_out) noexcept nogil:
     return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <int32_t*> (scratch + 2 * stride(ch.n_states) * sizeof(double)),
+                            <int32_t*> (scratch + 3 * stride(ch.n_states) * sizeof(double)),
                             logprob_out, states_out)
 
 
@@ -137,14 +127,14 @@ def viterbi(tuple chain, tuple emission, rows, offsets, logprob_out=None, int n_
     """
     cdef Py_ssize_t n = len(chain[0])
     if n <= 256:
-        return run_kernel(viterbi_u8, 2 * sizeof(double), 0, sizeof(uint8_t), False,
+        return run_kernel(viterbi_u8, 3 * sizeof(double), 0, sizeof(uint8_t), False,
                           OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
                           n_threads)
     if n <= 65536:
-        return run_kernel(viterbi_u16, 2 * sizeof(double), 0, sizeof(uint16_t), False,
+        return run_kernel(viterbi_u16, 3 * sizeof(double), 0, sizeof(uint16_t), False,
                           OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
                           n_threads)
-    return run_kernel(viterbi_i32, 2 * sizeof(double), 0, sizeof(int32_t), False,
+    return run_kernel(viterbi_i32, 3 * sizeof(double), 0, sizeof(int32_t), False,
                       OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
                       n_threads)
 
