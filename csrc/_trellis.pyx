@@ -15,7 +15,9 @@
 #   the max-shifted table (each frame's log-emissions minus their maximum, exponentiated,
 #   so no frame underflows as a whole). log P = sum_t log c_t + sum_t shift_t, with the
 #   c_t multiplied into a running product and logged only when it gets small (one log
-#   per ~200 orders of magnitude, not one per step).
+#   per ~200 orders of magnitude, not one per step). When only the likelihood is wanted,
+#   alpha is not even divided every step: it is renormalised when its sum drops below
+#   1e-60, which takes the division off the step-to-step latency chain.
 #   A step whose normaliser falls below SCALED_TINY (an impossible prefix, or a
 #   likelihood ratio too small for float64) makes the sequence fall back to the log
 #   kernel, which tells the two apart. A non-finite posterior row does the same.
@@ -30,6 +32,7 @@ from libc.math cimport exp, log, INFINITY
 cimport numpy as cnp
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, max_of, run_kernel,
+    hmm_vecmat_step, hmm_matvec_step,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_NONE, OUTPUT_POSTERIORS,
 )
 
@@ -39,6 +42,7 @@ cdef double LOG_TINY = 1e-280
 cdef double SCALED_TINY = 1e-290
 cdef double SMALL_PRODUCT = 1e-200
 cdef double SMALL_SCALE = 1e-100
+cdef double LAZY_RENORMALISE = 1e-60
 
 
 # ---------------------------------------------------------------- log-space building blocks
@@ -83,15 +87,7 @@ cdef inline void log_forward_step(const Chain* ch, const double* prev, double pr
     cdef const double* row
     for i in range(n):
         p[i] = exp(prev[i] - prev_max)
-    for j in range(n):
-        out[j] = 0.0
-    for i in range(n):
-        pi = p[i]
-        if pi == 0.0:
-            continue
-        row = ch.transmat + i * n
-        for j in range(n):
-            out[j] += pi * row[j]
+    hmm_vecmat_step(p, ch.transmat, n, out)
     for j in range(n):
         s = out[j]
         if log_b[j] == -INFINITY:
@@ -161,7 +157,9 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
 
     work : scratch of 2 vectors (stride(N) apart).
     alpha_rows : (T, N) receiving normalised alpha_t, or NULL (rolling buffer).
-    scales : (T,) receiving c_t, or NULL.
+    scales : (T,) receiving c_t, or NULL. With NULL (scoring only) alpha is renormalised
+        only when its sum falls below LAZY_RENORMALISE; the sum then carries the
+        product of the skipped c_t.
     Returns STATUS_IMPOSSIBLE when a normaliser drops below SCALED_TINY: the caller
     decides with the log kernel whether the prefix is impossible or merely tiny.
     """
@@ -170,7 +168,7 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
     cdef double* nxt
     cdef const double* b
     cdef const double* row
-    cdef double c = 0.0, inv, ai, shift, prod, log_c_sum = 0.0
+    cdef double c = 0.0, inv, shift, prod, log_c_sum = 0.0, pending = 1.0
     logprob_out[0] = -INFINITY
     r = frame_row(fr, start)
     if r < 0:
@@ -197,15 +195,7 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
             nxt = alpha_rows + (t - start) * n
         else:
             nxt = work + sn if cur == work else work
-        for j in range(n):
-            nxt[j] = 0.0
-        for i in range(n):
-            ai = cur[i]
-            if ai == 0.0:
-                continue
-            row = ch.transmat + i * n
-            for j in range(n):
-                nxt[j] += ai * row[j]
+        hmm_vecmat_step(cur, ch.transmat, n, nxt)
         c = 0.0
         for j in range(n):
             nxt[j] *= b[j]
@@ -213,6 +203,12 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
         if not c > SCALED_TINY:
             return status(STATUS_IMPOSSIBLE, t)
         shift += fr.row_log_scale[r]
+        if scales == NULL and c > LAZY_RENORMALISE:
+            # score only: no one needs alpha_t normalised, so let it shrink and keep the
+            # division (and its latency) off the step-to-step dependency chain
+            pending = c
+            cur = nxt
+            continue
         if c < SMALL_SCALE:
             log_c_sum += log(c)
         else:
@@ -225,8 +221,9 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
             nxt[j] *= inv
         if scales != NULL:
             scales[t - start] = c
+        pending = 1.0
         cur = nxt
-    logprob_out[0] = log_c_sum + log(prod) + shift
+    logprob_out[0] = log_c_sum + log(prod) + log(pending) + shift
     return status(STATUS_OK, 0)
 
 
@@ -351,13 +348,10 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
         b = fr.scaled_table + frame_row(fr, start + t + 1) * n
         for j in range(n):
             v[j] = b[j] * beta[j]
+        hmm_matvec_step(ch.transmat, v, n, nb)
         inv = 1.0 / scales[t + 1]
         for i in range(n):
-            row = ch.transmat + i * n
-            s = 0.0
-            for j in range(n):
-                s += row[j] * v[j]
-            nb[i] = s * inv
+            nb[i] *= inv
         swap = beta
         beta = nb
         nb = swap
