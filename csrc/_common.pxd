@@ -109,6 +109,18 @@ cdef inline double max_of(const double* x, Py_ssize_t n) noexcept nogil:
     return m
 
 
+cdef inline void run_one_sequence(
+    seq_kernel_t kernel, char* scratch, const Chain* chain, const Frames* frames,
+    const intp_t* offsets, Py_ssize_t s,
+    double* logprob_out, double* posteriors_out, intp_t* states_out, SeqStatus* status_out,
+) noexcept nogil:
+    if scratch == NULL:
+        status_out[s] = status(STATUS_NO_MEMORY, offsets[s])
+    else:
+        status_out[s] = kernel(chain, frames, offsets[s], offsets[s + 1], scratch,
+                               logprob_out + s, posteriors_out, states_out)
+
+
 cdef inline void run_sequences(
     seq_kernel_t kernel, size_t scratch_bytes, const Chain* chain, const Frames* frames,
     const intp_t* offsets, Py_ssize_t n_seq, int n_threads,
@@ -120,21 +132,15 @@ cdef inline void run_sequences(
     if n_threads <= 1 or n_seq <= 1:
         scratch = <char*> malloc(scratch_bytes)
         for s in range(n_seq):
-            if scratch == NULL:
-                status_out[s] = status(STATUS_NO_MEMORY, offsets[s])
-            else:
-                status_out[s] = kernel(chain, frames, offsets[s], offsets[s + 1], scratch,
-                                       logprob_out + s, posteriors_out, states_out)
+            run_one_sequence(kernel, scratch, chain, frames, offsets, s,
+                             logprob_out, posteriors_out, states_out, status_out)
         free(scratch)
         return
     with parallel(num_threads=n_threads):
         scratch = <char*> malloc(scratch_bytes)
         for s in prange(n_seq, schedule="dynamic"):
-            if scratch == NULL:
-                status_out[s] = status(STATUS_NO_MEMORY, offsets[s])
-            else:
-                status_out[s] = kernel(chain, frames, offsets[s], offsets[s + 1], scratch,
-                                       logprob_out + s, posteriors_out, states_out)
+            run_one_sequence(kernel, scratch, chain, frames, offsets, s,
+                             logprob_out, posteriors_out, states_out, status_out)
         free(scratch)
 
 
