@@ -5,8 +5,10 @@
 # Kernels see a model as two plain structs:
 #
 # * ``Chain``: the Markov chain, start and transition probabilities together with their
-#   logs (zeros map to -inf). Cached on the model when parameters are set, never
-#   recomputed per call.
+#   logs (zeros map to -inf), and copies of both transition matrices (and of the
+#   transpose, for backward sweeps) with rows padded to n_pad (a multiple of 4) columns
+#   for the vectorised steps of hmm_steps.h. Cached on
+#   the model when parameters are set, never recomputed per call.
 # * ``Frames``: where each time step's emission scores come from. Row ``rows[t]`` of a
 #   table (CategoricalHMM: one row per symbol) or, with ``rows == NULL``, row ``t`` of a
 #   dense (T, N) matrix (the functional API and the generic emission hook). ``log_table``
@@ -32,9 +34,10 @@ ctypedef Py_ssize_t intp_t
 
 cdef extern from "hmm_steps.h" nogil:
     void hmm_maxplus_step(const double* delta, const double* log_a, Py_ssize_t n,
-                          double* best, double* arg)
-    void hmm_vecmat_step(const double* p, const double* a, Py_ssize_t n, double* out)
-    void hmm_matvec_step(const double* a, const double* v, Py_ssize_t n, double* out)
+                          Py_ssize_t n_pad, double* best, double* arg)
+    void hmm_vecmat_step(const double* p, const double* a, Py_ssize_t n, Py_ssize_t n_pad,
+                         double* out)
+    int hmm_force_avx2(int flag)
 
 cdef enum:
     STATUS_OK = 0
@@ -48,10 +51,14 @@ cdef struct SeqStatus:
 
 cdef struct Chain:
     Py_ssize_t n_states
+    Py_ssize_t n_pad              # N rounded up to a multiple of 4
     const double* startprob       # (N,)
     const double* log_startprob   # (N,)
     const double* transmat        # (N, N), row i = P(next | i)
     const double* log_transmat    # (N, N)
+    const double* transmat_pad    # (N, n_pad), pad columns 0
+    const double* log_transmat_pad  # (N, n_pad), pad columns -inf
+    const double* transmat_t_pad  # (N, n_pad): transmat.T, pad columns 0 (backward sweeps)
 
 cdef struct Frames:
     const double* log_table       # (n_rows, N)
@@ -86,7 +93,8 @@ cdef inline Py_ssize_t stride(Py_ssize_t n) noexcept nogil:
 
     Rounded up to a whole cache line plus one spare line, so a vector being written never
     shares a line with one being read: adjacent rolling buffers measured 2x slower at
-    N = 5 (the CPU's store-to-load disambiguation serialises them).
+    N = 5 (the CPU's store-to-load disambiguation serialises them). Also leaves room for
+    the n_pad outputs the vectorised steps write.
     """
     return ((n + 7) & ~7) + 8
 
@@ -170,16 +178,27 @@ cdef inline const intp_t* intp_data(object arr, str name) except NULL:
     return <const intp_t*> cnp.PyArray_DATA(<cnp.ndarray> arr)
 
 
+cdef inline Py_ssize_t padded_width(Py_ssize_t n) noexcept nogil:
+    return (n + 3) & ~3
+
+
 cdef inline int fill_chain(Chain* c, tuple chain) except -1:
-    """chain = (startprob, log_startprob, transmat, log_transmat), all float64."""
+    """chain = (startprob, log_startprob, transmat, log_transmat, transmat_pad,
+    log_transmat_pad, transmat_t_pad), all float64 (see hmmfast._kernel_inputs.chain)."""
+    if len(chain) != 7:
+        raise TypeError("internal: chain must be a 7-tuple")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray?> chain[0])
     if n < 1:
         raise ValueError("internal: empty chain")
     c.n_states = n
+    c.n_pad = padded_width(n)
     c.startprob = f64_data(chain[0], n, "startprob")
     c.log_startprob = f64_data(chain[1], n, "log_startprob")
     c.transmat = f64_data(chain[2], n * n, "transmat")
     c.log_transmat = f64_data(chain[3], n * n, "log_transmat")
+    c.transmat_pad = f64_data(chain[4], n * c.n_pad, "transmat_pad")
+    c.log_transmat_pad = f64_data(chain[5], n * c.n_pad, "log_transmat_pad")
+    c.transmat_t_pad = f64_data(chain[6], n * c.n_pad, "transmat_t_pad")
     return 0
 
 

@@ -32,7 +32,7 @@ from libc.math cimport exp, log, INFINITY
 cimport numpy as cnp
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, max_of, run_kernel,
-    hmm_vecmat_step, hmm_matvec_step,
+    hmm_vecmat_step, hmm_force_avx2,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_NONE, OUTPUT_POSTERIORS,
 )
 
@@ -80,16 +80,19 @@ cdef inline double exact_row_lse(const double* v, const double* log_row,
 
 
 cdef inline void log_forward_step(const Chain* ch, const double* prev, double prev_max,
-                                  const double* log_b, double* p, double* out) noexcept nogil:
-    """out_j = logsumexp_i(prev_i + logA_ij) + log_b_j   (prev_max = max(prev), finite)."""
+                                  const double* log_b, double* p, double* acc,
+                                  double* out) noexcept nogil:
+    """out_j = logsumexp_i(prev_i + logA_ij) + log_b_j   (prev_max = max(prev), finite).
+
+    p, acc : scratch vectors (stride(N) each).
+    """
     cdef Py_ssize_t i, j, n = ch.n_states
-    cdef double pi, s
-    cdef const double* row
+    cdef double s
     for i in range(n):
         p[i] = exp(prev[i] - prev_max)
-    hmm_vecmat_step(p, ch.transmat, n, out)
+    hmm_vecmat_step(p, ch.transmat_pad, n, ch.n_pad, acc)
     for j in range(n):
-        s = out[j]
+        s = acc[j]
         if log_b[j] == -INFINITY:
             out[j] = -INFINITY
         elif s > LOG_TINY:
@@ -112,11 +115,12 @@ cdef SeqStatus log_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t st
                                 double* logprob_out) noexcept nogil:
     """Log forward over one sequence.
 
-    work : scratch of 3 vectors (stride(N) apart).
+    work : scratch of 4 vectors (stride(N) apart).
     alpha_rows : (T, N) receiving log alpha_t, or NULL to keep only the current step.
     """
     cdef Py_ssize_t n = ch.n_states, t, j, r, sn = stride(ch.n_states)
     cdef double* p = work
+    cdef double* acc = work + 3 * sn
     cdef double* cur = alpha_rows if alpha_rows != NULL else work + sn
     cdef double* nxt
     cdef const double* log_b
@@ -139,7 +143,7 @@ cdef SeqStatus log_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t st
             nxt = alpha_rows + (t - start) * n
         else:
             nxt = work + 2 * sn if cur == work + sn else work + sn
-        log_forward_step(ch, cur, m, fr.log_table + r * n, p, nxt)
+        log_forward_step(ch, cur, m, fr.log_table + r * n, p, acc, nxt)
         m = max_of(nxt, n)
         if m == -INFINITY:
             return status(STATUS_IMPOSSIBLE, t)
@@ -155,7 +159,7 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
                                    double* scales, double* logprob_out) noexcept nogil:
     """Scaled forward over one sequence.
 
-    work : scratch of 2 vectors (stride(N) apart).
+    work : scratch of 3 vectors (stride(N) apart).
     alpha_rows : (T, N) receiving normalised alpha_t, or NULL (rolling buffer).
     scales : (T,) receiving c_t, or NULL. With NULL (scoring only) alpha is renormalised
         only when its sum falls below LAZY_RENORMALISE; the sum then carries the
@@ -163,8 +167,9 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
     Returns STATUS_IMPOSSIBLE when a normaliser drops below SCALED_TINY: the caller
     decides with the log kernel whether the prefix is impossible or merely tiny.
     """
-    cdef Py_ssize_t n = ch.n_states, t, i, j, r, sn = stride(ch.n_states)
+    cdef Py_ssize_t n = ch.n_states, t, j, r, sn = stride(ch.n_states)
     cdef double* cur = alpha_rows if alpha_rows != NULL else work
+    cdef double* acc = work + 2 * sn
     cdef double* nxt
     cdef const double* b
     cdef const double* row
@@ -195,10 +200,10 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
             nxt = alpha_rows + (t - start) * n
         else:
             nxt = work + sn if cur == work else work
-        hmm_vecmat_step(cur, ch.transmat, n, nxt)
+        hmm_vecmat_step(cur, ch.transmat_pad, n, ch.n_pad, acc)
         c = 0.0
         for j in range(n):
-            nxt[j] *= b[j]
+            nxt[j] = acc[j] * b[j]
             c += nxt[j]
         if not c > SCALED_TINY:
             return status(STATUS_IMPOSSIBLE, t)
@@ -232,14 +237,14 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
 cdef SeqStatus forward_log_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                   Py_ssize_t stop, char* scratch, double* logprob_out,
                                   double* posteriors_out, intp_t* states_out) noexcept nogil:
-    # scratch: 3 vectors
+    # scratch: 4 vectors
     return log_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, logprob_out)
 
 
 cdef SeqStatus forward_scaling_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                       Py_ssize_t stop, char* scratch, double* logprob_out,
                                       double* posteriors_out, intp_t* states_out) noexcept nogil:
-    # scratch: 3 vectors (2 for the scaled pass, 3 for the log fallback)
+    # scratch: 4 vectors (3 for the scaled pass, 4 for the log fallback)
     cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, NULL,
                                             logprob_out)
     if st.code == STATUS_IMPOSSIBLE:
@@ -276,7 +281,6 @@ cdef SeqStatus forward_backward_log_kernel(const Chain* ch, const Frames* fr, Py
     cdef double* g
     cdef double* post = posteriors_out + start * n
     cdef const double* log_b
-    cdef const double* row
     cdef double m, s, ll
     cdef Py_ssize_t last = stop - start - 1
     cdef SeqStatus st = log_forward_pass(ch, fr, start, stop, work, post, logprob_out)
@@ -299,11 +303,9 @@ cdef SeqStatus forward_backward_log_kernel(const Chain* ch, const Frames* fr, Py
             m = 0.0
         for j in range(n):
             q[j] = exp(v[j] - m)
+        hmm_vecmat_step(q, ch.transmat_t_pad, n, ch.n_pad, nb)  # nb_i = sum_j A_ij q_j
         for i in range(n):
-            row = ch.transmat + i * n
-            s = 0.0
-            for j in range(n):
-                s += row[j] * q[j]
+            s = nb[i]
             if s > LOG_TINY:
                 nb[i] = m + log(s)
             else:
@@ -348,7 +350,7 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
         b = fr.scaled_table + frame_row(fr, start + t + 1) * n
         for j in range(n):
             v[j] = b[j] * beta[j]
-        hmm_matvec_step(ch.transmat, v, n, nb)
+        hmm_vecmat_step(v, ch.transmat_t_pad, n, ch.n_pad, nb)  # nb_i = sum_j A_ij v_j
         inv = 1.0 / scales[t + 1]
         for i in range(n):
             nb[i] *= inv
@@ -393,10 +395,10 @@ def forward(tuple chain, tuple emission, rows, offsets, bint scaling,
         Sum of the sequences' log-likelihoods.
     """
     if scaling:
-        return run_kernel(forward_scaling_kernel, 3 * sizeof(double), 0, 0, True,
+        return run_kernel(forward_scaling_kernel, 4 * sizeof(double), 0, 0, True,
                           OUTPUT_NONE, False, chain, emission, rows, offsets, logprob_out,
                           n_threads)
-    return run_kernel(forward_log_kernel, 3 * sizeof(double), 0, 0, False,
+    return run_kernel(forward_log_kernel, 4 * sizeof(double), 0, 0, False,
                       OUTPUT_NONE, False, chain, emission, rows, offsets, logprob_out, n_threads)
 
 
@@ -422,3 +424,9 @@ def forward_backward(tuple chain, tuple emission, rows, offsets, bint scaling,
     return run_kernel(forward_backward_log_kernel, 4 * sizeof(double), 0, 0, False,
                       OUTPUT_POSTERIORS, True, chain, emission, rows, offsets, logprob_out,
                       n_threads)
+
+
+def _force_simd(int flag):
+    """Testing hook: choose this module's vector path (1: AVX2 if the CPU has it,
+    0: SSE2, -1: probe the CPU again). Returns 1 when AVX2 is now in use."""
+    return hmm_force_avx2(flag)

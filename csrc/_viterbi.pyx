@@ -20,7 +20,9 @@ from libc.stdint cimport uint8_t, uint16_t, int32_t
 
 cimport numpy as cnp
 from _common cimport (
-    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_maxplus_step, argmax_first, run_kernel,
+    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_maxplus_step,
+    hmm_force_avx2,
+    argmax_first, run_kernel,
     fill_chain, fill_frames, offsets_data, intp_data, f64_data,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_STATES,
 )
@@ -63,7 +65,7 @@ cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssi
         if r < 0:
             return status(STATUS_BAD_ROW, t)
         log_b = fr.log_table + r * n
-        hmm_maxplus_step(delta, ch.log_transmat, n, nxt, arg)
+        hmm_maxplus_step(delta, ch.log_transmat_pad, n, ch.n_pad, nxt, arg)
         psi = backptr + (t - start) * n
         step_best = -INFINITY
         for j in range(n):
@@ -176,3 +178,9 @@ def path_log_prob(tuple chain, tuple emission, rows, offsets, states, logprob_ou
                 per_seq[s] = lp
             total += lp
     return total
+
+
+def _force_simd(int flag):
+    """Testing hook: choose this module's vector path (1: AVX2 if the CPU has it,
+    0: SSE2, -1: probe the CPU again). Returns 1 when AVX2 is now in use."""
+    return hmm_force_avx2(flag)

@@ -1,6 +1,9 @@
 """Validated parameters -> the tuples the Cython kernels take.
 
-``chain``    = (startprob, log_startprob, transmat, log_transmat)
+``chain``    = (startprob, log_startprob, transmat, log_transmat, transmat_pad,
+                log_transmat_pad, transmat_t_pad): the pad copies (of transmat, its log
+                and its transpose) have rows widened to a multiple of 4 columns holding
+                0 (resp. -inf), for the vectorised steps
 ``emission`` = (log_table, scaled_table, row_log_scale); the last two are None when only
                log-space kernels will read it.
 See csrc/_common.pxd for what the kernels do with them.
@@ -16,7 +19,19 @@ def chain(startprob, transmat):
     """Kernel chain tuple from a validated start vector and transition matrix."""
     start = np.ascontiguousarray(startprob, dtype=np.float64)
     trans = np.ascontiguousarray(transmat, dtype=np.float64)
-    return (start, read_only_log(start), trans, read_only_log(trans))
+    log_trans = read_only_log(trans)
+    n = trans.shape[0]
+    n_pad = (n + 3) // 4 * 4
+    trans_pad = np.zeros((n, n_pad))
+    trans_pad[:, :n] = trans
+    log_trans_pad = np.full((n, n_pad), -np.inf)
+    log_trans_pad[:, :n] = log_trans
+    trans_t_pad = np.zeros((n, n_pad))
+    trans_t_pad[:, :n] = trans.T
+    for arr in (trans_pad, log_trans_pad, trans_t_pad):
+        arr.flags.writeable = False
+    return (start, read_only_log(start), trans, log_trans, trans_pad, log_trans_pad,
+            trans_t_pad)
 
 
 def emission(log_table, scaling):
