@@ -47,18 +47,17 @@ cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssi
     cdef double* swap
     cdef const double* log_b
     cdef backptr_t* psi
-    cdef double step_best
+    cdef bint reachable  # some state at this step has a finite score
     logprob_out[0] = -INFINITY
     r = frame_row(fr, start)
     if r < 0:
         return status(STATUS_BAD_ROW, start)
     log_b = fr.log_table + r * n
-    step_best = -INFINITY
+    reachable = False
     for j in range(n):
         delta[j] = ch.log_startprob[j] + log_b[j]
-        if delta[j] > step_best:
-            step_best = delta[j]
-    if step_best == -INFINITY:
+        reachable |= delta[j] > -INFINITY  # branch-free: data-dependent ifs mispredict
+    if not reachable:
         return status(STATUS_IMPOSSIBLE, start)
     for t in range(start + 1, stop):
         r = frame_row(fr, t)
@@ -67,13 +66,12 @@ cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssi
         log_b = fr.log_table + r * n
         hmm_maxplus_step(delta, ch.log_transmat_pad, n, ch.n_pad, nxt, arg)
         psi = backptr + (t - start) * n
-        step_best = -INFINITY
+        reachable = False
         for j in range(n):
             psi[j] = <backptr_t> arg[j]
             nxt[j] += log_b[j]
-            if nxt[j] > step_best:
-                step_best = nxt[j]
-        if step_best == -INFINITY:
+            reachable |= nxt[j] > -INFINITY
+        if not reachable:
             return status(STATUS_IMPOSSIBLE, t)
         swap = delta
         delta = nxt

@@ -191,10 +191,16 @@ static void hmm_vecmat_avx2(const double *restrict src, const double *restrict m
 
 static int hmm_cpu_has_avx2 = -1;  /* -1: not probed yet; a benign race (same answer) */
 
+static inline int hmm_probe_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+}
+
 static inline int hmm_use_avx2(void)
 {
     if (hmm_cpu_has_avx2 < 0)
-        hmm_cpu_has_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        hmm_cpu_has_avx2 = hmm_probe_avx2();
     return hmm_cpu_has_avx2;
 }
 
@@ -220,8 +226,8 @@ static inline void hmm_vecmat_step(const double *restrict p, const double *restr
 /* for tests: force a path (1 = AVX2 if present, 0 = SSE2), or -1 to probe again */
 static inline int hmm_force_avx2(int flag)
 {
-    if (flag < 0 || (flag == 1 && !__builtin_cpu_supports("avx2")))
-        hmm_cpu_has_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (flag < 0 || (flag == 1 && !hmm_probe_avx2()))
+        hmm_cpu_has_avx2 = hmm_probe_avx2();
     else
         hmm_cpu_has_avx2 = flag;
     return hmm_cpu_has_avx2;
