@@ -60,7 +60,7 @@ def time_calls(fns, n_calls, block=100):
     gc.disable()
     try:
         for start in range(0, n_calls, block):
-            for fn, out in zip(fns, samples):
+            for fn, out in zip(fns, samples, strict=True):
                 for k in range(start, min(start + block, n_calls)):
                     t0 = time.perf_counter_ns()
                     fn()
@@ -82,9 +82,12 @@ def main():
         for peer in peers.values():
             assert abs(peer.score(X) - ours.score(X)) <= 1e-9 * abs(ours.score(X))
             assert abs(peer.decode(X)[0] - ours.decode(X)[0]) <= 1e-9 * abs(ours.score(X))
-        ops = [("score", lambda: ours.score(X), "log", lambda p: (lambda: p.score(X))),
-               ("score", None, "scaling", lambda p: (lambda: p.score(X))),
-               ("decode", lambda: ours.decode(X), "log", lambda p: (lambda: p.decode(X)))]
+        ours_score, ours_decode = (lambda: ours.score(X)), (lambda: ours.decode(X))  # noqa: B023
+        peer_score = lambda p: (lambda: p.score(X))  # noqa: B023, E731
+        peer_decode = lambda p: (lambda: p.decode(X))  # noqa: B023, E731
+        ops = [("score", ours_score, "log", peer_score),
+               ("score", None, "scaling", peer_score),
+               ("decode", ours_decode, "log", peer_decode)]
         for op, ours_fn, impl, make_peer in ops:
             if ours_fn is None and not peers:
                 continue

@@ -37,8 +37,8 @@ __all__ = [
     "ImpossibleSequenceError",
     "NotFittedError",
     "ParameterError",
+    "__version__",
     "forward",
     "forward_backward",
     "viterbi",
-    "__version__",
 ]

@@ -39,7 +39,7 @@ def check_random_state(seed):
 class _Compiled:
     """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
 
-    __slots__ = ("n_components", "chain", "emission", "scaling")
+    __slots__ = ("chain", "emission", "n_components", "scaling")
 
 
 class BaseHMM:

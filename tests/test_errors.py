@@ -66,7 +66,7 @@ def test_not_fitted():
         model.score([[0]])
     assert not hasattr(model, "startprob_")
     with pytest.raises(AttributeError):
-        model.emissionprob_
+        _ = model.emissionprob_
 
 
 def test_n_components_changed_after_parameters(model):

@@ -1,5 +1,7 @@
 """Every accepted form of input gives the same answer as the canonical one."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hmm_oracles import random_model
@@ -50,7 +52,7 @@ def test_many_short_sequences(model):
     lengths = rng.integers(1, 6, size=1000)
     X = rng.integers(0, 5, size=(lengths.sum(), 1))
     starts = np.concatenate([[0], np.cumsum(lengths)])
-    pieces = [X[a:b] for a, b in zip(starts[:-1], starts[1:])]
+    pieces = [X[a:b] for a, b in itertools.pairwise(starts)]
     np.testing.assert_allclose(model.score(X, lengths), sum(model.score(p) for p in pieces),
                                rtol=1e-12)
     _, post = model.score_samples(X, lengths)
@@ -94,12 +96,12 @@ def test_kernels_over_sequences_per_thread_count(model, n_threads):
     per_seq = np.empty(len(lengths))
     total = _trellis.forward(c.chain, c.emission, rows, offsets, c.scaling, per_seq, n_threads)
     singles = [_trellis.forward(c.chain, c.emission, rows[a:b], None, c.scaling)
-               for a, b in zip(offsets[:-1], offsets[1:])]
+               for a, b in itertools.pairwise(offsets)]
     np.testing.assert_array_equal(per_seq, singles)
     assert total == pytest.approx(sum(singles), rel=1e-13)
     vit_per_seq = np.empty(len(lengths))
     _, path = _viterbi.viterbi(c.chain, c.emission, rows, offsets, vit_per_seq, n_threads)
-    for s, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+    for s, (a, b) in enumerate(itertools.pairwise(offsets)):
         lp, p = _viterbi.viterbi(c.chain, c.emission, rows[a:b], None)
         np.testing.assert_array_equal(path[a:b], p)
         assert vit_per_seq[s] == lp

@@ -35,7 +35,7 @@ def test_long_sequence_matches_reference(make_model):
     log_em = _reference.categorical_log_emissions(emissionprob, X)
     np.testing.assert_allclose(model.score(X), _reference.forward(startprob, transmat, log_em)[0],
                                rtol=1e-10)
-    ref_score, ref_path = _reference.viterbi(startprob, transmat, log_em)
+    ref_score, _ = _reference.viterbi(startprob, transmat, log_em)
     score, path = model.decode(X)
     np.testing.assert_allclose(score, ref_score[0], rtol=1e-12)
     np.testing.assert_allclose(
@@ -56,7 +56,7 @@ def test_path_below_float64_range_is_not_lost(implementation, make_model):
     assert np.isfinite(truth["loglik"]) and truth["loglik"] < -900
     model = make_model(startprob, transmat, emissionprob, implementation)
     np.testing.assert_allclose(model.score(X), truth["loglik"], rtol=1e-12)
-    ll, post = model.score_samples(X)
+    _, post = model.score_samples(X)
     np.testing.assert_allclose(post, truth["posteriors"], atol=1e-12)
     np.testing.assert_array_equal(model.decode(X)[1], truth["viterbi_path"])
 

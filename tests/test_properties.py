@@ -34,7 +34,7 @@ def test_kernels_equal_reference(case):
             assert got == expected
             continue
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
-        ll, post = hmmfast.forward_backward(startprob, transmat, log_em, implementation=impl)
+        _, post = hmmfast.forward_backward(startprob, transmat, log_em, implementation=impl)
         np.testing.assert_allclose(post, _reference.posteriors(startprob, transmat, log_em),
                                    rtol=1e-8, atol=1e-10)
     if np.isfinite(expected):

@@ -9,7 +9,7 @@ def test_sample_shapes_and_reproducibility(make_model):
     model = make_model(*random_model(np.random.default_rng(0), 3, 4), random_state=5)
     X, states = model.sample(50)
     assert X.shape == (50, 1) and states.shape == (50,) and states.dtype == np.intp
-    X2, states2 = model.sample(50)
+    X2, _ = model.sample(50)
     np.testing.assert_array_equal(X, X2)  # the model's seed
     X3, _ = model.sample(50, random_state=np.random.default_rng(1))
     X4, _ = model.sample(50, random_state=np.random.default_rng(1))

@@ -37,7 +37,7 @@ def test_paths_agree_and_match_reference(n, simd_paths):
             *hmmfast.viterbi(startprob, transmat, log_em),
         ])
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
     expected = _reference.forward(startprob, transmat, log_em)[0]
     np.testing.assert_allclose(results[0][:2], [expected, expected], rtol=1e-12)
