@@ -165,16 +165,18 @@ cdef inline const double* f64_data(object arr, Py_ssize_t size, str name) except
     if (not cnp.PyArray_Check(arr)
             or cnp.PyArray_TYPE(<cnp.ndarray> arr) != cnp.NPY_DOUBLE
             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> arr)
+            or not cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray> arr)
             or cnp.PyArray_SIZE(<cnp.ndarray> arr) != size):
-        raise TypeError(f"internal: {name} must be a C-contiguous float64 array of size {size}")
+        raise TypeError(f"internal: {name} must be a native C-contiguous float64 array of size {size}")
     return <const double*> cnp.PyArray_DATA(<cnp.ndarray> arr)
 
 
 cdef inline const intp_t* intp_data(object arr, str name) except NULL:
     if (not cnp.PyArray_Check(arr)
             or cnp.PyArray_TYPE(<cnp.ndarray> arr) != cnp.NPY_INTP
-            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> arr)):
-        raise TypeError(f"internal: {name} must be a C-contiguous intp array")
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> arr)
+            or not cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray> arr)):
+        raise TypeError(f"internal: {name} must be a native C-contiguous intp array")
     return <const intp_t*> cnp.PyArray_DATA(<cnp.ndarray> arr)
 
 

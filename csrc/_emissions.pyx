@@ -8,8 +8,9 @@
 # A row that is all -inf (a symbol no state emits) becomes zeros with scale -inf; the
 # scaling kernels then fall back to the log kernel, which reports the impossibility.
 #
-# ``canonical_symbols`` is the hot path's observation check: an intp, C-contiguous array
-# of shape (T,) or (T, 1) with T >= 1 is returned as is (no copy, no view), anything else
+# ``canonical_symbols`` is the hot path's observation check: an intp, C-contiguous,
+# aligned, native-byte-order array of shape (T,) or (T, 1) with T >= 1 is returned as is
+# (no copy, no view), anything else
 # returns None and the Python layer converts or explains. Symbol ranges are checked by
 # the kernels while they read them.
 
@@ -65,7 +66,7 @@ def canonical_symbols(X):
         return None
     cdef cnp.ndarray a = <cnp.ndarray> X
     if (cnp.PyArray_TYPE(a) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(a)
-            or cnp.PyArray_SIZE(a) < 1):
+            or not cnp.PyArray_ISBEHAVED_RO(a) or cnp.PyArray_SIZE(a) < 1):
         return None
     if cnp.PyArray_NDIM(a) == 1 or (cnp.PyArray_NDIM(a) == 2 and cnp.PyArray_DIM(a, 1) == 1):
         return a

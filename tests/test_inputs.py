@@ -39,9 +39,10 @@ def test_input_forms_agree(model):
     wide[:, 1] = X[:, 0]
     strided = wide[:, 1:2]  # non-contiguous column view
     big = np.repeat(X, 2, axis=0)[::2]  # non-contiguous rows
+    swapped = X.astype(X.dtype.newbyteorder())  # same values, other byte order
     for form in (X.ravel(), X.tolist(), X.ravel().tolist(), X.astype(np.int32),
                  X.astype(np.uint8), X.astype(np.int16), readonly, strided, big,
-                 np.asfortranarray(X)):
+                 np.asfortranarray(X), swapped, swapped.astype(">i4")):
         assert model.score(form) == expected
         np.testing.assert_array_equal(model.decode(form)[1], expected_path)
     assert X.flags.writeable and np.all(wide[:, 1] == X[:, 0])  # inputs untouched
