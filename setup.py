@@ -5,8 +5,8 @@ once here (bounds checks off: the Python layer validates every input before a ke
 it); HMMFAST_DEBUG=1 turns the checks back on for a debugging build. OpenMP is probed and
 used when the compiler supports it; without it the kernels run serially.
 
-Never -ffast-math / -Ofast: they break -inf arithmetic and set flush-to-zero for the whole
-Python process.
+Never the fast-math flags (gcc's fast-math or O-fast): they break -inf arithmetic and set
+flush-to-zero for the whole Python process.
 """
 
 import os

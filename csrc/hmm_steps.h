@@ -17,7 +17,7 @@
  * store-to-load round trip on every link of the i chain, which is what made N = 5..10
  * slow; four independent vectors per block also hide the add/max latency.
  *
- * gcc will not if-convert the compare-and-select without -ffast-math (which we never
+ * gcc will not if-convert the compare-and-select without fast-math (which we never
  * use), so the x86 paths are intrinsics: MAXPD(v, b) is exactly "v > b ? v : b" (a tie
  * keeps b, the lower i; so does NaN, which cannot occur), and the same "v > b" mask
  * blends the argmax, held as a double so that compare and select share one width (exact
