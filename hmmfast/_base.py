@@ -64,8 +64,6 @@ class BaseHMM:
         underflows, so neither returns a spurious -inf.
     """
 
-    _emission_param_names = ()
-
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="st", init_params="st", implementation="scaling"):
@@ -124,6 +122,13 @@ class BaseHMM:
     def _n(self):
         return V.check_n("n_components", self.n_components)
 
+    def _param_shapes(self, n):
+        """Every fitted parameter's name and required shape; families add theirs."""
+        return {"startprob_": (n,), "transmat_": (n, n)}
+
+    def _sizes_str(self):
+        return f"n_components={self.n_components}"
+
     def _check_fitted(self, names):
         missing = [name for name in names if not hasattr(self, name)]
         if missing:
@@ -139,14 +144,14 @@ class BaseHMM:
             raise ParameterError(
                 f"implementation must be one of {_IMPLEMENTATIONS}, got {self.implementation!r}"
             )
-        names = ("startprob_", "transmat_", *self._emission_param_names)
-        self._check_fitted(names)
-        for name, expected in (("startprob_", (n,)), ("transmat_", (n, n))):
+        shapes = self._param_shapes(n)
+        self._check_fitted(tuple(shapes))
+        for name, expected in shapes.items():
             shape = getattr(self, name).shape
             if shape != expected:
                 raise ParameterError(
-                    f"{name} has shape {shape} but n_components={n} needs {expected}; "
-                    f"assign {name} again"
+                    f"{name} has shape {shape} but the model's sizes ({self._sizes_str()}) "
+                    f"need {expected}; assign {name} again"
                 )
         c = _Compiled()
         c.n_components = n

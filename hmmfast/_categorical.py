@@ -40,8 +40,6 @@ class CategoricalHMM(BaseHMM):
     of symbols in [0, n_features); an intp, C-contiguous X is used without a copy.
     """
 
-    _emission_param_names = ("emissionprob_",)
-
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
@@ -86,15 +84,18 @@ class CategoricalHMM(BaseHMM):
         if self.n_features is None:
             self.n_features = m
 
-    def _prepare(self):
-        c = super()._prepare()
-        m = V.check_n("n_features", self.n_features)
-        if self._emissionprob.shape[1] != m:
-            raise ParameterError(
-                f"emissionprob_ has {self._emissionprob.shape[1]} columns but "
-                f"n_features={m}; assign emissionprob_ again"
-            )
-        return c
+    def _param_shapes(self, n):
+        shapes = super()._param_shapes(n)
+        m = self.n_features
+        if m is not None:
+            m = V.check_n("n_features", m)
+        elif hasattr(self, "_emissionprob"):
+            m = self._emissionprob.shape[1]
+        shapes["emissionprob_"] = (n, m)
+        return shapes
+
+    def _sizes_str(self):
+        return f"{super()._sizes_str()}, n_features={self.n_features}"
 
     def _emission_table(self, scaling):
         # (M, N): row m holds log P(symbol m | state j) for every state j

@@ -71,7 +71,20 @@ def test_not_fitted():
 
 def test_n_components_changed_after_parameters(model):
     model.n_components = 3
-    with pytest.raises(ParameterError, match=r"startprob_ has shape \(2,\) but n_components=3"):
+    with pytest.raises(ParameterError, match=r"startprob_ has shape \(2,\) but the model's sizes \(n_components=3, n_features=3\) need \(3,\)"):
+        model.score([0, 1])
+    model.startprob_ = [0.2, 0.3, 0.5]
+    model.transmat_ = np.full((3, 3), 1 / 3)
+    with pytest.raises(ParameterError, match=r"emissionprob_ has shape \(2, 3\) .* need \(3, 3\)"):
+        model.score([0, 1])
+    model.n_features = 4
+    model.emissionprob_ = np.full((3, 4), 0.25)
+    assert model.score([0, 3]) == pytest.approx(2 * np.log(0.25))
+
+
+def test_n_features_changed_after_parameters(model):
+    model.n_features = 4
+    with pytest.raises(ParameterError, match=r"emissionprob_ has shape \(2, 3\) .* need \(2, 4\)"):
         model.score([0, 1])
 
 
