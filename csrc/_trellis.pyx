@@ -23,9 +23,9 @@
 #   kernel, which tells the two apart. A non-finite posterior row does the same.
 #
 # Posteriors are written in place: alpha rows go into the (T, N) output and are turned
-# into gamma rows during the backward sweep, with beta kept in O(N) scratch.
-# Loops run i-outer, j-inner over contiguous transition rows so the compiler vectorises
-# the inner axpy.
+# into gamma rows during the backward sweep, with beta kept in O(N) scratch. Each step's
+# vector-matrix product is hmm_vecmat_step (csrc/hmm_steps.h: column-blocked, SSE2/AVX2),
+# on the padded transition matrix going forward and its padded transpose going back.
 
 from libc.math cimport exp, log, INFINITY
 
@@ -172,7 +172,6 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
     cdef double* acc = work + 2 * sn
     cdef double* nxt
     cdef const double* b
-    cdef const double* row
     cdef double c = 0.0, inv, shift, prod, log_c_sum = 0.0, pending = 1.0
     logprob_out[0] = -INFINITY
     r = frame_row(fr, start)
@@ -334,7 +333,6 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
     cdef double* g
     cdef double* post = posteriors_out + start * n
     cdef const double* b
-    cdef const double* row
     cdef double s, inv
     cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, beta, post, scales,
                                             logprob_out)

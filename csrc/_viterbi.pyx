@@ -3,11 +3,11 @@
 # Design note
 # -----------
 # Max-plus recursion in log space: delta_t(j) = max_i(delta_{t-1}(i) + logA_ij) + log b_t(j),
-# psi_t(j) = the maximising i. The loop runs i-outer, j-inner over contiguous rows of
-# log A, so the inner compare-and-select runs over contiguous memory; a predecessor
-# whose delta is -inf is skipped (cheap structural zeros). Ties break to the lowest
-# state index everywhere: strict ">" while i ascends keeps the first maximiser, and the
-# final state is the first argmax. Among equally good paths this returns the one that is
+# psi_t(j) = the maximising i, computed by hmm_maxplus_step (csrc/hmm_steps.h:
+# column-blocked in vector registers, SSE2/AVX2); a predecessor whose delta is -inf is
+# skipped (cheap structural zeros). Ties break to the lowest state index everywhere: a
+# strict ">" while i ascends keeps the first maximiser, and the final state is the first
+# argmax. Among equally good paths this returns the one that is
 # smallest read backwards from the last step.
 #
 # Backpointers take the smallest unsigned type that holds N (uint8 up to 256 states,
