@@ -136,7 +136,7 @@ cdef inline void run_sequences(
 ) noexcept nogil:
     """Run ``kernel`` on every sequence; sequence s spans offsets[s]:offsets[s + 1]."""
     cdef Py_ssize_t s
-    cdef char* scratch
+    cdef char* scratch = NULL
     if n_threads <= 1 or n_seq <= 1:
         scratch = <char*> malloc(scratch_bytes)
         for s in range(n_seq):
@@ -307,6 +307,7 @@ cdef inline object run_kernel(
     cdef intp_t* states = NULL
     cdef cnp.ndarray out = None
     cdef cnp.npy_intp dims[2]
+    single_status.code = STATUS_OK  # written by the kernel; initialised for the compiler
     fill_chain(&c, chain)
     cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, c.n_states, need_scaled)
     cdef const intp_t* off = offsets_data(offsets, n_frames, single_offsets, &n_seq)
