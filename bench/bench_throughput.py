@@ -25,12 +25,13 @@ STATES = (16, 64, 256)
 N_SYMBOLS, T = 32, 1000
 
 
-def median_ms(fn, repeats):
-    fn()
+def median_ms(fn, X, repeats):
+    """Median wall time of fn(X) in milliseconds, after one warm-up call."""
+    fn(X)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        fn(X)
         times.append(time.perf_counter() - t0)
     return 1e3 * float(np.median(times))
 
@@ -61,12 +62,12 @@ def main():
             assert abs(peer.score(X) - ours.score(X)) <= 1e-9 * abs(ours.score(X))
             assert abs(peer.decode(X)[0] - ours.decode(X)[0]) <= 1e-9 * abs(ours.score(X))
         for call in ("score", "decode"):
-            ms = median_ms(lambda f=getattr(ours, call), X=X: f(X), args.repeats)
+            ms = median_ms(getattr(ours, call), X, args.repeats)
             ns_cell = 1e6 * ms / (T * n * n)
             if peer is None:
                 lines.append(f"| {n} | {call} | {ms:.3f} | {ns_cell:.2f} | - | - |")
                 continue
-            peer_ms = median_ms(lambda f=getattr(peer, call), X=X: f(X), args.repeats)
+            peer_ms = median_ms(getattr(peer, call), X, args.repeats)
             lines.append(f"| {n} | {call} | {ms:.3f} | {ns_cell:.2f} | {peer_ms:.2f} | "
                          f"{peer_ms / ms:.0f}x |")
     table = "\n".join(lines)
