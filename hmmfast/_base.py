@@ -19,7 +19,6 @@ from . import _kernel_inputs, _sampling, _trellis, _viterbi
 from . import _validation as V
 from ._errors import HMMTypeError, NotFittedError, ParameterError
 
-_IMPLEMENTATIONS = ("scaling", "log")
 _ALGORITHMS = ("viterbi", "map")
 
 
@@ -140,10 +139,7 @@ class BaseHMM:
     def _prepare(self):
         """Validate the model as a whole and build the kernel inputs (cached)."""
         n = self._n()
-        if self.implementation not in _IMPLEMENTATIONS:
-            raise ParameterError(
-                f"implementation must be one of {_IMPLEMENTATIONS}, got {self.implementation!r}"
-            )
+        scaling = V.uses_scaling(self.implementation)
         shapes = self._param_shapes(n)
         self._check_fitted(tuple(shapes))
         for name, expected in shapes.items():
@@ -155,7 +151,7 @@ class BaseHMM:
                 )
         c = _Compiled()
         c.n_components = n
-        c.scaling = self.implementation == "scaling"
+        c.scaling = scaling
         c.chain = _kernel_inputs.chain(self._startprob, self._transmat)
         c.emission = self._emission_table(c.scaling)
         self._cache = c

@@ -11,29 +11,22 @@ from . import _kernel_inputs, _trellis, _viterbi
 from . import _validation as V
 from ._errors import ParameterError
 
-_IMPLEMENTATIONS = ("scaling", "log")
-
 
 def _prepare(startprob, transmat, log_emissions, lengths, implementation):
-    if implementation not in _IMPLEMENTATIONS:
+    scaling = V.uses_scaling(implementation)
+    shape = np.shape(startprob)
+    if len(shape) != 1:
         raise ParameterError(
-            f"implementation must be one of {_IMPLEMENTATIONS}, got {implementation!r}"
+            f"startprob must be a 1-D array of n_components probabilities, got shape {shape}"
         )
-    start = np.asarray(startprob, dtype=np.float64) if not hasattr(startprob, "tocsr") else None
-    if start is None or start.ndim != 1:
-        raise ParameterError(
-            f"startprob must be a 1-D array of n_components probabilities, got shape "
-            f"{np.shape(startprob)}"
-        )
-    n = start.shape[0]
+    n = shape[0]
     if n < 1:
         raise ParameterError("startprob is empty; expected at least one state")
     if hasattr(transmat, "toarray"):  # scipy.sparse: densified (sparse kernels come later)
         transmat = transmat.toarray()
-    start = V.probability_vector("startprob", start, n)
+    start = V.probability_vector("startprob", startprob, n)
     trans = V.stochastic_matrix("transmat", transmat, n, n)
     log_em = V.log_emission_matrix(log_emissions, n)
-    scaling = implementation == "scaling"
     offsets = None if lengths is None else V.lengths_to_offsets(lengths, log_em.shape[0])
     return (_kernel_inputs.chain(start, trans), _kernel_inputs.emission(log_em, scaling),
             offsets, scaling)

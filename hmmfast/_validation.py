@@ -81,6 +81,18 @@ def read_only_log(arr):
     return out
 
 
+IMPLEMENTATIONS = ("scaling", "log")
+
+
+def uses_scaling(implementation):
+    """True for implementation="scaling", False for "log", an error otherwise."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ParameterError(
+            f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
+        )
+    return implementation == "scaling"
+
+
 def check_n(name, value, minimum=1):
     """A positive integer hyper-parameter."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -135,11 +147,9 @@ def symbols(X):
     if arr.size == 0:
         raise HMMInputError("X is empty; expected at least one observation")
     if arr.dtype.kind not in "iu":
-        if arr.dtype == object or arr.dtype.kind in "fcbUSV":
-            raise HMMTypeError(
-                f"X must hold integer symbols (CategoricalHMM), got dtype {arr.dtype}"
-            )
-        raise HMMTypeError(f"X must hold integer symbols, got dtype {arr.dtype}")
+        raise HMMTypeError(
+            f"X must hold integer symbols (CategoricalHMM), got dtype {arr.dtype}"
+        )
     if arr.ndim == 2:
         if arr.shape[1] != 1:
             raise HMMInputError(
@@ -151,9 +161,7 @@ def symbols(X):
         raise HMMInputError(
             f"X must have shape (n_samples, 1) or (n_samples,), got {_shape_str(arr.shape)}"
         )
-    if arr.size == 0:
-        raise HMMInputError("X is empty; expected at least one observation")
-    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.intp).max:
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.intp).max:
         raise HMMInputError(f"X holds symbol {arr.max()}, too large for any model")
     return np.ascontiguousarray(arr, dtype=np.intp)
 
