@@ -20,18 +20,17 @@ def chain(startprob, transmat):
     start = np.ascontiguousarray(startprob, dtype=np.float64)
     trans = np.ascontiguousarray(transmat, dtype=np.float64)
     log_trans = read_only_log(trans)
-    n = trans.shape[0]
-    n_pad = (n + 3) // 4 * 4
-    trans_pad = np.zeros((n, n_pad))
-    trans_pad[:, :n] = trans
-    log_trans_pad = np.full((n, n_pad), -np.inf)
-    log_trans_pad[:, :n] = log_trans
-    trans_t_pad = np.zeros((n, n_pad))
-    trans_t_pad[:, :n] = trans.T
-    for arr in (trans_pad, log_trans_pad, trans_t_pad):
-        arr.flags.writeable = False
-    return (start, read_only_log(start), trans, log_trans, trans_pad, log_trans_pad,
-            trans_t_pad)
+    return (start, read_only_log(start), trans, log_trans, _padded(trans, 0.0),
+            _padded(log_trans, -np.inf), _padded(trans.T, 0.0))
+
+
+def _padded(matrix, fill):
+    """Read-only copy of a square matrix with rows widened to a multiple of 4 by ``fill``."""
+    n = matrix.shape[0]
+    out = np.full((n, (n + 3) // 4 * 4), fill)
+    out[:, :n] = matrix
+    out.flags.writeable = False
+    return out
 
 
 def emission(log_table, scaling):
