@@ -29,6 +29,9 @@ from _common cimport (
 
 cnp.import_array()
 
+cdef enum:
+    VITERBI_VECTORS = 3  # scratch vectors before the backpointers: delta, next, argmax
+
 ctypedef fused backptr_t:
     uint8_t
     uint16_t
@@ -39,7 +42,7 @@ cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssi
                                        Py_ssize_t stop, double* work, backptr_t* backptr,
                                        double* logprob_out, intp_t* states_out) noexcept nogil:
     """Decode one sequence. work: 3 vectors (stride(N) apart); backptr: (T, N)."""
-    cdef Py_ssize_t n = ch.n_states, t, i, j, r, best_state, sn = stride(ch.n_states)
+    cdef Py_ssize_t n = ch.n_states, t, j, r, best_state, sn = stride(ch.n_states)
     cdef double* delta = work
     cdef double* nxt = work + sn
     # the maximising predecessor, as a double (see hmm_steps.h)
@@ -89,7 +92,7 @@ cdef SeqStatus viterbi_u8(const Chain* ch, const Frames* fr, Py_ssize_t start, P
                           char* scratch, double* logprob_out, double* posteriors_out,
                           intp_t* states_out) noexcept nogil:
     return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <uint8_t*> (scratch + 3 * stride(ch.n_states) * sizeof(double)),
+                            <uint8_t*> (scratch + VITERBI_VECTORS * stride(ch.n_states) * sizeof(double)),
                             logprob_out, states_out)
 
 
@@ -97,7 +100,7 @@ cdef SeqStatus viterbi_u16(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                            char* scratch, double* logprob_out, double* posteriors_out,
                            intp_t* states_out) noexcept nogil:
     return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <uint16_t*> (scratch + 3 * stride(ch.n_states) * sizeof(double)),
+                            <uint16_t*> (scratch + VITERBI_VECTORS * stride(ch.n_states) * sizeof(double)),
                             logprob_out, states_out)
 
 
@@ -105,7 +108,7 @@ cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                            char* scratch, double* logprob_out, double* posteriors_out,
                            intp_t* states_out) noexcept nogil:
     return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <int32_t*> (scratch + 3 * stride(ch.n_states) * sizeof(double)),
+                            <int32_t*> (scratch + VITERBI_VECTORS * stride(ch.n_states) * sizeof(double)),
                             logprob_out, states_out)
 
 
@@ -127,14 +130,14 @@ def viterbi(tuple chain, tuple emission, rows, offsets, logprob_out=None, int n_
     """
     cdef Py_ssize_t n = len(chain[0])
     if n <= 256:
-        return run_kernel(viterbi_u8, 3 * sizeof(double), 0, sizeof(uint8_t), False,
+        return run_kernel(viterbi_u8, VITERBI_VECTORS * sizeof(double), 0, sizeof(uint8_t), False,
                           OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
                           n_threads)
     if n <= 65536:
-        return run_kernel(viterbi_u16, 3 * sizeof(double), 0, sizeof(uint16_t), False,
+        return run_kernel(viterbi_u16, VITERBI_VECTORS * sizeof(double), 0, sizeof(uint16_t), False,
                           OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
                           n_threads)
-    return run_kernel(viterbi_i32, 3 * sizeof(double), 0, sizeof(int32_t), False,
+    return run_kernel(viterbi_i32, VITERBI_VECTORS * sizeof(double), 0, sizeof(int32_t), False,
                       OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
                       n_threads)
 
