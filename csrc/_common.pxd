@@ -5,10 +5,11 @@
 # Kernels see a model as two plain structs:
 #
 # * ``Chain``: the Markov chain, start and transition probabilities together with their
-#   logs (zeros map to -inf), and copies of both transition matrices (and of the
-#   transpose, for backward sweeps) with rows padded to n_pad (a multiple of 4) columns
-#   for the vectorised steps of hmm_steps.h. Cached on
-#   the model when parameters are set, never recomputed per call.
+#   logs (zeros map to -inf), copies of both transition matrices (and of the transpose,
+#   for backward sweeps) with rows padded to n_pad (a multiple of 4) columns for the
+#   vectorised steps of hmm_steps.h, the non-zero transitions by row and by column, and
+#   ``mass_floor``, the precision guard of the scaled kernels (see _trellis.pyx). Built
+#   once per parameter set by _chain.pyx and handed to kernels as a PyCapsule.
 # * ``Frames``: where each time step's emission scores come from. Row ``rows[t]`` of a
 #   table (CategoricalHMM: one row per symbol) or, with ``rows == NULL``, row ``t`` of a
 #   dense (T, N) matrix (the functional API and the generic emission hook). ``log_table``
@@ -28,6 +29,7 @@
 
 from libc.stdlib cimport malloc, free
 from libc.math cimport INFINITY
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython.parallel cimport prange, parallel
 
 ctypedef Py_ssize_t intp_t
@@ -44,6 +46,8 @@ cdef enum:
     STATUS_BAD_ROW = 1        # rows[frame] outside [0, n_rows)
     STATUS_IMPOSSIBLE = 2     # no state path explains frames start..frame
     STATUS_NO_MEMORY = 3      # scratch allocation failed
+    STATUS_UNDERFLOW = 4      # a scaled pass could lose precision here (never leaves
+                              # _trellis: the sequence is finished in log space)
 
 cdef struct SeqStatus:
     int code
@@ -59,6 +63,23 @@ cdef struct Chain:
     const double* transmat_pad    # (N, n_pad), pad columns 0
     const double* log_transmat_pad  # (N, n_pad), pad columns -inf
     const double* transmat_t_pad  # (N, n_pad): transmat.T, pad columns 0 (backward sweeps)
+    Py_ssize_t n_nonzero          # non-zero transitions
+    const intp_t* row_start       # (N + 1,) CSR: successors of i are row_to[row_start[i]:...]
+    const intp_t* row_to          # (nnz,)
+    const double* row_prob        # (nnz,) A_ij
+    const double* row_log         # (nnz,) log A_ij
+    const intp_t* col_start       # (N + 1,) CSC: predecessors of j are col_from[col_start[j]:...]
+    const intp_t* col_from        # (nnz,)
+    const double* col_prob        # (nnz,)
+    const double* col_log         # (nnz,)
+    double mass_floor             # 0: every transition >= WELL_MIXED (no per-state guard);
+                                  # else scaled alpha entries below it end the scaled pass
+
+cdef extern from *:
+    """
+    #define HMMFAST_CHAIN_CAPSULE "hmmfast.Chain"
+    """
+    const char* CHAIN_CAPSULE "HMMFAST_CHAIN_CAPSULE"
 
 cdef struct Frames:
     const double* log_table       # (n_rows, N)
@@ -184,24 +205,9 @@ cdef inline Py_ssize_t padded_width(Py_ssize_t n) noexcept nogil:
     return (n + 3) & ~3
 
 
-cdef inline int fill_chain(Chain* c, tuple chain) except -1:
-    """chain = (startprob, log_startprob, transmat, log_transmat, transmat_pad,
-    log_transmat_pad, transmat_t_pad), all float64 (see hmmfast._kernel_inputs.chain)."""
-    if len(chain) != 7:
-        raise TypeError("internal: chain must be a 7-tuple")
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray?> chain[0])
-    if n < 1:
-        raise ValueError("internal: empty chain")
-    c.n_states = n
-    c.n_pad = padded_width(n)
-    c.startprob = f64_data(chain[0], n, "startprob")
-    c.log_startprob = f64_data(chain[1], n, "log_startprob")
-    c.transmat = f64_data(chain[2], n * n, "transmat")
-    c.log_transmat = f64_data(chain[3], n * n, "log_transmat")
-    c.transmat_pad = f64_data(chain[4], n * c.n_pad, "transmat_pad")
-    c.log_transmat_pad = f64_data(chain[5], n * c.n_pad, "log_transmat_pad")
-    c.transmat_t_pad = f64_data(chain[6], n * c.n_pad, "transmat_t_pad")
-    return 0
+cdef inline const Chain* get_chain(object chain) except NULL:
+    """The Chain inside a capsule made by hmmfast._chain.compile_chain."""
+    return <const Chain*> PyCapsule_GetPointer(chain, CHAIN_CAPSULE)
 
 
 cdef inline Py_ssize_t fill_frames(Frames* f, tuple emission, object rows, Py_ssize_t n_states,
@@ -287,7 +293,7 @@ cdef enum:
 cdef inline object run_kernel(
     seq_kernel_t kernel, size_t bytes_per_state, size_t bytes_per_frame, size_t bytes_per_cell,
     bint need_scaled, int output, bint impossible_is_error,
-    tuple chain, tuple emission, object rows, object offsets, object logprob_out, int n_threads,
+    object chain, tuple emission, object rows, object offsets, object logprob_out, int n_threads,
 ):
     """The shared body of every def wrapper: structs, outputs, scratch size, nogil run, errors.
 
@@ -296,7 +302,7 @@ cdef inline object run_kernel(
     their O(N) vectors stride(N) doubles apart, then per-frame, then per-cell storage.
     Returns the total log-probability (float), or (total, output array).
     """
-    cdef Chain c
+    cdef const Chain* c = get_chain(chain)
     cdef Frames f
     cdef intp_t single_offsets[2]
     cdef SeqStatus single_status
@@ -308,7 +314,6 @@ cdef inline object run_kernel(
     cdef cnp.ndarray out = None
     cdef cnp.npy_intp dims[2]
     single_status.code = STATUS_OK  # written by the kernel; initialised for the compiler
-    fill_chain(&c, chain)
     cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, c.n_states, need_scaled)
     cdef const intp_t* off = offsets_data(offsets, n_frames, single_offsets, &n_seq)
     for s in range(n_seq):
@@ -335,7 +340,7 @@ cdef inline object run_kernel(
     try:
         st = status_buffer(n_seq, &single_status)
         with nogil:
-            run_sequences(kernel, scratch_bytes, &c, &f, off, n_seq, n_threads,
+            run_sequences(kernel, scratch_bytes, c, &f, off, n_seq, n_threads,
                           logprob, post, states, st)
         for s in range(n_seq):
             if st[s].code == STATUS_NO_MEMORY:

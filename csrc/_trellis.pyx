@@ -18,14 +18,40 @@
 #   per ~200 orders of magnitude, not one per step). When only the likelihood is wanted,
 #   alpha is not even divided every step: it is renormalised when its sum drops below
 #   1e-60, which takes the division off the step-to-step latency chain.
-#   A step whose normaliser falls below SCALED_TINY (an impossible prefix, or a
-#   likelihood ratio too small for float64) makes the sequence fall back to the log
-#   kernel, which tells the two apart. A non-finite posterior row does the same.
+#
+# The scaled pass's precision guard (why "scaling" equals "log" to rounding)
+# --------------------------------------------------------------------------
+# A scaled entry that underflows loses a state's mass for good; if that state explains
+# the data later, the likelihood is wrong by hundreds of nats (hmmlearn's "scaling" has
+# this flaw). Two regimes, chosen once per model (Chain.mass_floor, set in Python):
+#
+# * Well mixed (every transition probability >= WELL_MIXED = 1e-100, mass_floor = 0):
+#   every state receives at least WELL_MIXED of the total mass at every step, so a
+#   state's relative mass is refilled each step and what underflow can lose (< 1e-323
+#   per entry) stays below 1e-40 of the answer. The sum of alpha never falls by more
+#   than WELL_MIXED in one step (the frame's best state keeps emission factor 1), so
+#   the only guard left is the sum check below. No per-state check: the fast path.
+# * Otherwise (structural zeros, tiny transitions), mass_floor = F (>= 1e-200, and
+#   large enough that F * smallest positive transition is a normal double): any alpha
+#   entry that should be non-zero (a positive predicted mass and a finite log-emission)
+#   but is below F ends the scaled pass. Above F every product is a normal double, so
+#   the entries that pass are exact to rounding and exact zeros are structural.
+# * In both, a step whose alpha sum falls below SUM_FLOOR ends the scaled pass.
+# When the scaled pass ends at frame t, the vector of frame t - 1 is still exact:
+# ``forward`` converts it to logs and finishes the sequence with the log kernel;
+# ``forward_backward`` redoes the sequence with the log kernel.
+# The backward pass is checked by an identity instead: with Rabiner's scaling,
+# sum_i alphahat_t(i) betahat_t(i) = 1 at every t, and whatever beta loses lowers that
+# sum by the posterior mass it carried (the deficit only grows going backwards). A row
+# whose sum is below 1 - POSTERIOR_DEFICIT (or not finite) redoes the sequence in log
+# space, so posteriors are exact to 1e-9 absolute.
 #
 # Posteriors are written in place: alpha rows go into the (T, N) output and are turned
 # into gamma rows during the backward sweep, with beta kept in O(N) scratch. Each step's
 # vector-matrix product is hmm_vecmat_step (csrc/hmm_steps.h: column-blocked, SSE2/AVX2),
 # on the padded transition matrix going forward and its padded transpose going back.
+# Every read of a frame's table row is range-checked (the observations may be the
+# caller's array, read without a copy while the GIL is released).
 
 from libc.math cimport exp, log, INFINITY
 
@@ -33,49 +59,51 @@ cimport numpy as cnp
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, max_of, run_kernel,
     hmm_vecmat_step, hmm_force_avx2,
-    STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_NONE, OUTPUT_POSTERIORS,
+    STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_UNDERFLOW, OUTPUT_NONE,
+    OUTPUT_POSTERIORS,
 )
 
 cnp.import_array()
 
 cdef double LOG_TINY = 1e-280
-cdef double SCALED_TINY = 1e-290
+cdef double SUM_FLOOR = 1e-180
 cdef double SMALL_PRODUCT = 1e-200
 cdef double SMALL_SCALE = 1e-100
 cdef double LAZY_RENORMALISE = 1e-60
+cdef double POSTERIOR_DEFICIT = 1e-9
 
 
 # ---------------------------------------------------------------- log-space building blocks
 
-cdef inline double exact_column_lse(const double* prev, const double* log_transmat,
-                                    Py_ssize_t j, Py_ssize_t n) noexcept nogil:
-    """log sum_i exp(prev_i + logA_ij), computed the slow exact way."""
-    cdef Py_ssize_t i
+cdef inline double exact_column_lse(const double* prev, const Chain* ch,
+                                    Py_ssize_t j) noexcept nogil:
+    """log sum_i exp(prev_i + logA_ij) over the predecessors of j, computed exactly."""
+    cdef Py_ssize_t k, first = ch.col_start[j], last = ch.col_start[j + 1]
     cdef double v, mx = -INFINITY, s = 0.0
-    for i in range(n):
-        v = prev[i] + log_transmat[i * n + j]
+    for k in range(first, last):
+        v = prev[ch.col_from[k]] + ch.col_log[k]
         if v > mx:
             mx = v
     if mx == -INFINITY:
         return -INFINITY
-    for i in range(n):
-        s += exp(prev[i] + log_transmat[i * n + j] - mx)
+    for k in range(first, last):
+        s += exp(prev[ch.col_from[k]] + ch.col_log[k] - mx)
     return mx + log(s)
 
 
-cdef inline double exact_row_lse(const double* v, const double* log_row,
-                                 Py_ssize_t n) noexcept nogil:
-    """log sum_j exp(v_j + logA_ij) for one transition row, computed exactly."""
-    cdef Py_ssize_t j
+cdef inline double exact_row_lse(const double* v, const Chain* ch,
+                                 Py_ssize_t i) noexcept nogil:
+    """log sum_j exp(v_j + logA_ij) over the successors of i, computed exactly."""
+    cdef Py_ssize_t k, first = ch.row_start[i], last = ch.row_start[i + 1]
     cdef double x, mx = -INFINITY, s = 0.0
-    for j in range(n):
-        x = v[j] + log_row[j]
+    for k in range(first, last):
+        x = v[ch.row_to[k]] + ch.row_log[k]
         if x > mx:
             mx = x
     if mx == -INFINITY:
         return -INFINITY
-    for j in range(n):
-        s += exp(v[j] + log_row[j] - mx)
+    for k in range(first, last):
+        s += exp(v[ch.row_to[k]] + ch.row_log[k] - mx)
     return mx + log(s)
 
 
@@ -98,7 +126,7 @@ cdef inline void log_forward_step(const Chain* ch, const double* prev, double pr
         elif s > LOG_TINY:
             out[j] = prev_max + log(s) + log_b[j]
         else:
-            out[j] = exact_column_lse(prev, ch.log_transmat, j, n) + log_b[j]
+            out[j] = exact_column_lse(prev, ch, j) + log_b[j]
 
 
 cdef inline double log_sum(const double* x, double mx, Py_ssize_t n) noexcept nogil:
@@ -110,32 +138,23 @@ cdef inline double log_sum(const double* x, double mx, Py_ssize_t n) noexcept no
     return mx + log(s)
 
 
-cdef SeqStatus log_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t start,
-                                Py_ssize_t stop, double* work, double* alpha_rows,
+cdef SeqStatus log_forward_loop(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                Py_ssize_t t_from, Py_ssize_t stop, double* work, double* cur,
+                                double m, double* alpha_rows,
                                 double* logprob_out) noexcept nogil:
-    """Log forward over one sequence.
+    """Log forward over frames t_from..stop-1, from log alpha of frame t_from - 1.
 
-    work : scratch of 4 vectors (stride(N) apart).
-    alpha_rows : (T, N) receiving log alpha_t, or NULL to keep only the current step.
+    work : scratch of 4 vectors (stride(N) apart). Without alpha_rows, ``cur`` must be
+        work + sn or work + 2 sn (the two rolling buffers).
+    cur : log alpha of frame t_from - 1 (a row of alpha_rows when that is given), with
+        maximum m (finite).
+    alpha_rows : (T, N) of the sequence receiving log alpha_t, or NULL.
     """
-    cdef Py_ssize_t n = ch.n_states, t, j, r, sn = stride(ch.n_states)
+    cdef Py_ssize_t n = ch.n_states, t, r, sn = stride(ch.n_states)
     cdef double* p = work
     cdef double* acc = work + 3 * sn
-    cdef double* cur = alpha_rows if alpha_rows != NULL else work + sn
     cdef double* nxt
-    cdef const double* log_b
-    cdef double m
-    logprob_out[0] = -INFINITY
-    r = frame_row(fr, start)
-    if r < 0:
-        return status(STATUS_BAD_ROW, start)
-    log_b = fr.log_table + r * n
-    for j in range(n):
-        cur[j] = ch.log_startprob[j] + log_b[j]
-    m = max_of(cur, n)
-    if m == -INFINITY:
-        return status(STATUS_IMPOSSIBLE, start)
-    for t in range(start + 1, stop):
+    for t in range(t_from, stop):
         r = frame_row(fr, t)
         if r < 0:
             return status(STATUS_BAD_ROW, t)
@@ -152,11 +171,49 @@ cdef SeqStatus log_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t st
     return status(STATUS_OK, 0)
 
 
+cdef SeqStatus log_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                Py_ssize_t stop, double* work, double* alpha_rows,
+                                double* logprob_out) noexcept nogil:
+    """Log forward over one sequence.
+
+    work : scratch of 4 vectors (stride(N) apart).
+    alpha_rows : (T, N) receiving log alpha_t, or NULL to keep only the current step.
+    """
+    cdef Py_ssize_t n = ch.n_states, j, r
+    cdef double* cur = alpha_rows if alpha_rows != NULL else work + stride(ch.n_states)
+    cdef const double* log_b
+    cdef double m
+    logprob_out[0] = -INFINITY
+    r = frame_row(fr, start)
+    if r < 0:
+        return status(STATUS_BAD_ROW, start)
+    log_b = fr.log_table + r * n
+    for j in range(n):
+        cur[j] = ch.log_startprob[j] + log_b[j]
+    m = max_of(cur, n)
+    if m == -INFINITY:
+        return status(STATUS_IMPOSSIBLE, start)
+    return log_forward_loop(ch, fr, start, start + 1, stop, work, cur, m, alpha_rows,
+                            logprob_out)
+
+
 # ---------------------------------------------------------------- scaled building blocks
+
+cdef inline bint mass_lost(const double* predicted, const double* alpha, const double* log_b,
+                           Py_ssize_t n, double floor) noexcept nogil:
+    """True when an entry that is non-zero in exact arithmetic (positive predicted mass,
+    finite log-emission) came out below ``floor``: the scaled pass cannot go on."""
+    cdef Py_ssize_t j
+    cdef bint lost = False
+    for j in range(n):  # branch-free: one flag for the whole vector
+        lost |= (alpha[j] < floor) & (predicted[j] > 0.0) & (log_b[j] > -INFINITY)
+    return lost
+
 
 cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                    Py_ssize_t stop, double* work, double* alpha_rows,
-                                   double* scales, double* logprob_out) noexcept nogil:
+                                   double* scales, double* logprob_out,
+                                   double** last_out, double* log_scale_out) noexcept nogil:
     """Scaled forward over one sequence.
 
     work : scratch of 3 vectors (stride(N) apart).
@@ -164,16 +221,20 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
     scales : (T,) receiving c_t, or NULL. With NULL (scoring only) alpha is renormalised
         only when its sum falls below LAZY_RENORMALISE; the sum then carries the
         product of the skipped c_t.
-    Returns STATUS_IMPOSSIBLE when a normaliser drops below SCALED_TINY: the caller
-    decides with the log kernel whether the prefix is impossible or merely tiny.
+    Returns STATUS_UNDERFLOW at frame t when the precision guard (see the design note)
+    ends the pass there. Then ``last_out`` points at the exact vector of frame t - 1 and
+    ``log_scale_out`` holds the log of its scale: log alpha_{t-1} = log(last) + scale.
     """
     cdef Py_ssize_t n = ch.n_states, t, j, r, sn = stride(ch.n_states)
     cdef double* cur = alpha_rows if alpha_rows != NULL else work
     cdef double* acc = work + 2 * sn
     cdef double* nxt
     cdef const double* b
+    cdef const double* log_b
     cdef double c = 0.0, inv, shift, prod, log_c_sum = 0.0, pending = 1.0
+    cdef double floor = ch.mass_floor
     logprob_out[0] = -INFINITY
+    last_out[0] = NULL
     r = frame_row(fr, start)
     if r < 0:
         return status(STATUS_BAD_ROW, start)
@@ -181,8 +242,9 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
     for j in range(n):
         cur[j] = ch.startprob[j] * b[j]
         c += cur[j]
-    if not c > SCALED_TINY:
-        return status(STATUS_IMPOSSIBLE, start)
+    if not c > SUM_FLOOR or (floor > 0.0 and mass_lost(ch.startprob, cur,
+                                                       fr.log_table + r * n, n, floor)):
+        return status(STATUS_UNDERFLOW, start)
     shift = fr.row_log_scale[r]
     inv = 1.0 / c
     for j in range(n):
@@ -204,8 +266,11 @@ cdef SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t
         for j in range(n):
             nxt[j] = acc[j] * b[j]
             c += nxt[j]
-        if not c > SCALED_TINY:
-            return status(STATUS_IMPOSSIBLE, t)
+        if not c > SUM_FLOOR or (floor > 0.0 and mass_lost(acc, nxt, fr.log_table + r * n,
+                                                           n, floor)):
+            last_out[0] = cur
+            log_scale_out[0] = log_c_sum + log(prod) + shift
+            return status(STATUS_UNDERFLOW, t)
         shift += fr.row_log_scale[r]
         if scales == NULL and c > LAZY_RENORMALISE:
             # score only: no one needs alpha_t normalised, so let it shrink and keep the
@@ -243,21 +308,32 @@ cdef SeqStatus forward_log_kernel(const Chain* ch, const Frames* fr, Py_ssize_t 
 cdef SeqStatus forward_scaling_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                       Py_ssize_t stop, char* scratch, double* logprob_out,
                                       double* posteriors_out, intp_t* states_out) noexcept nogil:
-    # scratch: 4 vectors (3 for the scaled pass, 4 for the log fallback)
-    cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, NULL,
-                                            logprob_out)
-    if st.code == STATUS_IMPOSSIBLE:
-        return log_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, logprob_out)
-    return st
+    # scratch: 4 vectors (3 for the scaled pass, 4 for finishing in log space)
+    cdef double* work = <double*> scratch
+    cdef double* last
+    cdef double* log_cur = work + 2 * stride(ch.n_states)  # a rolling buffer of the log loop
+    cdef double log_scale
+    cdef Py_ssize_t j, n = ch.n_states
+    cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, work, NULL, NULL,
+                                            logprob_out, &last, &log_scale)
+    if st.code != STATUS_UNDERFLOW:
+        return st
+    if last == NULL:  # the first frame: start over in log space
+        return log_forward_pass(ch, fr, start, stop, work, NULL, logprob_out)
+    # alpha of frame st.frame - 1 is exact: continue from it in log space
+    for j in range(n):
+        log_cur[j] = log(last[j]) + log_scale if last[j] > 0.0 else -INFINITY
+    return log_forward_loop(ch, fr, start, st.frame, stop, work, log_cur, max_of(log_cur, n),
+                            NULL, logprob_out)
 
 
-cdef inline bint normalise_row(double* g, Py_ssize_t n) noexcept nogil:
-    """Scale g to sum 1; false when its sum is not a positive finite number."""
+cdef inline bint normalise_row(double* g, Py_ssize_t n, double minimum) noexcept nogil:
+    """Scale g to sum 1; false unless its sum is finite and above ``minimum``."""
     cdef Py_ssize_t j
     cdef double s = 0.0
     for j in range(n):
         s += g[j]
-    if not (s > 0.0 and s < INFINITY):
+    if not (s > minimum and s < INFINITY):
         return False
     s = 1.0 / s
     for j in range(n):
@@ -270,7 +346,7 @@ cdef SeqStatus forward_backward_log_kernel(const Chain* ch, const Frames* fr, Py
                                            double* posteriors_out,
                                            intp_t* states_out) noexcept nogil:
     # scratch: 4 vectors. Posterior rows first hold log alpha_t.
-    cdef Py_ssize_t n = ch.n_states, t, i, j, sn = stride(ch.n_states)
+    cdef Py_ssize_t n = ch.n_states, t, i, j, r, sn = stride(ch.n_states)
     cdef double* work = <double*> scratch
     cdef double* beta = work
     cdef double* nb = work + sn
@@ -291,10 +367,13 @@ cdef SeqStatus forward_backward_log_kernel(const Chain* ch, const Frames* fr, Py
     g = post + last * n
     for j in range(n):
         g[j] = exp(g[j] - ll)
-    normalise_row(g, n)
+    normalise_row(g, n, 0.0)
     for t in range(last - 1, -1, -1):
         # beta_t(i) = logsumexp_j(logA_ij + log b_{t+1}(j) + beta_{t+1}(j))
-        log_b = fr.log_table + frame_row(fr, start + t + 1) * n
+        r = frame_row(fr, start + t + 1)
+        if r < 0:
+            return status(STATUS_BAD_ROW, start + t + 1)
+        log_b = fr.log_table + r * n
         for j in range(n):
             v[j] = log_b[j] + beta[j]
         m = max_of(v, n)
@@ -308,14 +387,15 @@ cdef SeqStatus forward_backward_log_kernel(const Chain* ch, const Frames* fr, Py
             if s > LOG_TINY:
                 nb[i] = m + log(s)
             else:
-                nb[i] = exact_row_lse(v, ch.log_transmat + i * n, n)
+                nb[i] = exact_row_lse(v, ch, i)
         swap = beta
         beta = nb
         nb = swap
         g = post + t * n
         for j in range(n):
             g[j] = exp(g[j] + beta[j] - ll)
-        normalise_row(g, n)
+        if not normalise_row(g, n, 0.0):  # only if X changed under us: a wrong frame
+            return status(STATUS_BAD_ROW, start + t + 1)
     return st
 
 
@@ -324,7 +404,7 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
                                                double* logprob_out, double* posteriors_out,
                                                intp_t* states_out) noexcept nogil:
     # scratch: 4 vectors (3 here, 4 for the log fallback), then T doubles (c_t).
-    cdef Py_ssize_t n = ch.n_states, t, i, j, big_t = stop - start, sn = stride(ch.n_states)
+    cdef Py_ssize_t n = ch.n_states, t, i, j, r, big_t = stop - start, sn = stride(ch.n_states)
     cdef double* beta = <double*> scratch
     cdef double* nb = beta + sn
     cdef double* v = nb + sn
@@ -332,20 +412,24 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
     cdef double* swap
     cdef double* g
     cdef double* post = posteriors_out + start * n
+    cdef double* unused_last
     cdef const double* b
-    cdef double s, inv
+    cdef double inv, unused_scale
     cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, beta, post, scales,
-                                            logprob_out)
+                                            logprob_out, &unused_last, &unused_scale)
     if st.code == STATUS_BAD_ROW:
         return st
-    if st.code == STATUS_IMPOSSIBLE:
+    if st.code == STATUS_UNDERFLOW:
         return forward_backward_log_kernel(ch, fr, start, stop, scratch, logprob_out,
                                            posteriors_out, states_out)
     for j in range(n):
         beta[j] = 1.0
     for t in range(big_t - 2, -1, -1):
         # beta_t(i) = sum_j A_ij b'_{t+1}(j) beta_{t+1}(j) / c_{t+1}
-        b = fr.scaled_table + frame_row(fr, start + t + 1) * n
+        r = frame_row(fr, start + t + 1)
+        if r < 0:
+            return status(STATUS_BAD_ROW, start + t + 1)
+        b = fr.scaled_table + r * n
         for j in range(n):
             v[j] = b[j] * beta[j]
         hmm_vecmat_step(v, ch.transmat_t_pad, n, ch.n_pad, nb)  # nb_i = sum_j A_ij v_j
@@ -358,7 +442,9 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
         g = post + t * n
         for j in range(n):
             g[j] *= beta[j]
-        if not normalise_row(g, n):
+        # sum_j alphahat_t(j) betahat_t(j) is 1 in exact arithmetic; a deficit is
+        # posterior mass that beta lost to underflow (see the design note)
+        if not normalise_row(g, n, 1.0 - POSTERIOR_DEFICIT):
             return forward_backward_log_kernel(ch, fr, start, stop, scratch, logprob_out,
                                                posteriors_out, states_out)
     return st
@@ -366,14 +452,14 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
 
 # ---------------------------------------------------------------- Python entry points
 
-def forward(tuple chain, tuple emission, rows, offsets, bint scaling,
+def forward(object chain, tuple emission, rows, offsets, bint scaling,
             logprob_out=None, int n_threads=1):
     """Total log-likelihood of every sequence.
 
     Parameters
     ----------
-    chain : tuple (startprob, log_startprob, transmat, log_transmat)
-        float64 arrays of shapes (N,), (N,), (N, N), (N, N).
+    chain : tuple
+        The model's chain, as built by ``hmmfast._kernel_inputs.chain``.
     emission : tuple (log_table, scaled_table, row_log_scale)
         float64 arrays of shapes (K, N), (K, N), (K,); the last two may be None
         when ``scaling`` is false.
@@ -400,7 +486,7 @@ def forward(tuple chain, tuple emission, rows, offsets, bint scaling,
                       OUTPUT_NONE, False, chain, emission, rows, offsets, logprob_out, n_threads)
 
 
-def forward_backward(tuple chain, tuple emission, rows, offsets, bint scaling,
+def forward_backward(object chain, tuple emission, rows, offsets, bint scaling,
                      logprob_out=None, int n_threads=1):
     """Log-likelihood and state posteriors; arguments as for :func:`forward`.
 

@@ -23,7 +23,7 @@ from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_maxplus_step,
     hmm_force_avx2,
     argmax_first, run_kernel,
-    fill_chain, fill_frames, offsets_data, intp_data, f64_data,
+    get_chain, fill_frames, offsets_data, intp_data, f64_data,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_STATES,
 )
 
@@ -112,7 +112,7 @@ cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                             logprob_out, states_out)
 
 
-def viterbi(tuple chain, tuple emission, rows, offsets, logprob_out=None, int n_threads=1):
+def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n_threads=1):
     """Most likely state path of every sequence.
 
     Parameters are those of :func:`hmmfast._trellis.forward` (only the log table is read).
@@ -128,7 +128,7 @@ def viterbi(tuple chain, tuple emission, rows, offsets, logprob_out=None, int n_
     hmmfast.ImpossibleSequenceError
         When a sequence has probability zero; names the first impossible step.
     """
-    cdef Py_ssize_t n = len(chain[0])
+    cdef Py_ssize_t n = get_chain(chain).n_states
     if n <= 256:
         return run_kernel(viterbi_u8, VITERBI_VECTORS * sizeof(double), 0, sizeof(uint8_t), False,
                           OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
@@ -142,18 +142,18 @@ def viterbi(tuple chain, tuple emission, rows, offsets, logprob_out=None, int n_
                       n_threads)
 
 
-def path_log_prob(tuple chain, tuple emission, rows, offsets, states, logprob_out=None):
+def path_log_prob(object chain, tuple emission, rows, offsets, states, logprob_out=None):
     """Joint log-density log P(X_s, states_s) of given state paths, summed over sequences.
 
     ``states`` : ndarray of shape (T,), intp, values in [0, N) (checked here).
     A path through a zero-probability start, transition or emission scores -inf.
+    Table rows are range-checked as they are read (X may be the caller's array).
     """
-    cdef Chain c
+    cdef const Chain* c = get_chain(chain)
     cdef Frames f
     cdef intp_t single[2]
-    cdef Py_ssize_t n_seq, s, t, r, n
+    cdef Py_ssize_t n_seq, s, t, r, n, bad_frame = -1
     cdef double lp, total = 0.0
-    fill_chain(&c, chain)
     n = c.n_states
     cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, n, False)
     cdef const intp_t* off = offsets_data(offsets, n_frames, single, &n_seq)
@@ -164,20 +164,30 @@ def path_log_prob(tuple chain, tuple emission, rows, offsets, states, logprob_ou
     for t in range(n_frames):
         if <size_t> path[t] >= <size_t> n:
             raise ValueError(f"internal: states[{t}] = {path[t]} is not a state index")
-        if frame_row(&f, t) < 0:
-            raise ValueError(f"internal: frame {t} has no emission row")
     if logprob_out is not None:
         per_seq = <double*> f64_data(logprob_out, n_seq, "logprob_out")
     with nogil:
         for s in range(n_seq):
-            t = off[s]
-            lp = c.log_startprob[path[t]] + f.log_table[frame_row(&f, t) * n + path[t]]
-            for t in range(off[s] + 1, off[s + 1]):
-                lp = (lp + c.log_transmat[path[t - 1] * n + path[t]]
-                      + f.log_table[frame_row(&f, t) * n + path[t]])
+            lp = c.log_startprob[path[off[s]]]
+            for t in range(off[s], off[s + 1]):
+                r = frame_row(&f, t)
+                if r < 0:
+                    bad_frame = t
+                    break
+                if t > off[s]:
+                    lp = lp + c.log_transmat[path[t - 1] * n + path[t]]
+                lp = lp + f.log_table[r * n + path[t]]
+            if bad_frame >= 0:
+                break
             if per_seq != NULL:
                 per_seq[s] = lp
             total += lp
+    if bad_frame >= 0:
+        from hmmfast._errors import raise_kernel_status
+        s = 0
+        while off[s + 1] <= bad_frame:
+            s += 1
+        raise_kernel_status(STATUS_BAD_ROW, s, bad_frame, off[s], f.rows[bad_frame], f.n_rows)
     return total
 
 

@@ -6,11 +6,19 @@ they are assigned and stored read-only; the kernel inputs (logs, scaled tables) 
 built once, on the first call after any public attribute changes, and cached in
 ``_cache``. A call then costs a handful of attribute reads before the kernel runs.
 
+Threads. A call reads ``_cache`` once and computes with what it holds: the parameters
+as they were at one instant. Public assignments (which store, bump ``_epoch`` and drop
+the cache) and cache builds hold the model's lock, and a build is stored only if no
+assignment happened meanwhile, so a cache never outlives an assignment: a call that
+starts after an assignment returned sees it. One assignment is atomic; to change
+several parameters at once, build a new model and swap the reference.
+
 A subclass that only overrides ``_compute_log_likelihood(X)`` (hmmlearn's custom-emission
 hook) gets every inference method through the dense (T, N) path.
 """
 
 import inspect
+import threading
 
 import numpy as np
 from scipy import linalg
@@ -38,7 +46,7 @@ def check_random_state(seed):
 class _Compiled:
     """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
 
-    __slots__ = ("chain", "emission", "n_components", "scaling")
+    __slots__ = ("chain", "emission", "n_components", "params", "scaling")
 
 
 class BaseHMM:
@@ -63,6 +71,13 @@ class BaseHMM:
         underflows, so neither returns a spurious -inf.
     """
 
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        object.__setattr__(self, "_lock", threading.RLock())
+        object.__setattr__(self, "_epoch", 0)
+        object.__setattr__(self, "_cache", None)
+        return self
+
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="st", init_params="st", implementation="scaling"):
@@ -81,15 +96,43 @@ class BaseHMM:
     # ---------------------------------------------------------------- cache invalidation
 
     def __setattr__(self, name, value):
-        object.__setattr__(self, name, value)
-        if not name.startswith("_"):
-            # any public change (hyper-parameter or parameter) rebuilds the kernel inputs
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        # any public change (hyper-parameter or parameter) rebuilds the kernel inputs
+        with self._lock:
+            object.__setattr__(self, name, value)
+            object.__setattr__(self, "_epoch", self._epoch + 1)
             object.__setattr__(self, "_cache", None)
 
+    def __delattr__(self, name):
+        with self._lock:
+            object.__delattr__(self, name)
+            object.__setattr__(self, "_epoch", self._epoch + 1)
+            object.__setattr__(self, "_cache", None)
+
+    _UNPICKLED = ("_lock", "_epoch", "_cache")
+
     def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_cache"] = None
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in self._UNPICKLED}
+
+    def __setstate__(self, state):
+        """Restore a pickled or copied model, validating its parameters again (which also
+        makes them read-only: pickling loses the flag)."""
+        params = {}
+        for name, value in state.items():
+            if self._is_parameter_slot(name):
+                params[name] = value
+            else:
+                object.__setattr__(self, name, value)
+        for name, value in params.items():
+            setattr(self, name[1:] + "_", value)
+
+    def _is_parameter_slot(self, name):
+        """True for the private attribute behind a fitted parameter (``_startprob`` holds
+        what ``startprob_`` was assigned)."""
+        return (name.startswith("_") and not name.startswith("__")
+                and isinstance(getattr(type(self), name[1:] + "_", None), property))
 
     # ---------------------------------------------------------------- parameters
 
@@ -137,7 +180,20 @@ class BaseHMM:
             )
 
     def _prepare(self):
-        """Validate the model as a whole and build the kernel inputs (cached)."""
+        """Validate the model as a whole and build the kernel inputs (cached).
+
+        Runs under the model's lock, so it reads one consistent parameter set; the result
+        is cached only if no assignment happened since the build began (it always is,
+        as assignments take the same lock; the check keeps that true if that changes).
+        """
+        with self._lock:
+            epoch = self._epoch
+            c = self._compile()
+            if self._epoch == epoch:
+                object.__setattr__(self, "_cache", c)
+        return c
+
+    def _compile(self):
         n = self._n()
         scaling = V.uses_scaling(self.implementation)
         shapes = self._param_shapes(n)
@@ -152,9 +208,9 @@ class BaseHMM:
         c = _Compiled()
         c.n_components = n
         c.scaling = scaling
+        c.params = {name: getattr(self, name) for name in shapes}  # read-only arrays
         c.chain = _kernel_inputs.chain(self._startprob, self._transmat)
         c.emission = self._emission_table(c.scaling)
-        self._cache = c
         return c
 
     # ---------------------------------------------------------------- emission hooks
@@ -304,12 +360,12 @@ class BaseHMM:
                 raise ParameterError(
                     f"currstate must be a state index in [0, {c.n_components}), got {currstate}"
                 )
-        start_cdf = np.cumsum(self._startprob)
-        trans_cdf = np.ascontiguousarray(np.cumsum(self._transmat, axis=1))
+        start_cdf = np.cumsum(c.params["startprob_"])
+        trans_cdf = np.ascontiguousarray(np.cumsum(c.params["transmat_"], axis=1))
         states = _sampling.sample_path(start_cdf, trans_cdf, rng.random(n_samples), first)
-        return self._sample_emissions(states, rng), states
+        return self._sample_emissions(c, states, rng), states
 
-    def _sample_emissions(self, states, rng):
+    def _sample_emissions(self, c, states, rng):
         """Family hook: observations for a state path (default: hmmlearn's per-state hook)."""
         return np.array([self._generate_sample_from_state(s, random_state=rng) for s in states])
 
@@ -327,8 +383,8 @@ class BaseHMM:
         to 1. For a reducible or periodic chain the stationary distribution is not unique
         and this returns one of them.
         """
-        self._cache or self._prepare()
-        eigvals, eigvecs = linalg.eig(self._transmat.T)
+        c = self._cache or self._prepare()
+        eigvals, eigvecs = linalg.eig(c.params["transmat_"].T)
         vec = np.real(eigvecs[:, np.argmin(np.abs(eigvals - 1.0))])
         return vec / vec.sum()
 

@@ -132,8 +132,8 @@ class CategoricalHMM(BaseHMM):
         counts["e"] = self.n_components * (self.n_features - 1)
         return counts
 
-    def _sample_emissions(self, states, rng):
-        cdf = np.ascontiguousarray(np.cumsum(self._emissionprob, axis=1))
+    def _sample_emissions(self, c, states, rng):
+        cdf = np.ascontiguousarray(np.cumsum(c.params["emissionprob_"], axis=1))
         return _sampling.sample_rows(cdf, states, rng.random(len(states)))[:, None]
 
     def _generate_sample_from_state(self, state, random_state):

@@ -1,9 +1,8 @@
-"""Validated parameters -> the tuples the Cython kernels take.
+"""Validated parameters -> the objects the Cython kernels take.
 
-``chain``    = (startprob, log_startprob, transmat, log_transmat, transmat_pad,
-                log_transmat_pad, transmat_t_pad): the pad copies (of transmat, its log
-                and its transpose) have rows widened to a multiple of 4 columns holding
-                0 (resp. -inf), for the vectorised steps
+``chain``    = a capsule holding every form of the start and transition probabilities
+               the kernels read, and the scaled kernels' precision guard ``mass_floor``
+               (see csrc/_chain.pyx and csrc/_trellis.pyx)
 ``emission`` = (log_table, scaled_table, row_log_scale); the last two are None when only
                log-space kernels will read it.
 See csrc/_common.pxd for what the kernels do with them.
@@ -11,26 +10,31 @@ See csrc/_common.pxd for what the kernels do with them.
 
 import numpy as np
 
-from . import _emissions
-from ._validation import read_only_log
+from . import _chain, _emissions
+
+
+#: A chain whose every transition probability is at least this is "well mixed": each state
+#: gets a share of the mass at every step, so the scaled kernels need no per-state guard.
+WELL_MIXED = 1e-100
+#: Otherwise scaled alpha entries must stay above MASS_FLOOR (and above NORMAL_PRODUCT
+#: divided by the smallest positive transition, so that every product stays a normal double).
+MASS_FLOOR = 1e-200
+NORMAL_PRODUCT = 1e-290
+
+
+def mass_floor(transmat):
+    """The scaled kernels' precision guard for a validated transition matrix (0: none)."""
+    positive = transmat[transmat > 0.0]
+    smallest = float(positive.min())
+    if positive.size == transmat.size and smallest >= WELL_MIXED:
+        return 0.0
+    return max(MASS_FLOOR, NORMAL_PRODUCT / smallest)
 
 
 def chain(startprob, transmat):
-    """Kernel chain tuple from a validated start vector and transition matrix."""
-    start = np.ascontiguousarray(startprob, dtype=np.float64)
+    """Kernel chain (a capsule, see csrc/_chain.pyx) from validated probabilities."""
     trans = np.ascontiguousarray(transmat, dtype=np.float64)
-    log_trans = read_only_log(trans)
-    return (start, read_only_log(start), trans, log_trans, _padded(trans, 0.0),
-            _padded(log_trans, -np.inf), _padded(trans.T, 0.0))
-
-
-def _padded(matrix, fill):
-    """Read-only copy of a square matrix with rows widened to a multiple of 4 by ``fill``."""
-    n = matrix.shape[0]
-    out = np.full((n, (n + 3) // 4 * 4), fill)
-    out[:, :n] = matrix
-    out.flags.writeable = False
-    return out
+    return _chain.compile_chain(startprob, trans, mass_floor(trans))
 
 
 def emission(log_table, scaling):

@@ -3,7 +3,7 @@ import numpy as np
 import numpy.typing as npt
 from typing import TypeAlias
 
-Chain: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Chain: TypeAlias = object  # a capsule from hmmfast._chain.compile_chain
 Emission: TypeAlias = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 
 def forward(

@@ -12,8 +12,9 @@ import numpy as np
 
 from ._errors import HMMInputError, HMMTypeError, ParameterError
 
-#: Largest |row sum - 1| accepted for a probability vector; within it the row is
-#: renormalised, beyond it the parameter is rejected.
+#: Largest |row sum - 1| accepted for a float64 probability vector; within it the row is
+#: renormalised, beyond it the parameter is rejected. Lower-precision inputs (float32,
+#: float16) are checked to their own precision: n_columns * machine epsilon.
 SUM_TOLERANCE = 1e-8
 
 
@@ -21,14 +22,26 @@ def _shape_str(shape):
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _real_array(name, value, what="an array of numbers"):
+    """``value`` as an ndarray of real numbers (any dtype but complex), or a clear error."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise HMMTypeError(f"{name} must be {what}; got {value!r:.80} ({exc})") from None
+    if arr.dtype.kind == "c":
+        raise HMMTypeError(f"{name} must hold real numbers, got complex dtype {arr.dtype}")
+    return arr
+
+
 def as_float_array(name, value, shape, expected):
     """``value`` as a new float64 array of exactly ``shape``, or a clear error.
 
     ``expected`` describes the shape in words, e.g. "(n_components,) = (3,)".
     """
+    arr = _real_array(name, value)
     try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        arr = np.array(arr, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise HMMTypeError(f"{name} must be an array of numbers; got {value!r:.80} ({exc})") from None
     if arr.shape != tuple(shape):
         raise ParameterError(f"{name} must have shape {expected}, got {_shape_str(arr.shape)}")
@@ -38,37 +51,47 @@ def as_float_array(name, value, shape, expected):
     return arr
 
 
-def _normalise_rows(name, arr, vector=False):
+def _sum_tolerance(value, n_cols):
+    """Row-sum tolerance for probabilities given as ``value`` (by its float precision)."""
+    dtype = getattr(value, "dtype", None)
+    eps = np.finfo(dtype).eps if dtype is not None and dtype.kind == "f" else 0.0
+    return max(SUM_TOLERANCE, n_cols * float(eps))
+
+
+def _normalise_rows(name, arr, tolerance, vector=False):
     """Check non-negativity and unit row sums of a 2-D array in place; renormalise drift."""
     if np.any(arr < 0):
         bad = tuple(int(i) for i in np.argwhere(arr < 0)[0])
         index = list(bad[1:] if vector else bad)
         raise ParameterError(f"{name} must be non-negative; {name}{index} = {float(arr[bad])}")
     sums = arr.sum(axis=1)
-    off = np.abs(sums - 1.0) > SUM_TOLERANCE
+    off = np.abs(sums - 1.0) > tolerance
     if np.any(off):
         i = int(np.argmax(off))
         what = name if vector else f"row {i} of {name}"
         raise ParameterError(
-            f"{what} sums to {float(sums[i])!r}; expected 1 (within {SUM_TOLERANCE:g})"
+            f"{what} sums to {float(sums[i])!r}; expected 1 (within {tolerance:g})"
         )
-    arr /= sums[:, None]
+    # renormalise only rows off by more than rounding, so validating an already
+    # validated array (unpickling, copying) leaves it bit for bit unchanged
+    drift = np.abs(sums - 1.0) > arr.shape[1] * np.finfo(np.float64).eps
+    arr[drift] /= sums[drift, None]
 
 
 def probability_vector(name, value, n, size_name="n_components"):
-    """Validated read-only copy of a probability vector of length ``n``."""
+    """Validated read-only float64 copy of a probability vector of length ``n``."""
     arr = as_float_array(name, value, (n,), f"({size_name},) = ({n},)")
-    _normalise_rows(name, arr[None, :], vector=True)
+    _normalise_rows(name, arr[None, :], _sum_tolerance(value, n), vector=True)
     arr.flags.writeable = False
     return arr
 
 
 def stochastic_matrix(name, value, n_rows, n_cols, cols_name="n_components"):
-    """Validated read-only copy of a row-stochastic (n_rows, n_cols) matrix."""
+    """Validated read-only float64 copy of a row-stochastic (n_rows, n_cols) matrix."""
     arr = as_float_array(
         name, value, (n_rows, n_cols), f"(n_components, {cols_name}) = ({n_rows}, {n_cols})"
     )
-    _normalise_rows(name, arr)
+    _normalise_rows(name, arr, _sum_tolerance(value, n_cols))
     arr.flags.writeable = False
     return arr
 
@@ -105,25 +128,33 @@ def check_n(name, value, minimum=1):
 def lengths_to_offsets(lengths, n_samples):
     """Sequence boundaries (n_seq + 1,) intp from hmmlearn's ``lengths``.
 
-    Every length must be a positive integer and they must sum to ``n_samples``.
+    Every length must be a positive integer (integer dtype, or floats holding whole
+    numbers) and they must sum to ``n_samples``. Errors quote the value as given.
     """
-    arr = np.asarray(lengths)
+    arr = _real_array("lengths", lengths, "a 1-D sequence of integers")
     if arr.ndim != 1:
         raise HMMInputError(f"lengths must be a 1-D sequence of integers, got shape {arr.shape}")
     if arr.size == 0:
         raise HMMInputError("lengths is empty; expected at least one sequence length")
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.intp)
-        else:
-            raise HMMTypeError(f"lengths must hold integers, got dtype {arr.dtype}")
-    if np.any(arr <= 0):
-        i = int(np.argmax(arr <= 0))
+    if arr.dtype.kind not in "iuf":
+        raise HMMTypeError(f"lengths must hold integers, got dtype {arr.dtype}")
+    with np.errstate(invalid="ignore"):
+        bad = ~(arr > 0)
+        if arr.dtype.kind == "f":
+            bad |= ~np.isfinite(arr) | (arr != np.floor(arr))
+    if np.any(bad):
+        i = int(np.argmax(bad))
         raise HMMInputError(
-            f"lengths[{i}] = {arr[i]}: every sequence length must be a positive integer"
+            f"lengths[{i}] = {arr[i].item()!r}: every sequence length must be a positive integer"
+        )
+    too_long = arr > n_samples
+    if np.any(too_long):
+        i = int(np.argmax(too_long))
+        raise HMMInputError(
+            f"lengths[{i}] = {arr[i].item()!r} is longer than X, which has {n_samples} samples"
         )
     offsets = np.zeros(arr.size + 1, dtype=np.intp)
-    np.cumsum(arr, out=offsets[1:])
+    np.cumsum(arr.astype(np.intp), out=offsets[1:])  # no overflow: each length <= n_samples
     if offsets[-1] != n_samples:
         raise HMMInputError(
             f"lengths sum to {offsets[-1]} but X has {n_samples} samples; they must be equal"
@@ -163,13 +194,20 @@ def symbols(X):
         )
     if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.intp).max:
         raise HMMInputError(f"X holds symbol {arr.max()}, too large for any model")
-    return np.ascontiguousarray(arr, dtype=np.intp)
+    return np.require(arr, np.intp, ["C", "A"])  # also copies unaligned or byte-swapped X
+
+
+#: Largest magnitude of a finite log-density: beyond it sums over a sequence could
+#: overflow (or cancel to nothing), so such values are refused rather than mis-scored.
+MAX_LOG_DENSITY = 1e100
 
 
 def log_emission_matrix(value, n_states, name="log_emissions"):
-    """A (T, N) float64 C-contiguous matrix of log-densities: no NaN, no +inf, T >= 1."""
+    """A (T, N) float64 C-contiguous aligned matrix of log-densities, T >= 1: no NaN, no
+    +inf, finite values within +-MAX_LOG_DENSITY (-inf marks an impossible emission)."""
+    arr = _real_array(name, value)
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        arr = np.require(arr, np.float64, ["C", "A"])
     except (TypeError, ValueError) as exc:
         raise HMMTypeError(f"{name} must be an array of numbers ({exc})") from None
     if arr.ndim != 2 or arr.shape[1] != n_states:
@@ -185,13 +223,21 @@ def log_emission_matrix(value, n_states, name="log_emissions"):
         raise HMMInputError(
             f"{name}[{t}, {j}] = {arr[t, j]}: log-densities must be finite or -inf"
         )
-    return np.ascontiguousarray(arr)
+    huge = (np.abs(arr) > MAX_LOG_DENSITY) & (arr != -np.inf)
+    if np.any(huge):
+        t, j = (int(i) for i in np.argwhere(huge)[0])
+        raise HMMInputError(
+            f"{name}[{t}, {j}] = {arr[t, j]!r}: finite log-densities must have magnitude "
+            f"<= {MAX_LOG_DENSITY:g} (use -inf for an impossible emission)"
+        )
+    return arr
 
 
 def features(X):
     """Generic continuous observations: a finite (n_samples, n_features) float array."""
+    arr = _real_array("X", X)
     try:
-        arr = np.asarray(X, dtype=np.float64)
+        arr = np.require(arr, np.float64, ["C", "A"])
     except (TypeError, ValueError) as exc:
         raise HMMTypeError(f"X must be an array of numbers ({exc})") from None
     if arr.ndim == 1:

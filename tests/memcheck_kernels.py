@@ -4,8 +4,8 @@
 
 Covers N = 1..20, 33, 257 (every remainder of the vector blocks, 8- and 16-bit
 backpointers), T = 1, 2, 5 in three sequences, random structural zeros and -inf
-emissions, both SIMD paths, both implementations, the two-thread driver and the
-out-of-range symbol path. Valgrind reported no errors on the version that added it.
+emissions, both SIMD paths, both implementations, the two-thread driver, the scaled
+kernels' precision-guard fallbacks and the out-of-range symbol path. Valgrind reported no errors on the version that added it.
 """
 
 import numpy as np
@@ -56,12 +56,24 @@ def run_model(rng):
             pass
 
 
+def run_guard_paths():
+    """The scaled kernels' precision guard: finish in log space mid-sequence (score) or
+    redo the sequence (posteriors), at the first frame and later, in two sequences."""
+    transmat = np.array([[0.9, 0.1, 0.0], [0.0, 0.9, 0.1], [0.0, 0.0, 1.0]])
+    log_em = np.tile([0.0, -3.0, -3.0], (700, 1))
+    log_em[0] = [-800.0, 0.0, 0.0]
+    for lengths in (None, [1, 699], [350, 350]):
+        for fn in (hmmfast.forward, hmmfast.forward_backward):
+            attempt(fn, [0.5, 0.5, 0.0], transmat, log_em, lengths=lengths)
+
+
 def main():
     rng = np.random.default_rng(0)
     for path in (0, 1):
         _trellis._force_simd(path)
         _viterbi._force_simd(path)
         run_functional(rng)
+        run_guard_paths()
     run_model(rng)
     print("done")
 

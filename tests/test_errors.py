@@ -134,7 +134,8 @@ def test_symbol_error_names_the_sequence(model):
     ([3, 0, 3], r"lengths\[1\] = 0: every sequence length must be a positive integer"),
     ([4, -1, 3], r"lengths\[1\] = -1"),
     ([2, 2], "lengths sum to 4 but X has 6 samples"),
-    ([6.5], "lengths must hold integers"),
+    ([6.5], r"lengths\[0\] = 6.5: every sequence length must be a positive integer"),
+    (["a", "b"], "lengths must hold integers"),
     ([], "lengths is empty"),
     ([[3, 3]], "lengths must be a 1-D sequence"),
 ])

@@ -63,6 +63,9 @@ def test_pickle_round_trip(make_model):
     copy = pickle.loads(pickle.dumps(model))
     assert copy.score(X) == model.score(X)
     np.testing.assert_array_equal(copy.decode(X)[1], model.decode(X)[1])
+    for name in ("startprob_", "transmat_", "emissionprob_"):
+        np.testing.assert_array_equal(getattr(copy, name), getattr(model, name))
+        assert not getattr(copy, name).flags.writeable, name
 
 
 def test_custom_emission_hook():

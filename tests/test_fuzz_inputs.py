@@ -63,15 +63,50 @@ def test_model_methods_never_crash(model, X, lengths, method):
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
-@given(log_em=st.one_of(hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=3,
-                                                                 min_side=0, max_side=5),
-                                   elements=finite_or_not), others),
-       fn=st.sampled_from([hmmfast.forward, hmmfast.forward_backward, hmmfast.viterbi]))
-def test_functional_api_never_crashes(log_em, fn):
+@st.composite
+def maybe_unaligned(draw, arrays):
+    """An array as drawn, or the same values in an unaligned buffer."""
+    arr = draw(arrays)
+    if not draw(st.booleans()) or arr.dtype.itemsize < 2:
+        return arr
+    raw = b"\0" + np.ascontiguousarray(arr).tobytes()
+    return np.frombuffer(raw, dtype=arr.dtype, offset=1).reshape(arr.shape)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # hypothesis -> float32
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(log_em=st.one_of(maybe_unaligned(hnp.arrays(
+           st.sampled_from([np.float64, np.float32, np.dtype(">f8")]),
+           hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
+           elements=finite_or_not)), others),
+       fn=st.sampled_from([hmmfast.forward, hmmfast.forward_backward, hmmfast.viterbi]),
+       implementation=st.sampled_from(["scaling", "log"]))
+def test_functional_api_never_crashes(log_em, fn, implementation):
+    kwargs = {} if fn is hmmfast.viterbi else {"implementation": implementation}
     try:
-        out = fn([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], log_em)
+        out = fn([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], log_em, **kwargs)
     except LIBRARY_ERRORS:
         return
     value = out if isinstance(out, float) else out[0]
     assert not np.isnan(value)
+    if fn is hmmfast.forward:  # the other implementation agrees
+        other = "log" if implementation == "scaling" else "scaling"
+        np.testing.assert_allclose(hmmfast.forward([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]],
+                                                   log_em, implementation=other),
+                                   value, rtol=1e-9)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(X=maybe_unaligned(hnp.arrays(st.sampled_from([np.int64, np.int32, np.int16,
+                                                     np.dtype(">i8")]),
+                                    st.integers(1, 8), elements=st.integers(-1, 4))))
+def test_unaligned_and_byte_swapped_symbols(model, X):
+    expected = np.array(X, dtype=np.intp)  # aligned native copy
+    try:
+        want = model.score(expected)
+    except LIBRARY_ERRORS as exc:
+        with pytest.raises(type(exc)):
+            model.score(X)
+        return
+    assert model.score(X) == want

@@ -80,8 +80,10 @@ def test_subnormals_survive_import():
     """No -ffast-math: flush-to-zero would turn the smallest subnormal into 0."""
     import hmmfast._trellis  # noqa: F401
 
-    assert np.float64(5e-324) != 0
-    assert np.float64(5e-324) / 2 == 0 or np.float64(5e-324) > 0
+    tiny = np.float64(5e-324)
+    assert tiny != 0  # denormals-are-zero would read the subnormal input as 0
+    product = np.float64(1e-300) * np.float64(1e-10)  # 1e-310 is subnormal
+    assert product > 0 and product < np.finfo(np.float64).tiny  # flush-to-zero gives 0
 
 
 def test_identities_on_random_models(implementation, make_model):
