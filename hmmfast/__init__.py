@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - only for an unbuilt source tree
 from ._base import BaseHMM
 from ._categorical import CategoricalHMM
 from ._errors import (
+    ConvergenceWarning,
     HMMInputError,
     HMMTypeError,
     ImpossibleSequenceError,
@@ -29,9 +30,13 @@ from ._errors import (
 )
 from ._functional import forward, forward_backward, viterbi
 
+from ._fit import ConvergenceMonitor
+
 __all__ = [
     "BaseHMM",
     "CategoricalHMM",
+    "ConvergenceMonitor",
+    "ConvergenceWarning",
     "HMMInputError",
     "HMMTypeError",
     "ImpossibleSequenceError",

@@ -18,35 +18,33 @@ hook) gets every inference method through the dense (T, N) path.
 """
 
 import inspect
+import os
 import threading
 
 import numpy as np
 from scipy import linalg
 
-from . import _kernel_inputs, _sampling, _trellis, _viterbi
+from . import _fit, _kernel_inputs, _sampling, _trellis, _viterbi
 from . import _validation as V
-from ._errors import HMMTypeError, NotFittedError, ParameterError
+from ._errors import HMMInputError, NotFittedError, ParameterError
 
 _ALGORITHMS = ("viterbi", "map")
-
-
-def check_random_state(seed):
-    """A numpy random generator from None, an int, a RandomState or a Generator."""
-    if seed is None:
-        return np.random.mtrand._rand
-    if isinstance(seed, (np.random.RandomState, np.random.Generator)):
-        return seed
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return np.random.RandomState(seed)
-    raise HMMTypeError(
-        f"random_state must be None, an int, a RandomState or a Generator, got {seed!r}"
-    )
 
 
 class _Compiled:
     """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
 
-    __slots__ = ("chain", "emission", "n_components", "params", "scaling")
+    __slots__ = ("chain", "emission", "n_components", "n_threads", "params", "scaling")
+
+
+def resolve_threads(n_threads):
+    """Threads for multi-sequence work: None means every core this process may use."""
+    if n_threads is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+    return V.check_n("n_threads", n_threads)
 
 
 class BaseHMM:
@@ -69,6 +67,17 @@ class BaseHMM:
         relative; "scaling" is faster, "log" is the reference for pathological inputs.
         "scaling" falls back to "log" on its own for any sequence where a scaled step
         underflows, so neither returns a spurious -inf.
+    n_init : int
+        EM restarts from different random initialisations; the fit with the best final
+        objective is kept (hmmfast addition).
+    n_threads : int or None
+        Threads for fit and for multi-sequence score/decode/score_samples; None means
+        every core, 1 the calling thread only (hmmfast addition).
+
+    Attributes
+    ----------
+    monitor_ : ConvergenceMonitor
+        The last fit's objective per iteration (``history``), ``iter`` and ``converged``.
     """
 
     def __new__(cls, *args, **kwargs):
@@ -80,7 +89,8 @@ class BaseHMM:
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2,
-                 verbose=False, params="st", init_params="st", implementation="scaling"):
+                 verbose=False, params="st", init_params="st", implementation="scaling",
+                 n_init=1, n_threads=None):
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -92,6 +102,9 @@ class BaseHMM:
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
+        self.n_init = n_init
+        self.n_threads = n_threads
+        self.monitor_ = _fit.ConvergenceMonitor(tol, n_iter, verbose)
 
     # ---------------------------------------------------------------- cache invalidation
 
@@ -208,6 +221,7 @@ class BaseHMM:
         c = _Compiled()
         c.n_components = n
         c.scaling = scaling
+        c.n_threads = resolve_threads(self.n_threads)
         c.params = {name: getattr(self, name) for name in shapes}  # read-only arrays
         c.chain = _kernel_inputs.chain(self._startprob, self._transmat)
         c.emission = self._emission_table(c.scaling)
@@ -260,7 +274,7 @@ class BaseHMM:
         c = self._cache or self._prepare()
         emission, rows, n = self._frames(c, X)
         offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
-        return _trellis.forward(c.chain, emission, rows, offsets, c.scaling)
+        return _trellis.forward(c.chain, emission, rows, offsets, c.scaling, None, c.n_threads)
 
     def score_samples(self, X, lengths=None):
         """Log-likelihood and state posteriors.
@@ -279,7 +293,8 @@ class BaseHMM:
         c = self._cache or self._prepare()
         emission, rows, n = self._frames(c, X)
         offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
-        return _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling)
+        return _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling, None,
+                                         c.n_threads)
 
     def predict_proba(self, X, lengths=None):
         """State posteriors, ndarray of shape (n_samples, n_components)."""
@@ -321,9 +336,10 @@ class BaseHMM:
         emission, rows, n = self._frames(c, X)
         offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
         if algorithm == "viterbi":
-            return _viterbi.viterbi(c.chain, emission, rows, offsets)
+            return _viterbi.viterbi(c.chain, emission, rows, offsets, None, c.n_threads)
         if algorithm == "map":
-            posteriors = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling)[1]
+            posteriors = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,
+                                                   None, c.n_threads)[1]
             states = np.argmax(posteriors, axis=1).astype(np.intp, copy=False)
             return _viterbi.path_log_prob(c.chain, emission, rows, offsets, states), states
         raise ParameterError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}")
@@ -352,7 +368,7 @@ class BaseHMM:
         """
         c = self._cache or self._prepare()
         n_samples = V.check_n("n_samples", n_samples)
-        rng = check_random_state(self.random_state if random_state is None else random_state)
+        rng = V.check_random_state(self.random_state if random_state is None else random_state)
         first = -1
         if currstate is not None:
             first = V.check_n("currstate", currstate, minimum=0)
@@ -388,12 +404,13 @@ class BaseHMM:
         vec = np.real(eigvecs[:, np.argmin(np.abs(eigvals - 1.0))])
         return vec / vec.sum()
 
-    def _n_parameters_by_letter(self):
+    def _get_n_fit_scalars_per_param(self):
+        """Free scalars per ``params`` letter (hmmlearn's name; used by aic and bic)."""
         n = self.n_components
         return {"s": n - 1, "t": n * (n - 1)}
 
     def _n_parameters(self):
-        return sum(v for k, v in self._n_parameters_by_letter().items() if k in self.params)
+        return sum(v for k, v in self._get_n_fit_scalars_per_param().items() if k in self.params)
 
     def aic(self, X, lengths=None):
         """Akaike information criterion: -2 log P(X) + 2 k (k = free parameters in ``params``)."""
@@ -406,15 +423,165 @@ class BaseHMM:
 
     # ---------------------------------------------------------------- fitting
 
-    def fit(self, X, lengths=None):
-        """Baum-Welch fitting is not available in this release.
+    def fit(self, X, lengths=None, *, sample_weight=None, states=None):
+        """Estimate the parameters by Baum-Welch (EM), hmmlearn's semantics.
 
-        Assign ``startprob_``, ``transmat_`` and the emission parameters directly.
+        Parameters named in ``init_params`` (or not yet set) are initialised first;
+        those named in ``params`` are updated. ``n_init`` restarts keep the best fit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training sequences, concatenated.
+        lengths : array-like of int, optional
+            Length of each sequence.
+        sample_weight : array-like of shape (n_sequences,), optional
+            Non-negative weight per sequence scaling its statistics (2 equals the
+            sequence given twice; 0 leaves it out).
+        states : array-like of shape (n_samples,), optional
+            Known states, -1 where unknown: labelled frames are clamped to their state
+            (semi-supervised EM). All -1 is an ordinary fit.
+
+        Returns
+        -------
+        self
+
+        Notes
+        -----
+        EM maximises sum_s w_s log P(X_s [, known states]) plus the log prior density
+        (``monitor_.history``); it never decreases. If ``fit`` raises (bad input, an
+        impossible sequence, KeyboardInterrupt between iterations) the model keeps the
+        parameters it had. Not converging within ``n_iter`` warns with
+        ``hmmfast.ConvergenceWarning``.
         """
-        raise NotImplementedError(
-            "fit (Baum-Welch) is not available yet in hmmfast; assign the parameters "
-            "(startprob_, transmat_, ...) directly"
-        )
+        return _fit.fit(self, X, lengths, sample_weight, states)
+
+    def fit_supervised(self, X, states, lengths=None):
+        """Estimate the parameters from labelled states by counting (hmmfast addition).
+
+        The maximum-likelihood estimate with the priors as pseudocounts (count +
+        prior - 1, the convention of ``fit``'s M-step); parameters not in ``params`` are
+        kept, and a state never seen keeps its initial (or previous) parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        states : array-like of shape (n_samples,)
+            The state of every frame, in [0, n_components).
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        self
+        """
+        return _fit.fit_supervised(self, X, states, lengths)
+
+    # hmmlearn's extension points (a subclass written for hmmlearn's custom-emission
+    # recipe overrides these and trains through the generic, per-sequence E-step)
+
+    def _init(self, X, lengths=None):
+        """Initialise the parameters named in ``init_params`` or not set yet.
+
+        startprob_ and transmat_ rows: half uniform, half a Dirichlet(1) draw (every
+        entry positive, different for every restart).
+        """
+        rng = self._init_random_state()
+        n = V.check_n("n_components", self.n_components)
+        if self._needs_init("s", "startprob_"):
+            self.startprob_ = 0.5 / n + 0.5 * rng.dirichlet(np.ones(n))
+        if self._needs_init("t", "transmat_"):
+            self.transmat_ = 0.5 / n + 0.5 * rng.dirichlet(np.ones(n), size=n)
+
+    def _init_letters(self):
+        """(letter, attribute) of every parameter ``_init`` may initialise."""
+        return [("s", "startprob_"), ("t", "transmat_")]
+
+    def _init_random_state(self):
+        rng = getattr(self, "_rng", None)
+        return rng if rng is not None else V.check_random_state(self.random_state)
+
+    def _needs_init(self, code, name):
+        return code in self.init_params or not hasattr(self, name)
+
+    def _check(self):
+        """Validate the model as a whole (shapes against sizes); raise if it is not."""
+        self._prepare()
+
+    def _initialize_sufficient_statistics(self):
+        n = self.n_components
+        return {"nobs": 0, "start": np.zeros(n), "trans": np.zeros((n, n))}
+
+    def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwdlattice,
+                                          bwdlattice):
+        """Add one sequence's statistics (hmmlearn's hook; ``posteriors`` are weighted)."""
+        stats["nobs"] += 1
+        stats["start"] += posteriors[0]
+        stats["trans"] += self._estep_xi  # expected transitions, set by the E-step
+
+    def _do_mstep(self, stats):
+        """MAP update of startprob_ and transmat_ (Dirichlet priors, hmmlearn's convention:
+        max(counts + prior - 1, 0), structural zeros kept, empty rows keep their values)."""
+        n = self.n_components
+        if "s" in self.params:
+            prior = _fit.check_prior("startprob_prior", self.startprob_prior, (n,))
+            self.startprob_ = _fit.map_estimate(stats["start"], prior, self.startprob_, True)
+        if "t" in self.params:
+            prior = _fit.check_prior("transmat_prior", self.transmat_prior, (n, n))
+            self.transmat_ = _fit.map_estimate(stats["trans"], prior, self.transmat_, True)
+
+    def _log_prior(self):
+        """log prior density of the fitted parameters (0 with the default priors)."""
+        n = self.n_components
+        total = 0.0
+        if "s" in self.params:
+            total += _fit.dirichlet_log_density(
+                self.startprob_, _fit.check_prior("startprob_prior", self.startprob_prior, (n,)))
+        if "t" in self.params:
+            total += _fit.dirichlet_log_density(
+                self.transmat_, _fit.check_prior("transmat_prior", self.transmat_prior, (n, n)))
+        return total
+
+    # hmmfast's fast path: a family implements these and the E-step runs in one kernel call
+
+    _estep_wants_posteriors = True
+
+    def _uses_fast_estep(self):
+        """True when the class implements ``_accumulate_fast`` and no subclass below it
+        overrides the hooks the fast path replaces."""
+        mro = type(self).__mro__
+        owner = next((k for k in mro if "_accumulate_fast" in k.__dict__), BaseHMM)
+        if owner is BaseHMM:
+            return False
+        for name in ("_compute_log_likelihood", "_initialize_sufficient_statistics",
+                     "_accumulate_sufficient_statistics"):
+            definer = next(k for k in mro if name in k.__dict__)
+            if definer is not owner and issubclass(definer, owner):
+                return False
+        return True
+
+    def _training_X(self, X):
+        """X validated once for fitting, in the form the hooks take."""
+        return self._check_X(X)
+
+    def _estep_frames(self, c, data):
+        """(emission, rows) for the E-step kernel: the default evaluates the dense
+        log-emissions (labelled frames masked)."""
+        log_em = V.log_emission_matrix(self._compute_log_likelihood(data.X), c.n_components,
+                                       "_compute_log_likelihood(X)")
+        if data.labels is not None:
+            log_em = _fit.mask_labels(log_em, data.labels)
+        return _kernel_inputs.emission(log_em, c.scaling), None
+
+    def _record_fit(self, data):
+        """Remember what the last fit saw (for model files)."""
+        monitor = self.monitor_
+        object.__setattr__(self, "_fit_record", {
+            "log_likelihood": monitor.history[-1] if monitor.history else None,
+            "n_iter": monitor.iter,
+            "converged": bool(monitor.converged),
+            "n_samples": int(data.offsets[-1]),
+            "n_sequences": int(data.n_seq),
+        })
 
     # ---------------------------------------------------------------- estimator protocol
 

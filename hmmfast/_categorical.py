@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _emissions, _kernel_inputs, _sampling
+from . import _emissions, _fit, _kernel_inputs, _sampling
 from . import _validation as V
 from ._base import BaseHMM
 from ._errors import HMMInputError, ParameterError
@@ -24,8 +24,10 @@ class CategoricalHMM(BaseHMM):
         Dirichlet priors, used by fitting.
     n_features : int, optional
         Number of symbols M; taken from ``emissionprob_`` when it is assigned.
-    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation
-        See :class:`hmmfast.BaseHMM`.
+    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation,
+    n_init, n_threads
+        See :class:`hmmfast.BaseHMM`. Fitting letters: "s" startprob_, "t" transmat_,
+        "e" emissionprob_.
 
     Attributes
     ----------
@@ -43,11 +45,12 @@ class CategoricalHMM(BaseHMM):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
-                 init_params="ste", implementation="scaling"):
+                 init_params="ste", implementation="scaling", n_init=1, n_threads=None):
         super().__init__(
             n_components, startprob_prior, transmat_prior, algorithm=algorithm,
             random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
             params=params, init_params=init_params, implementation=implementation,
+            n_init=n_init, n_threads=n_threads,
         )
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
@@ -127,10 +130,101 @@ class CategoricalHMM(BaseHMM):
         c = self._cache or self._prepare()
         return c.emission[0][np.asarray(X).reshape(-1)]
 
-    def _n_parameters_by_letter(self):
-        counts = super()._n_parameters_by_letter()
+    def _get_n_fit_scalars_per_param(self):
+        counts = super()._get_n_fit_scalars_per_param()
         counts["e"] = self.n_components * (self.n_features - 1)
         return counts
+
+    # ---------------------------------------------------------------- fitting
+
+    def _training_X(self, X):
+        symbols = V.symbols(X)
+        if symbols.min() < 0:
+            t = int(np.argmax(symbols < 0))
+            raise HMMInputError(f"observation symbol out of range at X[{t}]: symbols must be "
+                                f">= 0, got {symbols[t]}")
+        if self.n_features is not None:
+            m = V.check_n("n_features", self.n_features)
+            if symbols.max() >= m:
+                t = int(np.argmax(symbols >= m))
+                raise HMMInputError(
+                    f"observation symbol out of range at X[{t}]: expected 0 <= symbol < "
+                    f"n_features={m}, got {symbols[t]}"
+                )
+        return symbols[:, None]
+
+    def _init(self, X, lengths=None):
+        """Initialise the parameters named in ``init_params`` or not set yet.
+
+        n_features defaults to the largest symbol + 1. emissionprob_ rows: half the
+        symbols' frequencies in X, half a Dirichlet(1) draw per state.
+        """
+        super()._init(X, lengths)
+        symbols = np.asarray(X).reshape(-1)
+        if self.n_features is None:
+            self.n_features = int(symbols.max()) + 1
+        m = V.check_n("n_features", self.n_features)
+        if self._needs_init("e", "emissionprob_"):
+            rng = self._init_random_state()
+            freq = np.bincount(symbols, minlength=m)[:m] / len(symbols)
+            n = self.n_components
+            self.emissionprob_ = 0.5 * freq + 0.5 * rng.dirichlet(np.ones(m), size=n)
+
+    def _init_letters(self):
+        return [*super()._init_letters(), ("e", "emissionprob_")]
+
+    def _initialize_sufficient_statistics(self):
+        stats = super()._initialize_sufficient_statistics()
+        stats["obs"] = np.zeros((self.n_components, self.n_features))
+        return stats
+
+    def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwdlattice,
+                                          bwdlattice):
+        super()._accumulate_sufficient_statistics(stats, X, lattice, posteriors, fwdlattice,
+                                                  bwdlattice)
+        if "e" in self.params:
+            np.add.at(stats["obs"].T, np.asarray(X).reshape(-1), posteriors)
+
+    _estep_wants_posteriors = False
+
+    def _estep_frames(self, c, data):
+        symbols = data.X[:, 0]
+        if data.labels is None:
+            return c.emission, symbols
+        log_em = _fit.mask_labels(c.emission[0][symbols], data.labels)
+        return _kernel_inputs.emission(log_em, c.scaling), None
+
+    def _accumulate_fast(self, stats, data, row_counts, posteriors):
+        """Expected symbol counts per state from the E-step kernel's per-row sums (or
+        from weighted posteriors when frames were dense)."""
+        if "e" not in self.params:
+            return
+        if row_counts is not None:
+            stats["obs"] += row_counts.T
+            return
+        symbols = data.X[:, 0]
+        m = stats["obs"].shape[1]
+        for j in range(self.n_components):
+            stats["obs"][j] += np.bincount(symbols, weights=posteriors[:, j], minlength=m)
+
+    def _do_mstep(self, stats):
+        super()._do_mstep(stats)
+        if "e" in self.params:
+            prior = _fit.check_prior("emissionprob_prior", self.emissionprob_prior,
+                                     self.emissionprob_.shape)
+            self.emissionprob_ = _fit.map_estimate(stats["obs"], prior, self.emissionprob_,
+                                                   False)
+
+    def _log_prior(self):
+        total = super()._log_prior()
+        if "e" in self.params:
+            total += _fit.dirichlet_log_density(
+                self.emissionprob_, _fit.check_prior("emissionprob_prior",
+                                                     self.emissionprob_prior,
+                                                     self.emissionprob_.shape))
+        return total
+
+    # ---------------------------------------------------------------- sampling
 
     def _sample_emissions(self, c, states, rng):
         cdf = np.ascontiguousarray(np.cumsum(c.params["emissionprob_"], axis=1))

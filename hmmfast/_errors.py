@@ -21,6 +21,10 @@ class NotFittedError(ValueError, AttributeError):
     """A model used before its parameters were fitted or set."""
 
 
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``n_iter`` iterations before its gain fell below ``tol``."""
+
+
 class ImpossibleSequenceError(ValueError):
     """A sequence the model gives probability zero, where a result needs P(X) > 0.
 

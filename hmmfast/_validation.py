@@ -116,6 +116,19 @@ def uses_scaling(implementation):
     return implementation == "scaling"
 
 
+def check_random_state(seed):
+    """A numpy random generator from None, an int, a RandomState or a Generator."""
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, (np.random.RandomState, np.random.Generator)):
+        return seed
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return np.random.RandomState(seed)
+    raise HMMTypeError(
+        f"random_state must be None, an int, a RandomState or a Generator, got {seed!r}"
+    )
+
+
 def check_n(name, value, minimum=1):
     """A positive integer hyper-parameter."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

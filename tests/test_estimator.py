@@ -21,7 +21,7 @@ def test_get_set_params_from_signature():
     assert set(params) == {
         "n_components", "startprob_prior", "transmat_prior", "emissionprob_prior",
         "n_features", "algorithm", "random_state", "n_iter", "tol", "verbose", "params",
-        "init_params", "implementation",
+        "init_params", "implementation", "n_init", "n_threads",
     }
     assert model.set_params(n_iter=7, algorithm="map") is model
     assert model.n_iter == 7 and model.algorithm == "map"
@@ -105,8 +105,3 @@ def test_aic_bic(make_model):
     ll = model.score(X)
     assert model.aic(X) == pytest.approx(-2 * ll + 2 * k)
     assert model.bic(X) == pytest.approx(-2 * ll + k * np.log(6))
-
-
-def test_fit_says_it_is_not_available():
-    with pytest.raises(NotImplementedError, match="Baum-Welch"):
-        hmmfast.CategoricalHMM(2).fit([[0], [1]])

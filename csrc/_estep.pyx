@@ -1,0 +1,424 @@
+# The E-step of Baum-Welch: expected sufficient statistics of every sequence, in one call.
+#
+# Design note
+# -----------
+# Per sequence s with weight w_s (0: skipped), the E-step produces
+#   gamma_t(j) = P(state_t = j | X_s)                  posteriors, (T, N)
+#   xi(i, j)   = sum_t P(state_t = i, state_t+1 = j | X_s)   expected transitions, (N, N)
+# and the driver accumulates w_s * gamma_0 (start counts), w_s * xi (transition counts)
+# and, for table frames (CategoricalHMM), w_s * gamma_t into row rows[t] of a
+# (n_rows, N) table (the expected emission counts); with ``want_posteriors`` it also
+# returns w_s * gamma for the family's own statistics (Gaussian sums, ...).
+# Never a T x N x N array: xi is summed while beta is produced.
+#
+# Scaled E-step: the scaled forward pass stores alphahat_t and c_t; going backwards,
+# v_t = b'_{t+1} * betahat_{t+1} / c_{t+1} gives
+#   betahat_t  = A v_t                         (one vector-matrix product)
+#   gamma_t    = alphahat_t * betahat_t        (sums to 1: the deficit check of _passes.pxd)
+#   xi_t(i, j) = alphahat_t(i) A_ij v_t(j)
+# and the v_t rows are kept, so that sum_t xi_t = A * (sum_t alphahat_t v_t^T) is one
+# register-blocked rank-T update after the sweep (hmm_outer.h) instead of a memory-bound
+# rank-1 update per step. When the scaled forward pass's precision guard or the deficit
+# check fires, the sequence is redone by the log E-step.
+#
+# Log E-step: log alpha rows, then log beta backwards, with
+#   xi_t(i, j) = exp(log alpha_t(i) + log A_ij + log b_{t+1}(j) + log beta_{t+1}(j) - ll)
+# summed over the non-zero transitions only (one exp each).
+#
+# Threads and determinism: the sequences are cut into at most MAX_CHUNKS chunks of about
+# equal frame counts, fixed by the data alone; each chunk accumulates into its own
+# buffer, sequence after sequence, and the chunks are summed in order afterwards. Threads
+# take whole chunks (prange, dynamic schedule), so there are no locks and the result is
+# bit-for-bit the same for every thread count and every run. One sequence never starts a
+# thread team. Statistics of a sequence are added only once its E-step succeeded.
+
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memset
+from libc.math cimport exp, INFINITY
+
+import numpy as np
+
+cimport numpy as cnp
+from cython.parallel cimport prange, parallel
+from _common cimport (
+    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_vecmat_step,
+    get_chain, fill_frames, offsets_data, f64_data, raise_for_status, status_buffer,
+    STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_NO_MEMORY, STATUS_UNDERFLOW,
+)
+cdef extern from "hmm_outer.h" nogil:
+    void hmm_outer_sum(const double* a, Py_ssize_t lda, const double* v, Py_ssize_t ldv,
+                       Py_ssize_t k, Py_ssize_t n, Py_ssize_t n_pad, double* M)
+
+from _passes cimport (
+    POSTERIOR_DEFICIT, log_backward_step, log_forward_pass, scaled_forward_pass,
+    normalise_row,
+)
+
+cnp.import_array()
+
+
+cdef SeqStatus estep_log(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                         Py_ssize_t stop, double* work, double* gamma, double* xi,
+                         double* logprob_out) noexcept nogil:
+    """Log-space E-step of one sequence.
+
+    work : 4 vectors (stride(N) apart).
+    gamma : (T, N) receiving the posteriors (holds log alpha on the way).
+    xi : (N, n_pad) receiving sum_t xi_t (pad columns 0).
+    """
+    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, k, r, sn = stride(ch.n_states)
+    cdef double* beta = work
+    cdef double* nb = work + sn
+    cdef double* v = work + 2 * sn
+    cdef double* q = work + 3 * sn
+    cdef double* swap
+    cdef double* g
+    cdef double ll, a
+    cdef Py_ssize_t last = stop - start - 1
+    cdef SeqStatus st = log_forward_pass(ch, fr, start, stop, work, gamma, logprob_out)
+    if st.code != STATUS_OK:
+        return st
+    ll = logprob_out[0]
+    memset(xi, 0, n * n_pad * sizeof(double))
+    for j in range(n):
+        beta[j] = 0.0
+    g = gamma + last * n
+    for j in range(n):
+        g[j] = exp(g[j] - ll)
+    normalise_row(g, n, 0.0)
+    for t in range(last - 1, -1, -1):
+        r = frame_row(fr, start + t + 1)
+        if r < 0:
+            return status(STATUS_BAD_ROW, start + t + 1)
+        log_backward_step(ch, fr.log_table + r * n, beta, v, q, nb)  # v = log b + log beta
+        g = gamma + t * n  # still log alpha_t
+        for i in range(n):
+            a = g[i] - ll
+            if a == -INFINITY:
+                continue
+            for k in range(ch.row_start[i], ch.row_start[i + 1]):
+                j = ch.row_to[k]
+                xi[i * n_pad + j] += exp(a + ch.row_log[k] + v[j])
+        swap = beta
+        beta = nb
+        nb = swap
+        for j in range(n):
+            g[j] = exp(g[j] + beta[j] - ll)
+        if not normalise_row(g, n, 0.0):  # only if X changed under us
+            return status(STATUS_BAD_ROW, start + t + 1)
+    return st
+
+
+cdef SeqStatus estep_scaled(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                            Py_ssize_t stop, double* work, double* gamma, double* xi,
+                            double* scales, double* alpha, double* vrows,
+                            double* logprob_out) noexcept nogil:
+    """Scaled E-step of one sequence, falling back to ``estep_log`` when a precision
+    check fires. Arguments as for estep_log, plus scratch: scales (T,), alpha (T, N),
+    vrows (T, n_pad)."""
+    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, r, sn = stride(ch.n_states)
+    cdef double* beta = work
+    cdef double* nb = work + sn
+    cdef double* swap
+    cdef double* g
+    cdef double* v
+    cdef double* unused_last
+    cdef const double* b
+    cdef const double* a
+    cdef double inv, unused_scale
+    cdef Py_ssize_t last = stop - start - 1
+    cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, work, alpha, scales,
+                                            logprob_out, &unused_last, &unused_scale)
+    if st.code == STATUS_UNDERFLOW:
+        return estep_log(ch, fr, start, stop, work, gamma, xi, logprob_out)
+    if st.code != STATUS_OK:
+        return st
+    for j in range(n):
+        beta[j] = 1.0
+        gamma[last * n + j] = alpha[last * n + j]
+    for t in range(last - 1, -1, -1):
+        r = frame_row(fr, start + t + 1)
+        if r < 0:
+            return status(STATUS_BAD_ROW, start + t + 1)
+        b = fr.scaled_table + r * n
+        inv = 1.0 / scales[t + 1]
+        v = vrows + t * n_pad
+        for j in range(n):
+            v[j] = b[j] * beta[j] * inv
+        for j in range(n, n_pad):
+            v[j] = 0.0
+        hmm_vecmat_step(v, ch.transmat_t_pad, n, n_pad, nb)  # betahat_t = A v
+        swap = beta
+        beta = nb
+        nb = swap
+        g = gamma + t * n
+        a = alpha + t * n
+        for j in range(n):
+            g[j] = a[j] * beta[j]
+        if not normalise_row(g, n, 1.0 - POSTERIOR_DEFICIT):
+            return estep_log(ch, fr, start, stop, work, gamma, xi, logprob_out)
+    memset(xi, 0, n * n_pad * sizeof(double))
+    hmm_outer_sum(alpha, n, vrows, n_pad, last, n, n_pad, xi)  # sum_t alphahat_t v_t^T
+    for i in range(n):
+        for j in range(n):
+            xi[i * n_pad + j] *= ch.transmat[i * n + j]
+    return st
+
+
+cdef struct Accumulators:
+    double* start        # (N,)
+    double* trans        # (N, N)
+    double* rows         # (n_rows, N) or NULL
+
+
+cdef inline Accumulators accumulators(double* base, Py_ssize_t n, bint want_rows) noexcept nogil:
+    """One thread's accumulators at ``base`` (start, trans, then rows). Assigned whole,
+    so that inside a parallel block the struct is a private variable of each thread."""
+    cdef Accumulators acc
+    acc.start = base
+    acc.trans = base + n
+    acc.rows = base + n + n * n if want_rows else NULL
+    return acc
+
+
+cdef inline void estep_one(const Chain* ch, const Frames* fr, const intp_t* offsets,
+                           Py_ssize_t s, Py_ssize_t t_max, bint scaling, const double* weights,
+                           double* scratch, double* gamma_out, Accumulators acc,
+                           double* logprob_out, SeqStatus* status_out) noexcept nogil:
+    """E-step of sequence s, its statistics added to ``acc`` if it succeeds.
+
+    scratch (see estep_scratch): 4 vectors | xi (N, n_pad) | scales (T_max) |
+    alpha (T_max, N) | v rows (T_max, n_pad) | gamma (T_max, N), when gamma_out is NULL.
+    """
+    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, r
+    cdef Py_ssize_t start = offsets[s], stop = offsets[s + 1]
+    cdef double w = weights[s] if weights != NULL else 1.0
+    cdef double* xi = scratch + 4 * stride(n)
+    cdef double* scales = xi + n * n_pad
+    cdef double* alpha = scales + t_max
+    cdef double* vrows = alpha + t_max * n
+    cdef double* gamma = gamma_out + start * n if gamma_out != NULL else vrows + t_max * n_pad
+    cdef double* g
+    cdef SeqStatus st
+    if w == 0.0:
+        logprob_out[s] = 0.0
+        status_out[s] = status(STATUS_OK, 0)
+        if gamma_out != NULL:
+            memset(gamma, 0, (stop - start) * n * sizeof(double))
+        return
+    if scaling:
+        st = estep_scaled(ch, fr, start, stop, scratch, gamma, xi, scales, alpha, vrows,
+                          logprob_out + s)
+    else:
+        st = estep_log(ch, fr, start, stop, scratch, gamma, xi, logprob_out + s)
+    status_out[s] = st
+    if st.code != STATUS_OK:
+        return
+    for j in range(n):
+        acc.start[j] += w * gamma[j]
+    for i in range(n):
+        for j in range(n):
+            acc.trans[i * n + j] += w * xi[i * n_pad + j]
+    if acc.rows != NULL and fr.rows != NULL:
+        for t in range(stop - start):
+            r = frame_row(fr, start + t)
+            if r < 0:  # X changed under us since the forward pass read it
+                status_out[s] = status(STATUS_BAD_ROW, start + t)
+                return
+            g = gamma + t * n
+            for j in range(n):
+                acc.rows[r * n + j] += w * g[j]
+    if gamma_out != NULL and w != 1.0:
+        for j in range((stop - start) * n):
+            gamma[j] *= w
+
+
+cdef enum:
+    MAX_CHUNKS = 64          # chunk accumulators (fewer when they would exceed ...)
+    MAX_CHUNK_DOUBLES = 4194304  # ... 32 MB in all)
+
+
+cdef Py_ssize_t chunk_bounds(const intp_t* off, Py_ssize_t n_seq, Py_ssize_t n_chunks,
+                             intp_t* bounds) noexcept nogil:
+    """Cut sequences 0..n_seq-1 into at most n_chunks runs of about equal frame counts;
+    bounds[c]..bounds[c+1] is chunk c. Returns the number of chunks."""
+    cdef Py_ssize_t c = 0, s
+    cdef double per_chunk = <double> (off[n_seq] - off[0]) / n_chunks
+    bounds[0] = 0
+    for s in range(1, n_seq):
+        if off[s] - off[0] >= (c + 1) * per_chunk:
+            c += 1
+            bounds[c] = s
+    bounds[c + 1] = n_seq
+    return c + 1
+
+
+cdef inline size_t estep_scratch(Py_ssize_t n, Py_ssize_t n_pad, Py_ssize_t t_max,
+                                 bint own_gamma) noexcept nogil:
+    """Doubles of scratch one thread needs (layout in estep_one)."""
+    return (4 * stride(n) + n * n_pad + t_max + t_max * n + t_max * n_pad
+            + (t_max * n if own_gamma else 0))
+
+
+def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
+          int n_threads=1, bint want_rows=True, bint want_posteriors=False):
+    """Expected sufficient statistics of every sequence.
+
+    Parameters
+    ----------
+    chain : capsule from hmmfast._chain.compile_chain
+    emission : tuple (log_table, scaled_table, row_log_scale)
+        As for hmmfast._trellis.forward (the scaled forms may be None when ``scaling``
+        is false).
+    rows : ndarray of shape (T,), intp, or None
+        Table row of each frame (None: frame t uses row t).
+    offsets : ndarray of shape (n_seq + 1,), intp, or None for one sequence.
+    weights : ndarray of shape (n_seq,), float64 >= 0, or None (all 1).
+    scaling : bool
+        Scaled E-step (with exact fallbacks) or log-space E-step.
+    n_threads : int
+        Threads over sequences.
+    want_rows : bool
+        Accumulate weighted posteriors per table row (``rows`` must be given).
+    want_posteriors : bool
+        Return the weighted posteriors w_s * gamma, (T, N).
+
+    Returns
+    -------
+    logprob : ndarray of shape (n_seq,)
+        log P(X_s) per sequence (0 for a zero-weight sequence, which is skipped).
+    start : ndarray of shape (N,)
+    trans : ndarray of shape (N, N)
+    row_counts : ndarray of shape (n_rows, N), or None
+    posteriors : ndarray of shape (T, N), or None
+
+    Raises
+    ------
+    hmmfast.ImpossibleSequenceError
+        A sequence (of positive weight) has probability zero.
+    hmmfast.HMMInputError
+        A table row index out of range.
+    """
+    cdef const Chain* c = get_chain(chain)
+    cdef Frames f
+    cdef intp_t single_offsets[2]
+    cdef SeqStatus single_status
+    cdef Py_ssize_t n = c.n_states, n_seq, s, t_max = 0, k, n_team
+    cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, n, scaling)
+    cdef const intp_t* off = offsets_data(offsets, n_frames, single_offsets, &n_seq)
+    cdef const double* w = NULL
+    if weights is not None:
+        w = f64_data(weights, n_seq, "weights")
+    if want_rows and f.rows == NULL:
+        raise ValueError("internal: want_rows needs table rows")
+    for s in range(n_seq):
+        if off[s + 1] - off[s] > t_max:
+            t_max = off[s + 1] - off[s]
+    cdef Py_ssize_t n_rows_acc = f.n_rows if want_rows else 0
+    cdef Py_ssize_t acc_size = n + n * n + n_rows_acc * n
+    cdef Py_ssize_t n_chunks = max(1, min(n_seq, MAX_CHUNKS, MAX_CHUNK_DOUBLES // acc_size))
+    cdef intp_t* bounds = <intp_t*> malloc((n_chunks + 1) * sizeof(intp_t))
+    if bounds == NULL:
+        raise MemoryError()
+    n_chunks = chunk_bounds(off, n_seq, n_chunks, bounds)
+    n_team = 1 if (n_threads <= 1 or n_chunks <= 1) else min(n_threads, n_chunks)
+    cdef size_t scratch_doubles = estep_scratch(n, c.n_pad, t_max, not want_posteriors)
+    logprob = np.empty(n_seq)
+    cdef double* lp = <double*> cnp.PyArray_DATA(logprob)
+    posteriors = np.empty((n_frames, n)) if want_posteriors else None
+    cdef double* post = <double*> cnp.PyArray_DATA(posteriors) if want_posteriors else NULL
+    cdef double* acc_all = <double*> calloc(n_chunks * acc_size, sizeof(double))
+    if acc_all == NULL:
+        free(bounds)
+        raise MemoryError()
+    cdef SeqStatus* st = NULL
+    cdef double* scratch = NULL
+    cdef Accumulators acc
+    cdef Py_ssize_t chunk
+    single_status.code = STATUS_OK
+    try:
+        st = status_buffer(n_seq, &single_status)
+        with nogil:
+            if n_team == 1:
+                scratch = <double*> malloc(scratch_doubles * sizeof(double))
+                for chunk in range(n_chunks):
+                    acc = accumulators(acc_all + chunk * acc_size, n, want_rows)
+                    for s in range(bounds[chunk], bounds[chunk + 1]):
+                        if scratch == NULL:
+                            st[s] = status(STATUS_NO_MEMORY, off[s])
+                        else:
+                            estep_one(c, &f, off, s, t_max, scaling, w, scratch, post, acc,
+                                      lp, st)
+                free(scratch)
+            else:
+                with parallel(num_threads=n_team):
+                    scratch = <double*> malloc(scratch_doubles * sizeof(double))
+                    for chunk in prange(n_chunks, schedule="dynamic"):
+                        acc = accumulators(acc_all + chunk * acc_size, n, want_rows)
+                        for s in range(bounds[chunk], bounds[chunk + 1]):
+                            if scratch == NULL:
+                                st[s] = status(STATUS_NO_MEMORY, off[s])
+                            else:
+                                estep_one(c, &f, off, s, t_max, scaling, w, scratch, post,
+                                          acc, lp, st)
+                    free(scratch)
+            for chunk in range(1, n_chunks):
+                for k in range(acc_size):
+                    acc_all[k] += acc_all[chunk * acc_size + k]
+        for s in range(n_seq):
+            if st[s].code == STATUS_NO_MEMORY:
+                raise MemoryError(f"could not allocate {scratch_doubles * 8} bytes of scratch")
+        raise_for_status(st, n_seq, &f, off, True)
+        start = np.array(<double[:n]> acc_all)
+        trans = np.array(<double[:n * n]> (acc_all + n)).reshape(n, n)
+        row_counts = None
+        if want_rows:
+            row_counts = np.array(<double[:n_rows_acc * n]> (acc_all + n + n * n)).reshape(
+                n_rows_acc, n)
+    finally:
+        if st != &single_status:
+            free(st)
+        free(acc_all)
+        free(bounds)
+    return logprob, start, trans, row_counts, posteriors
+
+
+def log_lattices(object chain, tuple emission):
+    """log alpha and log beta of one sequence (the generic fitting path's lattices).
+
+    Returns
+    -------
+    logprob : float
+    log_alpha, log_beta : ndarray of shape (T, N)
+    """
+    cdef const Chain* c = get_chain(chain)
+    cdef Frames f
+    cdef Py_ssize_t n = c.n_states, t, r, sn = stride(c.n_states)
+    cdef Py_ssize_t n_frames = fill_frames(&f, emission, None, n, False)
+    if n_frames < 1:
+        raise ValueError("internal: no frames")
+    log_alpha = np.empty((n_frames, n))
+    log_beta = np.empty((n_frames, n))
+    cdef double* la = <double*> cnp.PyArray_DATA(log_alpha)
+    cdef double* lb = <double*> cnp.PyArray_DATA(log_beta)
+    cdef double* work = <double*> malloc(4 * sn * sizeof(double))
+    cdef double ll = -INFINITY
+    cdef SeqStatus st
+    cdef intp_t single[2]
+    single[0] = 0
+    single[1] = n_frames
+    if work == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            st = log_forward_pass(c, &f, 0, n_frames, work, la, &ll)
+            if st.code == STATUS_OK:
+                for r in range(n):
+                    lb[(n_frames - 1) * n + r] = 0.0
+                for t in range(n_frames - 2, -1, -1):
+                    log_backward_step(c, f.log_table + (t + 1) * n, lb + (t + 1) * n,
+                                      work + 2 * sn, work + 3 * sn, lb + t * n)
+        raise_for_status(&st, 1, &f, single, True)
+    finally:
+        free(work)
+    return ll, log_alpha, log_beta
