@@ -42,16 +42,42 @@ cimport numpy as cnp
 from cython.parallel cimport prange, parallel
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_vecmat_step,
+    hmm_force_avx2,
     get_chain, fill_frames, offsets_data, f64_data, raise_for_status, status_buffer,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_NO_MEMORY, STATUS_UNDERFLOW,
 )
+cdef extern from "hmm_lanes.h" nogil:
+    ctypedef struct hmm_lanes_model:
+        Py_ssize_t n
+        const double* startprob
+        const double* transmat
+        double mass_floor
+        const double* scaled_table
+        const double* row_log_scale
+        const double* log_table
+        const intp_t* rows
+        Py_ssize_t n_rows
+        double sum_floor
+        double small_scale
+        double small_product
+        double posterior_deficit
+    enum:
+        HMM_LANE_OK
+        HMM_LANE_BAD_ROW
+        HMM_LANE_REDO
+        HMM_LANES_MAX_STATES
+    size_t hmm_lanes_work(Py_ssize_t n, Py_ssize_t t_max)
+    void hmm_lanes_estep(const hmm_lanes_model* m, const Py_ssize_t* start,
+                         const Py_ssize_t* length, int n_lanes, double* work, double** gamma,
+                         double* xi_out, double* loglik, int* code, Py_ssize_t* frame)
+
 cdef extern from "hmm_outer.h" nogil:
     void hmm_outer_sum(const double* a, Py_ssize_t lda, const double* v, Py_ssize_t ldv,
                        Py_ssize_t k, Py_ssize_t n, Py_ssize_t n_pad, double* M)
 
 from _passes cimport (
-    POSTERIOR_DEFICIT, log_backward_step, log_forward_pass, scaled_forward_pass,
-    normalise_row,
+    POSTERIOR_DEFICIT, SMALL_PRODUCT, SMALL_SCALE, SUM_FLOOR, log_backward_step,
+    log_forward_pass, scaled_forward_pass, normalise_row,
 )
 
 cnp.import_array()
@@ -181,6 +207,33 @@ cdef inline Accumulators accumulators(double* base, Py_ssize_t n, bint want_rows
     return acc
 
 
+cdef inline void add_statistics(const Chain* ch, const Frames* fr, Py_ssize_t s,
+                                Py_ssize_t start, Py_ssize_t stop, double w, double* gamma,
+                                const double* xi, Py_ssize_t xi_stride, bint scale_gamma,
+                                Accumulators acc, SeqStatus* status_out) noexcept nogil:
+    """Add the weighted statistics of a sequence whose E-step succeeded to ``acc``
+    (and scale its posteriors by w when they are the caller's output)."""
+    cdef Py_ssize_t n = ch.n_states, t, i, j, r
+    cdef double* g
+    for j in range(n):
+        acc.start[j] += w * gamma[j]
+    for i in range(n):
+        for j in range(n):
+            acc.trans[i * n + j] += w * xi[i * xi_stride + j]
+    if acc.rows != NULL and fr.rows != NULL:
+        for t in range(stop - start):
+            r = frame_row(fr, start + t)
+            if r < 0:  # X changed under us since the forward pass read it
+                status_out[s] = status(STATUS_BAD_ROW, start + t)
+                return
+            g = gamma + t * n
+            for j in range(n):
+                acc.rows[r * n + j] += w * g[j]
+    if scale_gamma and w != 1.0:
+        for j in range((stop - start) * n):
+            gamma[j] *= w
+
+
 cdef inline void estep_one(const Chain* ch, const Frames* fr, const intp_t* offsets,
                            Py_ssize_t s, Py_ssize_t t_max, bint scaling, const double* weights,
                            double* scratch, double* gamma_out, Accumulators acc,
@@ -190,7 +243,7 @@ cdef inline void estep_one(const Chain* ch, const Frames* fr, const intp_t* offs
     scratch (see estep_scratch): 4 vectors | xi (N, n_pad) | scales (T_max) |
     alpha (T_max, N) | v rows (T_max, n_pad) | gamma (T_max, N), when gamma_out is NULL.
     """
-    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, r
+    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad
     cdef Py_ssize_t start = offsets[s], stop = offsets[s + 1]
     cdef double w = weights[s] if weights != NULL else 1.0
     cdef double* xi = scratch + 4 * stride(n)
@@ -198,7 +251,6 @@ cdef inline void estep_one(const Chain* ch, const Frames* fr, const intp_t* offs
     cdef double* alpha = scales + t_max
     cdef double* vrows = alpha + t_max * n
     cdef double* gamma = gamma_out + start * n if gamma_out != NULL else vrows + t_max * n_pad
-    cdef double* g
     cdef SeqStatus st
     if w == 0.0:
         logprob_out[s] = 0.0
@@ -212,25 +264,99 @@ cdef inline void estep_one(const Chain* ch, const Frames* fr, const intp_t* offs
     else:
         st = estep_log(ch, fr, start, stop, scratch, gamma, xi, logprob_out + s)
     status_out[s] = st
-    if st.code != STATUS_OK:
+    if st.code == STATUS_OK:
+        add_statistics(ch, fr, s, start, stop, w, gamma, xi, n_pad, gamma_out != NULL, acc,
+                       status_out)
+
+
+cdef inline void estep_group(const Chain* ch, const Frames* fr, const intp_t* offsets,
+                             const Py_ssize_t* seqs, int n_lanes, Py_ssize_t t_max,
+                             const double* weights, double* scratch, double* lane_work,
+                             double* gamma_out, Accumulators acc, double* logprob_out,
+                             SeqStatus* status_out) noexcept nogil:
+    """E-step of up to four sequences in SIMD lanes (hmm_lanes.h); a lane that trips a
+    precision check is redone by estep_one.
+
+    lane_work : hmm_lanes_work(N, T_max) doubles, then 4 x (N, N) (xi), then, when
+        gamma_out is NULL, 4 x (T_max, N) (posteriors).
+    """
+    cdef Py_ssize_t n = ch.n_states, l, s
+    cdef hmm_lanes_model m
+    cdef Py_ssize_t start[4]
+    cdef Py_ssize_t length[4]
+    cdef Py_ssize_t frame[4]
+    cdef double* gamma[4]
+    cdef double loglik[4]
+    cdef int code[4]
+    cdef double* xi = lane_work + hmm_lanes_work(n, t_max)
+    m.n = n
+    m.startprob = ch.startprob
+    m.transmat = ch.transmat
+    m.mass_floor = ch.mass_floor
+    m.scaled_table = fr.scaled_table
+    m.row_log_scale = fr.row_log_scale
+    m.log_table = fr.log_table
+    m.rows = fr.rows
+    m.n_rows = fr.n_rows
+    m.sum_floor = SUM_FLOOR
+    m.small_scale = SMALL_SCALE
+    m.small_product = SMALL_PRODUCT
+    m.posterior_deficit = POSTERIOR_DEFICIT
+    for l in range(n_lanes):
+        s = seqs[l]
+        start[l] = offsets[s]
+        length[l] = offsets[s + 1] - offsets[s]
+        if gamma_out != NULL:
+            gamma[l] = gamma_out + offsets[s] * n
+        else:
+            gamma[l] = xi + 4 * n * n + l * t_max * n
+    hmm_lanes_estep(&m, start, length, n_lanes, lane_work, gamma, xi, loglik, code, frame)
+    for l in range(n_lanes):
+        s = seqs[l]
+        if code[l] == HMM_LANE_OK:
+            logprob_out[s] = loglik[l]
+            status_out[s] = status(STATUS_OK, 0)
+            add_statistics(ch, fr, s, start[l], start[l] + length[l],
+                           weights[s] if weights != NULL else 1.0, gamma[l], xi + l * n * n,
+                           n, gamma_out != NULL, acc, status_out)
+        elif code[l] == HMM_LANE_BAD_ROW:
+            logprob_out[s] = -INFINITY
+            status_out[s] = status(STATUS_BAD_ROW, frame[l])
+        else:
+            estep_one(ch, fr, offsets, s, t_max, True, weights, scratch, gamma_out, acc,
+                      logprob_out, status_out)
+
+
+cdef inline void estep_chunk(const Chain* ch, const Frames* fr, const intp_t* offsets,
+                             Py_ssize_t first, Py_ssize_t last, Py_ssize_t t_max, bint scaling,
+                             bint lanes, const double* weights, double* scratch,
+                             double* lane_work, double* gamma_out, Accumulators acc,
+                             double* logprob_out, SeqStatus* status_out) noexcept nogil:
+    """E-step of sequences first..last-1, four at a time in SIMD lanes when ``lanes``."""
+    cdef Py_ssize_t s = first
+    cdef Py_ssize_t seqs[4]
+    cdef int k
+    if not lanes:
+        for s in range(first, last):
+            estep_one(ch, fr, offsets, s, t_max, scaling, weights, scratch, gamma_out, acc,
+                      logprob_out, status_out)
         return
-    for j in range(n):
-        acc.start[j] += w * gamma[j]
-    for i in range(n):
-        for j in range(n):
-            acc.trans[i * n + j] += w * xi[i * n_pad + j]
-    if acc.rows != NULL and fr.rows != NULL:
-        for t in range(stop - start):
-            r = frame_row(fr, start + t)
-            if r < 0:  # X changed under us since the forward pass read it
-                status_out[s] = status(STATUS_BAD_ROW, start + t)
-                return
-            g = gamma + t * n
-            for j in range(n):
-                acc.rows[r * n + j] += w * g[j]
-    if gamma_out != NULL and w != 1.0:
-        for j in range((stop - start) * n):
-            gamma[j] *= w
+    while s < last:
+        k = 0
+        while s < last and k < 4:
+            if weights != NULL and weights[s] == 0.0:  # skipped: estep_one handles it
+                estep_one(ch, fr, offsets, s, t_max, scaling, weights, scratch, gamma_out,
+                          acc, logprob_out, status_out)
+            else:
+                seqs[k] = s
+                k += 1
+            s += 1
+        if k == 1:
+            estep_one(ch, fr, offsets, seqs[0], t_max, scaling, weights, scratch, gamma_out,
+                      acc, logprob_out, status_out)
+        elif k > 1:
+            estep_group(ch, fr, offsets, seqs, k, t_max, weights, scratch, lane_work,
+                        gamma_out, acc, logprob_out, status_out)
 
 
 cdef enum:
@@ -323,6 +449,11 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
     n_chunks = chunk_bounds(off, n_seq, n_chunks, bounds)
     n_team = 1 if (n_threads <= 1 or n_chunks <= 1) else min(n_threads, n_chunks)
     cdef size_t scratch_doubles = estep_scratch(n, c.n_pad, t_max, not want_posteriors)
+    cdef bint lanes = scaling and n <= HMM_LANES_MAX_STATES and n_seq > 1
+    if lanes:
+        scratch_doubles += (hmm_lanes_work(n, t_max) + 4 * n * n
+                            + (0 if want_posteriors else 4 * t_max * n))
+    cdef size_t lane_offset = estep_scratch(n, c.n_pad, t_max, not want_posteriors)
     logprob = np.empty(n_seq)
     cdef double* lp = <double*> cnp.PyArray_DATA(logprob)
     posteriors = np.empty((n_frames, n)) if want_posteriors else None
@@ -343,24 +474,26 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
                 scratch = <double*> malloc(scratch_doubles * sizeof(double))
                 for chunk in range(n_chunks):
                     acc = accumulators(acc_all + chunk * acc_size, n, want_rows)
-                    for s in range(bounds[chunk], bounds[chunk + 1]):
-                        if scratch == NULL:
+                    if scratch == NULL:
+                        for s in range(bounds[chunk], bounds[chunk + 1]):
                             st[s] = status(STATUS_NO_MEMORY, off[s])
-                        else:
-                            estep_one(c, &f, off, s, t_max, scaling, w, scratch, post, acc,
-                                      lp, st)
+                    else:
+                        estep_chunk(c, &f, off, bounds[chunk], bounds[chunk + 1], t_max,
+                                    scaling, lanes, w, scratch, scratch + lane_offset, post,
+                                    acc, lp, st)
                 free(scratch)
             else:
                 with parallel(num_threads=n_team):
                     scratch = <double*> malloc(scratch_doubles * sizeof(double))
                     for chunk in prange(n_chunks, schedule="dynamic"):
                         acc = accumulators(acc_all + chunk * acc_size, n, want_rows)
-                        for s in range(bounds[chunk], bounds[chunk + 1]):
-                            if scratch == NULL:
+                        if scratch == NULL:
+                            for s in range(bounds[chunk], bounds[chunk + 1]):
                                 st[s] = status(STATUS_NO_MEMORY, off[s])
-                            else:
-                                estep_one(c, &f, off, s, t_max, scaling, w, scratch, post,
-                                          acc, lp, st)
+                        else:
+                            estep_chunk(c, &f, off, bounds[chunk], bounds[chunk + 1], t_max,
+                                        scaling, lanes, w, scratch, scratch + lane_offset,
+                                        post, acc, lp, st)
                     free(scratch)
             for chunk in range(1, n_chunks):
                 for k in range(acc_size):
@@ -422,3 +555,9 @@ def log_lattices(object chain, tuple emission):
     finally:
         free(work)
     return ll, log_alpha, log_beta
+
+
+def _force_simd(int flag):
+    """Testing hook: choose this module's vector path (1: AVX2 if the CPU has it,
+    0: SSE2, -1: probe the CPU again). Returns 1 when AVX2 is now in use."""
+    return hmm_force_avx2(flag)

@@ -118,6 +118,16 @@ class BaseHMM:
             object.__setattr__(self, "_epoch", self._epoch + 1)
             object.__setattr__(self, "_cache", None)
 
+    def _set_fitted(self, name, value):
+        """Store an M-step result for parameter ``name`` (e.g. "transmat_") without the
+        public setter's validation: the M-steps build finite, normalised arrays."""
+        arr = np.ascontiguousarray(value, dtype=np.float64)
+        arr.flags.writeable = False
+        with self._lock:
+            object.__setattr__(self, "_" + name[:-1], arr)
+            object.__setattr__(self, "_epoch", self._epoch + 1)
+            object.__setattr__(self, "_cache", None)
+
     def __delattr__(self, name):
         with self._lock:
             object.__delattr__(self, name)
@@ -523,11 +533,13 @@ class BaseHMM:
         max(counts + prior - 1, 0), structural zeros kept, empty rows keep their values)."""
         n = self.n_components
         if "s" in self.params:
-            prior = _fit.check_prior("startprob_prior", self.startprob_prior, (n,))
-            self.startprob_ = _fit.map_estimate(stats["start"], prior, self.startprob_, True)
+            prior = _fit.prior(self, "startprob_prior", (n,))
+            self._set_fitted("startprob_",
+                             _fit.map_estimate(stats["start"], prior, self.startprob_, True))
         if "t" in self.params:
-            prior = _fit.check_prior("transmat_prior", self.transmat_prior, (n, n))
-            self.transmat_ = _fit.map_estimate(stats["trans"], prior, self.transmat_, True)
+            prior = _fit.prior(self, "transmat_prior", (n, n))
+            self._set_fitted("transmat_",
+                             _fit.map_estimate(stats["trans"], prior, self.transmat_, True))
 
     def _log_prior(self):
         """log prior density of the fitted parameters (0 with the default priors)."""
@@ -535,10 +547,10 @@ class BaseHMM:
         total = 0.0
         if "s" in self.params:
             total += _fit.dirichlet_log_density(
-                self.startprob_, _fit.check_prior("startprob_prior", self.startprob_prior, (n,)))
+                self.startprob_, _fit.prior(self, "startprob_prior", (n,)))
         if "t" in self.params:
             total += _fit.dirichlet_log_density(
-                self.transmat_, _fit.check_prior("transmat_prior", self.transmat_prior, (n, n)))
+                self.transmat_, _fit.prior(self, "transmat_prior", (n, n)))
         return total
 
     # hmmfast's fast path: a family implements these and the E-step runs in one kernel call

@@ -210,18 +210,16 @@ class CategoricalHMM(BaseHMM):
     def _do_mstep(self, stats):
         super()._do_mstep(stats)
         if "e" in self.params:
-            prior = _fit.check_prior("emissionprob_prior", self.emissionprob_prior,
-                                     self.emissionprob_.shape)
-            self.emissionprob_ = _fit.map_estimate(stats["obs"], prior, self.emissionprob_,
-                                                   False)
+            prior = _fit.prior(self, "emissionprob_prior", self.emissionprob_.shape)
+            self._set_fitted("emissionprob_", _fit.map_estimate(stats["obs"], prior,
+                                                                self.emissionprob_, False))
 
     def _log_prior(self):
         total = super()._log_prior()
         if "e" in self.params:
             total += _fit.dirichlet_log_density(
-                self.emissionprob_, _fit.check_prior("emissionprob_prior",
-                                                     self.emissionprob_prior,
-                                                     self.emissionprob_.shape))
+                self.emissionprob_, _fit.prior(self, "emissionprob_prior",
+                                               self.emissionprob_.shape))
         return total
 
     # ---------------------------------------------------------------- sampling

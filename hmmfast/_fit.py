@@ -170,29 +170,49 @@ def check_prior(name, value, shape):
     return arr
 
 
+def prior(model, name, shape):
+    """The model's prior ``name`` validated for ``shape``, or None when it is flat (all 1,
+    adding nothing). Cached on the model until the attribute or the shape changes, so EM
+    iterations do not validate it again."""
+    value = getattr(model, name)
+    cache = model.__dict__.get("_prior_cache")
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, "_prior_cache", cache)
+    hit = cache.get(name)
+    if hit is not None and hit[0] is value and hit[1] == shape:
+        return hit[2]
+    arr = check_prior(name, value, shape)
+    checked = None if np.all(arr == 1.0) else arr
+    cache[name] = (value, shape, checked)
+    return checked
+
+
 def map_estimate(counts, prior, previous, keep_zeros):
     """Dirichlet MAP of probability rows: max(counts + prior - 1, 0), normalised.
 
-    hmmlearn's convention (a prior of 1 adds nothing). With ``keep_zeros`` a cell that is
-    0 in ``previous`` stays 0 (start and transition probabilities, as in hmmlearn); a row
-    with nothing to normalise (no expected visits and a flat prior) keeps its previous
-    values.
+    hmmlearn's convention (a prior of 1 adds nothing; ``prior`` None is flat). With
+    ``keep_zeros`` a cell that is 0 in ``previous`` stays 0 (start and transition
+    probabilities, as in hmmlearn); a row with nothing to normalise (no expected visits
+    and a flat prior) keeps its previous values.
     """
-    p = np.maximum(counts + prior - 1.0, 0.0)
+    p = np.maximum(counts + (prior - 1.0), 0.0) if prior is not None else np.array(counts, dtype=float)
     if keep_zeros:
-        p = np.where(previous == 0.0, 0.0, p)
-    p = np.atleast_2d(p)
-    prev = np.atleast_2d(previous)
+        p[previous == 0.0] = 0.0
+    p = p.reshape(-1, np.shape(previous)[-1])
     sums = p.sum(axis=1)
-    ok = sums > 0
-    out = prev.copy()
-    out[ok] = p[ok] / sums[ok, None]
-    return out.reshape(np.shape(previous))
+    empty = ~(sums > 0)
+    p /= np.where(empty, 1.0, sums)[:, None]
+    if np.any(empty):
+        p[empty] = np.reshape(previous, p.shape)[empty]
+    return p.reshape(np.shape(previous))
 
 
 def dirichlet_log_density(prob, prior):
     """sum (alpha - 1) log p over the non-zero entries (the Dirichlet log-density up to
-    a constant, on the face the zeros fix)."""
+    a constant, on the face the zeros fix); 0 for a flat prior (None)."""
+    if prior is None:
+        return 0.0
     prob = np.asarray(prob)
     nz = prob > 0
     return float(np.sum((np.broadcast_to(prior, prob.shape)[nz] - 1.0) * np.log(prob[nz])))

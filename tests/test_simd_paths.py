@@ -6,7 +6,7 @@ import pytest
 from hmm_oracles import random_model
 
 import hmmfast
-from hmmfast import _reference, _trellis, _viterbi
+from hmmfast import _estep, _kernel_inputs, _reference, _trellis, _viterbi
 
 
 @pytest.fixture
@@ -18,6 +18,7 @@ def simd_paths():
     yield paths
     _trellis._force_simd(-1)
     _viterbi._force_simd(-1)
+    _estep._force_simd(-1)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 20, 33])
@@ -59,3 +60,31 @@ def test_viterbi_ties_on_every_path(simd_paths):
         _viterbi._force_simd(path)
         _, states = hmmfast.viterbi(startprob, transmat, log_em)
         np.testing.assert_array_equal(states, np.zeros(8))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 9, 13, 17])
+def test_estep_paths_bit_identical(n, simd_paths):
+    """The E-step's vector code (SIMD lanes for N <= 8, the rank-T outer-product sum)
+    gives the same bits on both paths, and its statistics equal the reference
+    posteriors' sums."""
+    rng = np.random.default_rng(40 + n)
+    startprob, transmat, _ = random_model(rng, n, 2)
+    log_em = rng.normal(scale=2.0, size=(170, n))
+    chain = _kernel_inputs.chain(startprob, transmat)
+    emission = _kernel_inputs.emission(log_em, True)
+    offsets = np.array([0, 20, 45, 46, 90, 131, 170], dtype=np.intp)
+    results = []
+    for path in simd_paths:
+        _estep._force_simd(path)
+        results.append(_estep.estep(chain, emission, None, offsets, None, True, 1, False, True))
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
+    logprob, start, trans, _, post = results[0]
+    lengths = np.diff(offsets)
+    np.testing.assert_allclose(logprob, _reference.forward(startprob, transmat, log_em, lengths),
+                               rtol=1e-12)
+    np.testing.assert_allclose(post, _reference.posteriors(startprob, transmat, log_em, lengths),
+                               atol=1e-12)
+    np.testing.assert_allclose(start, post[offsets[:-1]].sum(axis=0), atol=1e-12)
