@@ -285,6 +285,19 @@ cdef inline SeqStatus* status_buffer(Py_ssize_t n_seq, SeqStatus* single) except
 
 
 cdef enum:
+    # below this many trellis cells (frames x N x N) a call stays on the calling thread:
+    # starting a thread team costs more than the work (and, on a busy machine, much more)
+    THREAD_MIN_CELLS = 250000
+
+cdef inline int team_size(int n_threads, Py_ssize_t n_tasks, Py_ssize_t n_frames,
+                          Py_ssize_t n_states) noexcept nogil:
+    """Threads worth starting for n_tasks independent tasks of n_frames in all."""
+    if n_threads <= 1 or n_tasks <= 1 or n_frames * n_states * n_states < THREAD_MIN_CELLS:
+        return 1
+    return <int> min(<Py_ssize_t> n_threads, n_tasks)
+
+
+cdef enum:
     OUTPUT_NONE = 0
     OUTPUT_POSTERIORS = 1     # (T, N) float64
     OUTPUT_STATES = 2         # (T,) intp
@@ -340,7 +353,8 @@ cdef inline object run_kernel(
     try:
         st = status_buffer(n_seq, &single_status)
         with nogil:
-            run_sequences(kernel, scratch_bytes, c, &f, off, n_seq, n_threads,
+            run_sequences(kernel, scratch_bytes, c, &f, off, n_seq,
+                          team_size(n_threads, n_seq, n_frames, c.n_states),
                           logprob, post, states, st)
         for s in range(n_seq):
             if st[s].code == STATUS_NO_MEMORY:

@@ -4,7 +4,8 @@
 # -----------
 # A log-emission table (K, N) (one row per symbol, or one row per frame for a dense
 # (T, N) matrix) is turned once into the scaled form used by the scaling kernels: each
-# row minus its maximum, exponentiated, and that maximum kept as the row's log scale.
+# row minus its maximum, exponentiated (by the vectorised exp of hmm_exp.h), and that
+# maximum kept as the row's log scale.
 # A row that is all -inf (a symbol no state emits) becomes zeros with scale -inf; the
 # scaling kernels then fall back to the log kernel, which reports the impossibility.
 #
@@ -14,10 +15,13 @@
 # returns None and the Python layer converts or explains. Symbol ranges are checked by
 # the kernels while they read them.
 
-from libc.math cimport exp, INFINITY
+from libc.math cimport INFINITY
 
 cimport numpy as cnp
 from _common cimport intp_t, max_of, f64_data
+
+cdef extern from "hmm_exp.h" nogil:
+    void hmm_exp_nonpos(const double* values, Py_ssize_t n, double* out)
 
 cnp.import_array()
 
@@ -53,10 +57,11 @@ def scaled_rows(log_table):
             sc[k] = m
             if m == -INFINITY:
                 for j in range(n):
-                    dst[k * n + j] = 0.0
+                    dst[k * n + j] = -INFINITY  # exp gives 0: a symbol no state emits
             else:
                 for j in range(n):
-                    dst[k * n + j] = exp(src[k * n + j] - m)
+                    dst[k * n + j] = src[k * n + j] - m
+        hmm_exp_nonpos(dst, n_rows * n, dst)  # vectorised (hmm_exp.h)
     return scaled, scale
 
 

@@ -33,7 +33,7 @@
 # thread team. Statistics of a sequence are added only once its E-step succeeded.
 
 from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from libc.math cimport exp, INFINITY
 
 import numpy as np
@@ -44,6 +44,7 @@ from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_vecmat_step,
     hmm_force_avx2,
     get_chain, fill_frames, offsets_data, f64_data, raise_for_status, status_buffer,
+    team_size,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_NO_MEMORY, STATUS_UNDERFLOW,
 )
 cdef extern from "hmm_lanes.h" nogil:
@@ -447,7 +448,7 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
     if bounds == NULL:
         raise MemoryError()
     n_chunks = chunk_bounds(off, n_seq, n_chunks, bounds)
-    n_team = 1 if (n_threads <= 1 or n_chunks <= 1) else min(n_threads, n_chunks)
+    n_team = team_size(n_threads, n_chunks, n_frames, n)
     cdef size_t scratch_doubles = estep_scratch(n, c.n_pad, t_max, not want_posteriors)
     cdef bint lanes = scaling and n <= HMM_LANES_MAX_STATES and n_seq > 1
     if lanes:
@@ -549,8 +550,10 @@ def log_lattices(object chain, tuple emission):
                 for r in range(n):
                     lb[(n_frames - 1) * n + r] = 0.0
                 for t in range(n_frames - 2, -1, -1):
+                    # the step writes n_pad outputs: into scratch, then the row's n
                     log_backward_step(c, f.log_table + (t + 1) * n, lb + (t + 1) * n,
-                                      work + 2 * sn, work + 3 * sn, lb + t * n)
+                                      work + 2 * sn, work + 3 * sn, work + sn)
+                    memcpy(lb + t * n, work + sn, n * sizeof(double))
         raise_for_status(&st, 1, &f, single, True)
     finally:
         free(work)

@@ -35,8 +35,8 @@
 #define HMM_LANES 4
 #define HMM_LANES_MAX_STATES 8
 
-typedef double hmm_lv __attribute__((vector_size(32), aligned(8)));
-typedef long long hmm_lm __attribute__((vector_size(32), aligned(8)));
+typedef double hmm_lv __attribute__((vector_size(32), aligned(8), may_alias));
+typedef long long hmm_lm __attribute__((vector_size(32), aligned(8), may_alias));
 
 typedef struct {
     ptrdiff_t n;                    /* states */

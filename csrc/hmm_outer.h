@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include "hmm_steps.h"
 
-typedef double hmm_v4d __attribute__((vector_size(32), aligned(8)));
+typedef double hmm_v4d __attribute__((vector_size(32), aligned(8), may_alias));
 
 #define HMM_LOAD4(p) (*(const hmm_v4d *)(p))
 #define HMM_STORE4(p, x) (*(hmm_v4d *)(p) = (x))

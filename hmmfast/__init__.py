@@ -31,17 +31,21 @@ from ._errors import (
 from ._functional import forward, forward_backward, viterbi
 
 from ._fit import ConvergenceMonitor
+from ._gaussian import GaussianHMM
+from ._poisson import PoissonHMM
 
 __all__ = [
     "BaseHMM",
     "CategoricalHMM",
     "ConvergenceMonitor",
     "ConvergenceWarning",
+    "GaussianHMM",
     "HMMInputError",
     "HMMTypeError",
     "ImpossibleSequenceError",
     "NotFittedError",
     "ParameterError",
+    "PoissonHMM",
     "__version__",
     "forward",
     "forward_backward",

@@ -34,7 +34,8 @@ _ALGORITHMS = ("viterbi", "map")
 class _Compiled:
     """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
 
-    __slots__ = ("chain", "emission", "n_components", "n_threads", "params", "scaling")
+    __slots__ = ("chain", "density", "emission", "n_components", "n_threads", "params",
+                 "scaling")
 
 
 def resolve_threads(n_threads):
@@ -235,7 +236,12 @@ class BaseHMM:
         c.params = {name: getattr(self, name) for name in shapes}  # read-only arrays
         c.chain = _kernel_inputs.chain(self._startprob, self._transmat)
         c.emission = self._emission_table(c.scaling)
+        c.density = self._compile_density()
         return c
+
+    def _compile_density(self):
+        """Family hook: compiled emission parameters for the family's density kernel."""
+        return None
 
     # ---------------------------------------------------------------- emission hooks
 
@@ -243,17 +249,18 @@ class BaseHMM:
         """Family hook: the emission tuple for table-driven frames, or None (dense path)."""
         return None
 
-    def _frames(self, c, X):
+    def _frames(self, c, X, scaled=True):
         """Family hook: (emission, rows, n_samples) for the kernels.
 
         The default evaluates ``_compute_log_likelihood`` on validated features and hands
-        the kernels the dense (T, N) matrix.
+        the kernels the dense (T, N) matrix. ``scaled=False``: only the log form is read
+        (Viterbi), so dense frames need not compute the scaled one.
         """
         X = self._check_X(X)
         log_em = V.log_emission_matrix(
             self._compute_log_likelihood(X), c.n_components, "_compute_log_likelihood(X)"
         )
-        return _kernel_inputs.emission(log_em, c.scaling), None, log_em.shape[0]
+        return _kernel_inputs.emission(log_em, c.scaling and scaled), None, log_em.shape[0]
 
     def _check_X(self, X):
         return V.features(X)
@@ -342,17 +349,17 @@ class BaseHMM:
             raise NotImplementedError("beam-pruned decoding (beam, max_active) is not available yet")
         if algorithm is None:
             algorithm = self.algorithm
+        if algorithm not in _ALGORITHMS:
+            raise ParameterError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}")
         c = self._cache or self._prepare()
-        emission, rows, n = self._frames(c, X)
+        emission, rows, n = self._frames(c, X, algorithm == "map")
         offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
         if algorithm == "viterbi":
             return _viterbi.viterbi(c.chain, emission, rows, offsets, None, c.n_threads)
-        if algorithm == "map":
-            posteriors = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,
-                                                   None, c.n_threads)[1]
-            states = np.argmax(posteriors, axis=1).astype(np.intp, copy=False)
-            return _viterbi.path_log_prob(c.chain, emission, rows, offsets, states), states
-        raise ParameterError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}")
+        posteriors = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,
+                                               None, c.n_threads)[1]
+        states = np.argmax(posteriors, axis=1).astype(np.intp, copy=False)
+        return _viterbi.path_log_prob(c.chain, emission, rows, offsets, states), states
 
     def predict(self, X, lengths=None):
         """Decoded states, ndarray of shape (n_samples,), with the model's ``algorithm``."""
@@ -524,9 +531,10 @@ class BaseHMM:
     def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwdlattice,
                                           bwdlattice):
         """Add one sequence's statistics (hmmlearn's hook; ``posteriors`` are weighted)."""
+        start, trans = self._estep_chain_stats  # this sequence's, set by the E-step
         stats["nobs"] += 1
-        stats["start"] += posteriors[0]
-        stats["trans"] += self._estep_xi  # expected transitions, set by the E-step
+        stats["start"] += start
+        stats["trans"] += trans
 
     def _do_mstep(self, stats):
         """MAP update of startprob_ and transmat_ (Dirichlet priors, hmmlearn's convention:
@@ -557,19 +565,18 @@ class BaseHMM:
 
     _estep_wants_posteriors = True
 
+    _FAST_PATH_HOOKS = ("_compute_log_likelihood", "_initialize_sufficient_statistics",
+                        "_accumulate_sufficient_statistics")
+
     def _uses_fast_estep(self):
-        """True when the class implements ``_accumulate_fast`` and no subclass below it
-        overrides the hooks the fast path replaces."""
-        mro = type(self).__mro__
-        owner = next((k for k in mro if "_accumulate_fast" in k.__dict__), BaseHMM)
-        if owner is BaseHMM:
-            return False
-        for name in ("_compute_log_likelihood", "_initialize_sufficient_statistics",
-                     "_accumulate_sufficient_statistics"):
-            definer = next(k for k in mro if name in k.__dict__)
-            if definer is not owner and issubclass(definer, owner):
+        """True for a built-in family (a class with ``_fast_family = True`` in its body)
+        unless a subclass below it overrides one of the hooks the fast path replaces."""
+        for klass in type(self).__mro__:
+            if klass.__dict__.get("_fast_family"):
+                return True
+            if any(name in klass.__dict__ for name in self._FAST_PATH_HOOKS):
                 return False
-        return True
+        return False
 
     def _training_X(self, X):
         """X validated once for fitting, in the form the hooks take."""

@@ -105,9 +105,9 @@ class CategoricalHMM(BaseHMM):
         log_table = V.read_only_log(self._emissionprob.T)
         return _kernel_inputs.emission(log_table, scaling)
 
-    def _frames(self, c, X):
+    def _frames(self, c, X, scaled=True):
         if self._dense_emissions:
-            return super()._frames(c, X)
+            return super()._frames(c, X, scaled)
         symbols = _emissions.canonical_symbols(X)
         if symbols is None:
             symbols = V.symbols(X)
@@ -186,6 +186,7 @@ class CategoricalHMM(BaseHMM):
             np.add.at(stats["obs"].T, np.asarray(X).reshape(-1), posteriors)
 
     _estep_wants_posteriors = False
+    _fast_family = True  # the E-step kernel computes this family's statistics
 
     def _estep_frames(self, c, data):
         symbols = data.X[:, 0]

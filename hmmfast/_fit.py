@@ -93,12 +93,13 @@ class TrainingData:
     """Validated fit inputs: X in the family's canonical form, sequence boundaries,
     optional weights (one per sequence) and labels (one state per frame, -1 unknown)."""
 
-    def __init__(self, X, offsets, weights=None, labels=None):
+    def __init__(self, X, offsets, weights=None, labels=None, missing=None):
         self.X = X
         self.offsets = offsets
         self.n_seq = len(offsets) - 1
         self.weights = weights
         self.labels = labels
+        self.cache = {"missing": missing}  # per-fit derived arrays a family may keep
 
     @property
     def lengths(self):
@@ -272,25 +273,39 @@ def _generic_estep(model, c, data):
         if w == 0.0:
             continue
         sub_X = data.X[a:b]
-        log_em = V.log_emission_matrix(model._compute_log_likelihood(sub_X), n,
-                                       "_compute_log_likelihood(X)")
-        if data.labels is not None:
-            log_em = mask_labels(log_em, data.labels[a:b])
+        log_em = _sequence_log_emissions(model, data, n, a, b)
         emission = _kernel_inputs.emission(log_em, c.scaling)
         try:
-            logprob, _, trans, _, post = _estep.estep(
+            logprob, start, trans, _, post = _estep.estep(
                 c.chain, emission, None, None, None, c.scaling, 1, False, True)
         except ImpossibleSequenceError as exc:
             raise ImpossibleSequenceError(str(exc), s, exc.step, a + exc.step) from None
-        ll, log_alpha, log_beta = _estep.log_lattices(c.chain, _kernel_inputs.emission(log_em, False))
+        ll, log_alpha, log_beta = _estep.log_lattices(c.chain,
+                                                      _kernel_inputs.emission(log_em, False))
         lattice, fwd, bwd = _hmmlearn_lattices(c.scaling, log_em, ll, log_alpha, log_beta)
         total += w * float(logprob[0])
-        object.__setattr__(model, "_estep_xi", w * trans)
+        missing = data.cache.get("missing")
+        if missing is not None:
+            post[missing[a:b]] = 0.0  # no evidence about the emissions
+        object.__setattr__(model, "_estep_chain_stats", (w * start, w * trans))
         try:
             model._accumulate_sufficient_statistics(stats, sub_X, lattice, w * post, fwd, bwd)
         finally:
-            object.__delattr__(model, "_estep_xi")
+            object.__delattr__(model, "_estep_chain_stats")
     return stats, total
+
+
+def _sequence_log_emissions(model, data, n, a, b):
+    """The hook's log-emissions of frames a..b-1, missing frames 0, labels applied."""
+    log_em = V.log_emission_matrix(model._compute_log_likelihood(data.X[a:b]), n,
+                                   "_compute_log_likelihood(X)")
+    missing = data.cache.get("missing")
+    if missing is not None and missing[a:b].any():
+        log_em = np.array(log_em)
+        log_em[missing[a:b]] = 0.0
+    if data.labels is not None:
+        log_em = mask_labels(log_em, data.labels[a:b])
+    return log_em
 
 
 def _hmmlearn_lattices(scaling, log_em, ll, log_alpha, log_beta):
@@ -298,7 +313,7 @@ def _hmmlearn_lattices(scaling, log_em, ll, log_alpha, log_beta):
     log space for "log"; frame probabilities and Rabiner-scaled lattices for "scaling"."""
     if not scaling:
         return log_em, log_alpha, log_beta
-    with np.errstate(under="ignore"):
+    with np.errstate(under="ignore", over="ignore"):
         prefix = np.logaddexp.reduce(log_alpha, axis=1)  # log P(x_0..x_t)
         return (np.exp(log_em), np.exp(log_alpha - prefix[:, None]),
                 np.exp(log_beta + prefix[:, None] - ll))
@@ -328,9 +343,7 @@ def objective(model, data):
         for s, a, b in data.sequences():
             w = 1.0 if data.weights is None else float(data.weights[s])
             if w:
-                log_em = model._compute_log_likelihood(data.X[a:b])
-                if data.labels is not None:
-                    log_em = mask_labels(log_em, data.labels[a:b])
+                log_em = _sequence_log_emissions(model, data, c.n_components, a, b)
                 ll += w * _functional.forward(c.params["startprob_"], c.params["transmat_"],
                                               log_em, implementation=model.implementation)
     return ll + model._log_prior()
@@ -390,7 +403,7 @@ def _fit(model, X, lengths, sample_weight, states):
     if (not isinstance(model.tol, (int, float, np.floating, np.integer))
             or isinstance(model.tol, bool) or np.isnan(model.tol)):
         raise ParameterError(f"tol must be a number (-inf: never stop early), got {model.tol!r}")
-    X_canon = model._training_X(X)
+    X_canon, missing = _training_X(model, X)
     offsets = _offsets(lengths, len(X_canon))
     weights = check_sample_weight(sample_weight, len(offsets) - 1)
     labels = None
@@ -399,7 +412,7 @@ def _fit(model, X, lengths, sample_weight, states):
                               model.n_components), allow_unknown=True)
         if not np.any(labels >= 0):
             labels = None  # nothing known: an ordinary fit
-    data = TrainingData(X_canon, offsets, weights, labels)
+    data = TrainingData(X_canon, offsets, weights, labels, missing)
     object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
     start = _snapshot(model)
     runs = n_init if _can_restart(model) else 1
@@ -408,7 +421,7 @@ def _fit(model, X, lengths, sample_weight, states):
         if run:
             _restore(model, start)
         monitor = _monitor_for(model)
-        model._init(data.X, data.lengths)
+        _init(model, data)
         model._check()
         run_em(model, data, monitor)
         object.__setattr__(model, "monitor_", monitor)
@@ -428,6 +441,21 @@ def _fit(model, X, lengths, sample_weight, states):
     return model
 
 
+def _init(model, data):
+    """model._init on the observed frames (hmmlearn's hook: missing frames left out)."""
+    missing = data.cache.get("missing")
+    if missing is None:
+        model._init(data.X, data.lengths)
+    else:
+        model._init(data.X[~missing], None)
+
+
+def _training_X(model, X):
+    """(X in the family's canonical form, mask of missing frames or None)."""
+    out = model._training_X(X)
+    return out if isinstance(out, tuple) else (out, None)
+
+
 def _monitor_for(model):
     monitor = getattr(model, "monitor_", None)
     if isinstance(monitor, ConvergenceMonitor):
@@ -443,13 +471,13 @@ def fit_supervised(model, X, states, lengths=None):
     """Counting maximum-likelihood (with the priors as pseudocounts); see BaseHMM."""
     before = _snapshot(model)
     try:
-        X_canon = model._training_X(X)
+        X_canon, missing = _training_X(model, X)
         offsets = _offsets(lengths, len(X_canon))
         n = V.check_n("n_components", model.n_components)
         labels = check_states(states, len(X_canon), n, allow_unknown=False)
-        data = TrainingData(X_canon, offsets, None, labels)
+        data = TrainingData(X_canon, offsets, None, labels, missing)
         object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
-        model._init(data.X, data.lengths)
+        _init(model, data)
         object.__delattr__(model, "_rng")
         model._check()
         stats = model._initialize_sufficient_statistics()
@@ -461,12 +489,14 @@ def fit_supervised(model, X, states, lengths=None):
         stats["trans"] = stats["trans"] + np.bincount(pairs, minlength=n * n).reshape(n, n)
         onehot = np.zeros((len(labels), n))
         onehot[np.arange(len(labels)), labels] = 1.0
+        if missing is not None:
+            onehot[missing] = 0.0
         model._accumulate_fast(stats, data, None, onehot)
         model._do_mstep(stats)
         model._check()
         monitor = ConvergenceMonitor(model.tol, model.n_iter, model.verbose)
         monitor._reset()
-        monitor.report(objective(model, TrainingData(X_canon, offsets)))
+        monitor.report(objective(model, TrainingData(X_canon, offsets, None, None, missing)))
         object.__setattr__(model, "monitor_", monitor)
         model._record_fit(data)
         return model

@@ -45,8 +45,8 @@ def run_model(rng):
     model.transmat_ = np.full((3, 3), 1 / 3)
     model.emissionprob_ = np.full((3, 4), 0.25)
     c = model._prepare()
-    rows = rng.integers(0, 4, 200).astype(np.intp)
-    offsets = np.array([0, 50, 120, 200], dtype=np.intp)
+    rows = rng.integers(0, 4, 40000).astype(np.intp)  # enough cells for a thread team
+    offsets = np.array([0, 50, 120, 20000, 40000], dtype=np.intp)
     _trellis.forward(c.chain, c.emission, rows, offsets, True, None, 2)
     _viterbi.viterbi(c.chain, c.emission, rows, offsets, None, 2)
     for bad in ([0, 9], [-1, 0]):

@@ -285,8 +285,8 @@ def test_sample_weight_two_equals_sequence_twice():
 def test_threads_do_not_change_the_result(implementation):
     rng = np.random.default_rng(10)
     params = random_model(rng, 4, 6)
-    X = model_with(params).sample(3000, random_state=4)[0]
-    lengths = list(rng.multinomial(3000 - 30, np.ones(30) / 30) + 1)
+    X = model_with(params).sample(20000, random_state=4)[0]  # enough to start threads
+    lengths = list(rng.multinomial(20000 - 30, np.ones(30) / 30) + 1)
     fits = []
     for n_threads in (1, 2, 3):
         model = model_with(params, implementation, n_iter=8, tol=-np.inf, n_threads=n_threads)
@@ -412,7 +412,7 @@ def test_interrupt_between_iterations_restores_parameters():
             super()._do_mstep(stats)
 
     params = ([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
-    model = Interrupted(2, n_iter=10, init_params="")
+    model = Interrupted(2, n_iter=10, tol=-np.inf, init_params="")
     model.startprob_, model.transmat_, model.emissionprob_ = params
     monitor = model.monitor_
     with pytest.raises(KeyboardInterrupt):
@@ -421,7 +421,7 @@ def test_interrupt_between_iterations_restores_parameters():
                          strict=True):
         np.testing.assert_allclose(got, want)
     assert model.monitor_ is monitor
-    fresh = Interrupted(2, n_iter=10)
+    fresh = Interrupted(2, n_iter=10, tol=-np.inf, random_state=0)
     Interrupted.calls = 0
     with pytest.raises(KeyboardInterrupt):
         fresh.fit(np.array([0, 1, 2, 0, 1, 0, 1, 0, 1, 0]))

@@ -91,7 +91,7 @@ def test_kernels_over_sequences_per_thread_count(model, n_threads):
     threads (the OpenMP path), equal to one call per sequence."""
     c = model._cache or model._prepare()
     rng = np.random.default_rng(4)
-    lengths = rng.integers(1, 50, size=200)
+    lengths = rng.integers(1, 50, size=4000)  # enough cells to start a thread team
     rows = rng.integers(0, 5, size=lengths.sum()).astype(np.intp)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.intp)
     per_seq = np.empty(len(lengths))

@@ -1,0 +1,268 @@
+# Emission log-densities of the continuous and count families (Gaussian with diagonal,
+# spherical, full or tied covariances; Gaussian mixtures through their components;
+# Poisson counts): the (T, N) matrix the trellis kernels read.
+#
+# Design note
+# -----------
+# The arithmetic is in hmm_dens.h (direct differences, never the GEMM expansion of
+# |x - mu|^2, so frames far from the origin keep full precision; vectorised across states
+# or across frames; AVX2 picked at run time). This module checks what a wrapper must
+# never trust (dtypes, contiguity, sizes: the family classes validate values when
+# parameters are set and observations before they arrive here), releases the GIL, and
+# splits long inputs into blocks of frames across threads.
+#
+# X is float64 or float32 (C-contiguous, aligned), used without a copy; the output is
+# float64.
+
+from libc.stdlib cimport malloc, free
+from libc.math cimport lgamma
+
+import numpy as np
+
+cimport numpy as cnp
+from cython.parallel cimport prange, parallel
+from _common cimport f64_data, hmm_force_avx2
+
+cnp.import_array()
+
+cdef extern from "hmm_dens.h" nogil:
+    enum:
+        HMM_DENS_BLOCK
+    void hmm_diag_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
+                      const double* mu, const double* prec, const double* norm, double* z,
+                      double* s, double* out)
+    void hmm_diag_f32(const float* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
+                      const double* mu, const double* prec, const double* norm, double* z,
+                      double* s, double* out)
+    void hmm_chol_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
+                      const double* mu, const double* chol, const double* inv_diag,
+                      const double* norm, double* z, double* s, double* out)
+    void hmm_chol_f32(const float* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
+                      const double* mu, const double* chol, const double* inv_diag,
+                      const double* norm, double* z, double* s, double* out)
+    void hmm_poisson_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
+                         const double* log_lam, const double* lamsum, const double* lgam,
+                         double* out)
+    void hmm_poisson_f32(const float* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
+                         const double* log_lam, const double* lamsum, const double* lgam,
+                         double* out)
+
+cdef enum:
+    THREAD_BLOCK = 2048   # frames per task when several threads share a long input
+
+
+cdef inline int features_data(object X, Py_ssize_t D, Py_ssize_t* T, const void** data,
+                              bint* single) except -1:
+    """Check X: a C-contiguous, aligned (T, D) float64 or float32 array."""
+    if (not cnp.PyArray_Check(X) or cnp.PyArray_NDIM(<cnp.ndarray> X) != 2
+            or cnp.PyArray_DIM(<cnp.ndarray> X, 1) != D
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> X)
+            or not cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray> X)):
+        raise TypeError(f"internal: X must be a C-contiguous aligned (T, {D}) array")
+    cdef int typ = cnp.PyArray_TYPE(<cnp.ndarray> X)
+    if typ != cnp.NPY_DOUBLE and typ != cnp.NPY_FLOAT:
+        raise TypeError("internal: X must be float64 or float32")
+    single[0] = typ == cnp.NPY_FLOAT
+    T[0] = cnp.PyArray_DIM(<cnp.ndarray> X, 0)
+    data[0] = cnp.PyArray_DATA(<cnp.ndarray> X)
+    return 0
+
+
+cdef inline Py_ssize_t n_blocks(Py_ssize_t T, int n_threads) noexcept nogil:
+    return 1 if n_threads <= 1 or T <= THREAD_BLOCK else (T + THREAD_BLOCK - 1) // THREAD_BLOCK
+
+
+def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1):
+    """Diagonal-covariance Gaussian log-densities.
+
+    Parameters
+    ----------
+    X : ndarray of shape (T, D), float64 or float32, C-contiguous
+    means_t, precisions_t : ndarray of shape (D, N), float64
+        Means and 1 / variances, feature-major.
+    log_norm : ndarray of shape (N,), float64
+        -0.5 * (D log(2 pi) + sum_d log var[j, d]).
+    n_threads : int
+        Threads over blocks of frames (long inputs only).
+
+    Returns
+    -------
+    ndarray of shape (T, N), float64
+    """
+    cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> means_t, 0)
+    cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> means_t, 1)
+    cdef Py_ssize_t T, b, nb, t0, t1
+    cdef const void* x
+    cdef bint single
+    features_data(X, D, &T, &x, &single)
+    cdef const double* mu = f64_data(means_t, D * N, "means_t")
+    cdef const double* prec = f64_data(precisions_t, D * N, "precisions_t")
+    cdef const double* norm = f64_data(log_norm, N, "log_norm")
+    out = np.empty((T, N))
+    cdef double* o = <double*> cnp.PyArray_DATA(out)
+    cdef double* work = NULL
+    cdef int failed[1]  # written inside the parallel block: an array stays shared
+    cdef size_t work_bytes = (D + 1) * HMM_DENS_BLOCK * sizeof(double)
+    nb = n_blocks(T, n_threads)
+    if nb == 1:  # a short input never starts a thread team
+        work = <double*> malloc(work_bytes)
+        if work == NULL:
+            raise MemoryError()
+        with nogil:
+            if single:
+                hmm_diag_f32(<const float*> x, T, D, N, mu, prec, norm, work,
+                             work + D * HMM_DENS_BLOCK, o)
+            else:
+                hmm_diag_f64(<const double*> x, T, D, N, mu, prec, norm, work,
+                             work + D * HMM_DENS_BLOCK, o)
+        free(work)
+        return out
+    failed[0] = 0
+    with nogil, parallel(num_threads=min(n_threads, nb)):
+        work = <double*> malloc(work_bytes)
+        if work == NULL:
+            failed[0] = 1
+        else:
+            for b in prange(nb, schedule="static"):
+                t0 = b * THREAD_BLOCK
+                t1 = min(T, t0 + THREAD_BLOCK)
+                if single:
+                    hmm_diag_f32(<const float*> x + t0 * D, t1 - t0, D, N, mu, prec, norm,
+                                 work, work + D * HMM_DENS_BLOCK, o + t0 * N)
+                else:
+                    hmm_diag_f64(<const double*> x + t0 * D, t1 - t0, D, N, mu, prec, norm,
+                                 work, work + D * HMM_DENS_BLOCK, o + t0 * N)
+            free(work)
+    if failed[0]:
+        raise MemoryError()
+    return out
+
+
+def gaussian_cholesky(X, means, cholesky, inv_diagonal, log_norm, int n_threads=1):
+    """Full-covariance Gaussian log-densities through lower Cholesky factors.
+
+    Parameters
+    ----------
+    X : ndarray of shape (T, D), float64 or float32, C-contiguous
+    means : ndarray of shape (N, D), float64
+    cholesky : ndarray of shape (N, D, D), float64
+        Lower-triangular L_j with L_j L_j^T = covariance of state j.
+    inv_diagonal : ndarray of shape (N, D), float64
+        1 / diag(L_j).
+    log_norm : ndarray of shape (N,), float64
+        -0.5 * D log(2 pi) - sum_d log L_j[d, d].
+    n_threads : int
+
+    Returns
+    -------
+    ndarray of shape (T, N), float64
+    """
+    cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> means, 0)
+    cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> means, 1)
+    cdef Py_ssize_t T, b, nb, t0, t1
+    cdef const void* x
+    cdef bint single
+    features_data(X, D, &T, &x, &single)
+    cdef const double* mu = f64_data(means, N * D, "means")
+    cdef const double* chol = f64_data(cholesky, N * D * D, "cholesky")
+    cdef const double* inv_d = f64_data(inv_diagonal, N * D, "inv_diagonal")
+    cdef const double* norm = f64_data(log_norm, N, "log_norm")
+    out = np.empty((T, N))
+    cdef double* o = <double*> cnp.PyArray_DATA(out)
+    cdef double* work = NULL
+    cdef int failed[1]  # written inside the parallel block: an array stays shared
+    cdef size_t work_bytes = (D + 1) * HMM_DENS_BLOCK * sizeof(double)
+    nb = n_blocks(T, n_threads)
+    if nb == 1:  # a short input never starts a thread team
+        work = <double*> malloc(work_bytes)
+        if work == NULL:
+            raise MemoryError()
+        with nogil:
+            if single:
+                hmm_chol_f32(<const float*> x, T, D, N, mu, chol, inv_d, norm, work,
+                             work + D * HMM_DENS_BLOCK, o)
+            else:
+                hmm_chol_f64(<const double*> x, T, D, N, mu, chol, inv_d, norm, work,
+                             work + D * HMM_DENS_BLOCK, o)
+        free(work)
+        return out
+    failed[0] = 0
+    with nogil, parallel(num_threads=min(n_threads, nb)):
+        work = <double*> malloc(work_bytes)
+        if work == NULL:
+            failed[0] = 1
+        else:
+            for b in prange(nb, schedule="static"):
+                t0 = b * THREAD_BLOCK
+                t1 = min(T, t0 + THREAD_BLOCK)
+                if single:
+                    hmm_chol_f32(<const float*> x + t0 * D, t1 - t0, D, N, mu, chol, inv_d,
+                                 norm, work, work + D * HMM_DENS_BLOCK, o + t0 * N)
+                else:
+                    hmm_chol_f64(<const double*> x + t0 * D, t1 - t0, D, N, mu, chol, inv_d,
+                                 norm, work, work + D * HMM_DENS_BLOCK, o + t0 * N)
+            free(work)
+    if failed[0]:
+        raise MemoryError()
+    return out
+
+
+def poisson(X, log_lambdas_t, lambda_sums, int n_threads=1):
+    """Poisson log-probabilities of count vectors (features independent).
+
+    Parameters
+    ----------
+    X : ndarray of shape (T, D), float64 or float32, C-contiguous, non-negative integers
+    log_lambdas_t : ndarray of shape (D, N), float64
+        log of the rates, feature-major (-inf for a zero rate).
+    lambda_sums : ndarray of shape (N,), float64
+        sum_d lambda[j, d].
+
+    Returns
+    -------
+    ndarray of shape (T, N), float64
+        sum_d (x_d log lambda_jd - lambda_jd - log x_d!), with 0 log 0 = 0.
+    """
+    cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> log_lambdas_t, 0)
+    cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> log_lambdas_t, 1)
+    cdef Py_ssize_t T, b, nb, t0, t1, t, d
+    cdef const void* x
+    cdef bint single
+    features_data(X, D, &T, &x, &single)
+    cdef const double* ll = f64_data(log_lambdas_t, D * N, "log_lambdas_t")
+    cdef const double* sums = f64_data(lambda_sums, N, "lambda_sums")
+    out = np.empty((T, N))
+    lgam = np.empty(T)
+    cdef double* o = <double*> cnp.PyArray_DATA(out)
+    cdef double* lg = <double*> cnp.PyArray_DATA(lgam)
+    cdef double acc
+    nb = n_blocks(T, n_threads)
+    with nogil:
+        for t in range(T):
+            acc = 0.0
+            for d in range(D):
+                acc = acc + lgamma((<const float*> x)[t * D + d] + 1.0 if single
+                                   else (<const double*> x)[t * D + d] + 1.0)
+            lg[t] = acc
+        if nb == 1:
+            if single:
+                hmm_poisson_f32(<const float*> x, T, D, N, ll, sums, lg, o)
+            else:
+                hmm_poisson_f64(<const double*> x, T, D, N, ll, sums, lg, o)
+        else:
+            for b in prange(nb, num_threads=min(n_threads, nb), schedule="static"):
+                t0 = b * THREAD_BLOCK
+                t1 = min(T, t0 + THREAD_BLOCK)
+                if single:
+                    hmm_poisson_f32(<const float*> x + t0 * D, t1 - t0, D, N, ll, sums,
+                                    lg + t0, o + t0 * N)
+                else:
+                    hmm_poisson_f64(<const double*> x + t0 * D, t1 - t0, D, N, ll, sums,
+                                    lg + t0, o + t0 * N)
+    return out
+
+
+def _force_simd(int flag):
+    """Testing hook: choose this module's vector path (1: AVX2 if the CPU has it,
+    0: SSE2, -1: probe the CPU again). Returns 1 when AVX2 is now in use."""
+    return hmm_force_avx2(flag)

@@ -1,0 +1,161 @@
+"""Gaussian components: covariance validation, storage forms, kernel inputs, sampling.
+
+Shared by GaussianHMM (one component per state) and GMMHMM (n_mix per state), which
+hand this module a flat list of components. Covariances are stored in hmmlearn's
+compact per-type form:
+
+    spherical (C,)        one variance per component
+    diag      (C, D)      a variance per feature
+    full      (C, D, D)   a symmetric positive definite matrix
+    tied      (D, D)      one matrix shared by every component (GMMHMM: per state)
+
+and validated when assigned: positive variances, symmetric positive definite matrices
+(checked by a Cholesky factorisation; an error names the component). The kernels get
+either precisions (diagonal forms) or Cholesky factors (full forms), computed once per
+parameter set; never an explicit inverse.
+"""
+
+import numpy as np
+from scipy import linalg
+
+from . import _densities
+from . import _validation as V
+from ._errors import ParameterError
+
+COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+def check_type(covariance_type):
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ParameterError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}")
+    return covariance_type
+
+
+def compact_shape(covariance_type, n, d):
+    return {"spherical": (n,), "diag": (n, d), "full": (n, d, d), "tied": (d, d)}[
+        check_type(covariance_type)]
+
+
+def validate(name, value, covariance_type, n, d, what="state"):
+    """Read-only float64 covariances of the compact shape for ``covariance_type``.
+
+    ``n`` components (states) of ``d`` features; errors name the offending ``what``.
+    """
+    shape = compact_shape(covariance_type, n, d)
+    names = {"spherical": "(n_components,)", "diag": "(n_components, n_features)",
+             "full": "(n_components, n_features, n_features)",
+             "tied": "(n_features, n_features)"}[covariance_type]
+    arr = V.as_float_array(name, value, shape, f"{names} = {shape} for "
+                           f"covariance_type={covariance_type!r}")
+    if covariance_type in ("spherical", "diag"):
+        bad = arr <= 0
+        if np.any(bad):
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ParameterError(
+                f"{name}{list(idx)} = {float(arr[idx])!r}: variances must be > 0 "
+                f"({what} {idx[0]})")
+    else:
+        mats = arr[None] if covariance_type == "tied" else arr
+        for k, m in enumerate(mats):
+            where = "the tied covariance" if covariance_type == "tied" else f"{what} {k}"
+            scale = max(float(np.max(np.abs(m))), np.finfo(float).tiny)
+            if not np.allclose(m, m.T, rtol=0, atol=1e-10 * scale):
+                raise ParameterError(f"{name}: the covariance of {where} is not symmetric")
+            m[...] = 0.5 * (m + m.T)
+            try:
+                linalg.cholesky(m, lower=True)
+            except linalg.LinAlgError:
+                raise ParameterError(
+                    f"{name}: the covariance of {where} is not positive definite") from None
+    arr.flags.writeable = False
+    return arr
+
+
+def to_full(compact, covariance_type, n, d):
+    """(n, d, d) covariance matrices from the compact form."""
+    if covariance_type == "spherical":
+        return compact[:, None, None] * np.eye(d)
+    if covariance_type == "diag":
+        return np.einsum("nd,de->nde", compact, np.eye(d))
+    if covariance_type == "tied":
+        return np.broadcast_to(compact, (n, d, d)).copy()
+    return np.array(compact)
+
+
+def per_component(compact, covariance_type, n, d):
+    """The compact form with one entry per component (tied is repeated)."""
+    if covariance_type == "tied":
+        return np.broadcast_to(compact, (n, d, d))
+    return compact
+
+
+class DensityParams:
+    """Kernel inputs for C Gaussian components (what _densities needs, built once)."""
+
+    __slots__ = ("kind", "means", "means_t", "precisions_t", "cholesky", "inv_diagonal",
+                 "log_norm")
+
+    def __init__(self, means, compact, covariance_type):
+        means = np.ascontiguousarray(means, dtype=np.float64)
+        c, d = means.shape
+        if covariance_type in ("spherical", "diag"):
+            var = (np.repeat(compact[:, None], d, axis=1) if covariance_type == "spherical"
+                   else np.asarray(compact))
+            self.kind = "diag"
+            self.means_t = np.ascontiguousarray(means.T)
+            self.precisions_t = np.ascontiguousarray(1.0 / var.T)
+            self.log_norm = -0.5 * (d * LOG_2PI + np.log(var).sum(axis=1))
+        else:
+            mats = per_component(compact, covariance_type, c, d)
+            chol = np.empty((c, d, d))
+            for k in range(c):
+                chol[k] = linalg.cholesky(mats[k], lower=True)
+            diag = np.diagonal(chol, axis1=1, axis2=2)
+            self.kind = "chol"
+            self.means = means
+            self.cholesky = chol
+            self.inv_diagonal = np.ascontiguousarray(1.0 / diag)
+            self.log_norm = -0.5 * d * LOG_2PI - np.log(diag).sum(axis=1)
+
+    def log_densities(self, X, n_threads=1):
+        """(T, C) log N(x_t | component c) for validated float32/float64 X (T, D)."""
+        if self.kind == "diag":
+            return _densities.gaussian_diag(X, self.means_t, self.precisions_t, self.log_norm,
+                                            n_threads)
+        return _densities.gaussian_cholesky(X, self.means, self.cholesky, self.inv_diagonal,
+                                            self.log_norm, n_threads)
+
+
+def sample(rng, means, compact, covariance_type, components):
+    """One draw per entry of ``components`` (component indices), (T, D)."""
+    c, d = means.shape
+    z = rng.standard_normal((len(components), d))
+    if covariance_type == "spherical":
+        return means[components] + z * np.sqrt(compact[components])[:, None]
+    if covariance_type == "diag":
+        return means[components] + z * np.sqrt(compact[components])
+    mats = per_component(compact, covariance_type, c, d)
+    chol = np.stack([linalg.cholesky(m, lower=True) for m in mats])
+    return means[components] + np.einsum("tde,te->td", chol[components], z)
+
+
+def floor_covariances(cov, covariance_type, min_covar):
+    """Enforce ``min_covar`` on an M-step result: variances below it are raised to it;
+    matrices get their eigenvalues below it raised to it (the constrained optimum of the
+    M-step's objective, so EM stays monotone). Leaves well-conditioned covariances as they
+    are, so fits match hmmlearn wherever hmmlearn's are valid."""
+    if covariance_type in ("spherical", "diag"):
+        return np.maximum(cov, min_covar)
+    mats = cov[None] if covariance_type == "tied" else cov
+    out = np.empty_like(mats)
+    for k, m in enumerate(mats):
+        m = 0.5 * (m + m.T)
+        w, v = np.linalg.eigh(m)
+        if w.min() >= min_covar:
+            out[k] = m
+        else:
+            out[k] = (v * np.maximum(w, min_covar)) @ v.T
+            out[k] = 0.5 * (out[k] + out[k].T)
+    return out[0] if covariance_type == "tied" else out

@@ -1,0 +1,364 @@
+"""GaussianHMM: Gaussian emissions with spherical, diagonal, full or tied covariances."""
+
+import inspect
+import warnings
+
+import numpy as np
+from scipy.cluster import vq
+
+from . import _covariance as C
+from . import _moments
+from . import _validation as V
+from ._continuous import ContinuousHMM
+from ._errors import ParameterError
+
+_KMEANS_RNG = "rng" if "rng" in inspect.signature(vq.kmeans2).parameters else "seed"
+
+
+#: k-means for initialisation runs on at most this many frames (a random subset)
+KMEANS_SAMPLE = 20_000
+
+
+def kmeans_centres(X, k, rng):
+    """k centres of the rows of X by k-means++ (scipy.cluster.vq.kmeans2), seeded by rng,
+    on a random subset of KMEANS_SAMPLE rows for long inputs; a centre left empty is
+    replaced by a random row."""
+    X = np.asarray(X, dtype=np.float64)
+    draw = rng.integers if hasattr(rng, "integers") else rng.randint
+    if len(X) < k:
+        return X[draw(0, len(X), size=k)]
+    seed = int(draw(2**31 - 1))
+    if len(X) > KMEANS_SAMPLE:
+        X = X[np.random.default_rng(seed).choice(len(X), KMEANS_SAMPLE, replace=False)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "One of the clusters is empty": handled below
+        centres, labels = vq.kmeans2(X, k, minit="++", **{_KMEANS_RNG: seed})
+    empty = np.bincount(labels, minlength=k) == 0
+    if np.any(empty):
+        centres[empty] = X[np.random.default_rng(seed).integers(0, len(X), size=empty.sum())]
+    return centres
+
+
+def data_covariance(X, min_covar):
+    """Covariance of the rows of X (population form) plus min_covar on the diagonal."""
+    X = np.asarray(X, dtype=np.float64)
+    centred = X - X.mean(axis=0)
+    cov = centred.T @ centred / max(len(X), 1)
+    return cov + min_covar * np.eye(X.shape[1])
+
+
+def distribute(cov, covariance_type, n):
+    """The compact covariances of n states that all start from one (D, D) matrix."""
+    if covariance_type == "spherical":
+        return np.full(n, np.mean(np.diag(cov)))
+    if covariance_type == "diag":
+        return np.tile(np.diag(cov), (n, 1))
+    if covariance_type == "full":
+        return np.tile(cov, (n, 1, 1))
+    return cov
+
+
+class GaussianHMM(ContinuousHMM):
+    """Hidden Markov model with Gaussian emissions (hmmlearn's ``GaussianHMM``).
+
+    Parameters
+    ----------
+    n_components : int
+    covariance_type : {"diag", "spherical", "full", "tied"}
+        One variance per state ("spherical"), per state and feature ("diag"), a full
+        matrix per state ("full") or one full matrix for all states ("tied").
+    min_covar : float
+        Floor on the variances (and on the eigenvalues of full/tied matrices) after every
+        M-step; keeps degenerate data (a constant feature, fewer frames than features, a
+        state that collapses on a few frames) finite.
+    startprob_prior, transmat_prior : float or array
+        Dirichlet priors (hmmlearn's convention: 1.0 adds nothing).
+    means_prior, means_weight : float or array
+        Normal prior on the means: mean and weight (0: none).
+    covars_prior, covars_weight : float or array
+        Inverse-gamma ("spherical", "diag") or inverse-Wishart ("full", "tied") prior on
+        the covariances, with hmmlearn's M-step (defaults: hmmlearn's, 1e-2 and 1).
+    algorithm, random_state, n_iter, tol, verbose, implementation, n_init, n_threads
+        See :class:`hmmfast.BaseHMM`.
+    params, init_params : str
+        Letters "s" startprob_, "t" transmat_, "m" means_, "c" covars_.
+    missing : {"raise", "marginalize"}
+        "marginalize": a row of X that is entirely NaN is a missing frame (no evidence).
+
+    Attributes
+    ----------
+    means_ : ndarray of shape (n_components, n_features)
+    covars_ : ndarray of shape (n_components, n_features, n_features)
+        Every state's full covariance matrix (assign the compact per-type form:
+        (n_components,), (n_components, n_features), (n_components, n_features,
+        n_features) or (n_features, n_features)). Unlike hmmlearn, the "spherical"
+        getter returns each state's own covariance.
+    n_features : int
+
+    Notes
+    -----
+    Initialisation: means by k-means++ (scipy.cluster.vq.kmeans2 seeded from
+    ``random_state``, on at most 20,000 randomly chosen frames), covariances from the
+    data's covariance plus ``min_covar``.
+    The M-step is hmmlearn's, computed with centred sums (exact for data far from the
+    origin); EM's objective adds the priors' log-density to the log-likelihood.
+    """
+
+    def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
+                 startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
+                 covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
+                 n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
+                 implementation="scaling", *, missing="raise", n_init=1, n_threads=None):
+        super().__init__(
+            n_components, startprob_prior, transmat_prior, algorithm=algorithm,
+            random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
+            params=params, init_params=init_params, implementation=implementation,
+            n_init=n_init, n_threads=n_threads)
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+        self.missing = missing
+
+    # ---------------------------------------------------------------- parameters
+
+    @property
+    def means_(self):
+        """ndarray of shape (n_components, n_features): the state means (read-only)."""
+        try:
+            return self._means
+        except AttributeError:
+            raise AttributeError("means_ is not set: fit the model or assign it") from None
+
+    @means_.setter
+    def means_(self, value):
+        n = self._n()
+        shape = np.shape(value)
+        if len(shape) != 2:
+            raise ParameterError(
+                f"means_ must have shape (n_components, n_features) = ({n}, D), "
+                f"got {V._shape_str(shape)}")
+        arr = V.as_float_array("means_", value, (n, shape[1]),
+                               f"(n_components, n_features) = ({n}, D)")
+        arr.flags.writeable = False
+        self._means = arr
+        self.n_features = shape[1]
+
+    @property
+    def covars_(self):
+        """ndarray of shape (n_components, n_features, n_features): each state's covariance."""
+        try:
+            compact = self._covars
+        except AttributeError:
+            raise AttributeError("covars_ is not set: fit the model or assign it") from None
+        n, d = self._n(), self._covar_features(compact)
+        if compact.shape != C.compact_shape(self.covariance_type, n, d):
+            raise ParameterError(
+                f"covars_ holds shape {compact.shape}, which does not fit "
+                f"covariance_type={self.covariance_type!r} with n_components={n}: assign "
+                "covars_ again")
+        out = C.to_full(compact, self.covariance_type, n, d)
+        out.flags.writeable = False
+        return out
+
+    @covars_.setter
+    def covars_(self, value):
+        n = self._n()
+        covariance_type = C.check_type(self.covariance_type)
+        d = getattr(self, "n_features", None)
+        if d is None:
+            shape = np.shape(value)
+            d = {"spherical": None, "diag": shape[-1] if shape else None,
+                 "full": shape[-1] if shape else None,
+                 "tied": shape[-1] if shape else None}[covariance_type]
+            if d is None:
+                raise ParameterError("assign means_ before spherical covars_ (n_features "
+                                     "is not known yet)")
+        self._covars = C.validate("covars_", value, covariance_type, n, d)
+
+    def _covar_features(self, compact):
+        d = getattr(self, "n_features", None)
+        if d is not None:
+            return d
+        return compact.shape[-1] if compact.ndim > 1 else 1
+
+    def _param_shapes(self, n):
+        shapes = super()._param_shapes(n)
+        d = getattr(self, "n_features", None)
+        shapes["means_"] = (n, d)
+        shapes["covars_"] = (n, d, d)
+        return shapes
+
+    def _sizes_str(self):
+        return f"{super()._sizes_str()}, n_features={getattr(self, 'n_features', None)}"
+
+    def _compile_density(self):
+        return C.DensityParams(self._means, self._covars, self.covariance_type)
+
+    def _get_n_fit_scalars_per_param(self):
+        counts = super()._get_n_fit_scalars_per_param()
+        n, d = self.n_components, self.n_features
+        counts["m"] = n * d
+        counts["c"] = {"spherical": n, "diag": n * d, "full": n * d * (d + 1) // 2,
+                       "tied": d * (d + 1) // 2}[self.covariance_type]
+        return counts
+
+    def _sample_emissions(self, c, states, rng):
+        return C.sample(rng, c.params["means_"], self._covars, self.covariance_type, states)
+
+    # ---------------------------------------------------------------- fitting
+
+    _fast_family = True  # statistics from the E-step kernel's posteriors
+
+    def _init(self, X, lengths=None):
+        """Initialise the parameters named in ``init_params`` or not set yet: means by
+        k-means++ on X, covariances from X's covariance plus min_covar."""
+        super()._init(X, lengths)
+        X = np.asarray(X)
+        C.check_type(self.covariance_type)
+        rng = self._init_random_state()
+        if self._needs_init("m", "means_"):
+            self.means_ = kmeans_centres(X, self.n_components, rng)
+        if self._needs_init("c", "covars_"):
+            cov = data_covariance(X, self.min_covar)
+            self.covars_ = distribute(cov, self.covariance_type, self.n_components)
+
+    def _init_letters(self):
+        return [*super()._init_letters(), ("m", "means_"), ("c", "covars_")]
+
+    def _initialize_sufficient_statistics(self):
+        stats = super()._initialize_sufficient_statistics()
+        n, d = self.n_components, self.n_features
+        stats["post"] = np.zeros(n)
+        stats["obs"] = np.zeros((n, d))
+        stats["obs**2"] = np.zeros((n, d))
+        if self.covariance_type in ("tied", "full"):
+            stats["obs*obs.T"] = np.zeros((n, d, d))
+        return stats
+
+    def _accumulate_posteriors(self, stats, X, posteriors, data):
+        """Posterior sums; with the whole training set (``data`` given) also the exact
+        centred scatter around the means the M-step will produce."""
+        stats["post"] += posteriors.sum(axis=0)
+        stats["obs"] += posteriors.T @ X
+        if "c" not in self.params:
+            return
+        if data is None:  # one sequence at a time (hmmlearn's hook): raw moments
+            if self.covariance_type in ("spherical", "diag"):
+                stats["obs**2"] += posteriors.T @ np.square(X, dtype=np.float64)
+            else:
+                stats["obs*obs.T"] += np.einsum("tj,tk,tl->jkl", posteriors, X, X)
+            return
+        means = self._mstep_means(stats)
+        if self.covariance_type in ("spherical", "diag"):
+            scatter = _moments.weighted_scatter(X, np.ascontiguousarray(posteriors), means)
+        else:
+            scatter = np.empty((self.n_components,) + means.shape[1:] * 2)
+            for j in range(self.n_components):
+                centred = X - means[j]
+                scatter[j] = (centred * posteriors[:, j:j + 1]).T @ centred
+        stats["scatter"] = scatter
+        stats["scatter_means"] = means
+
+    def _priors(self):
+        n, d = self.n_components, self.n_features
+        means_prior = np.broadcast_to(np.asarray(self.means_prior, dtype=float), (n, d))
+        means_weight = np.broadcast_to(np.asarray(self.means_weight, dtype=float), (n,))
+        return means_prior, means_weight[:, None]
+
+    def _mstep_means(self, stats):
+        """The means the M-step makes from ``stats`` (the current ones without "m")."""
+        if "m" not in self.params:
+            return np.asarray(self.means_)
+        means_prior, w = self._priors()
+        denom = w + stats["post"][:, None]
+        means = np.array(self.means_)
+        ok = denom[:, 0] > 0  # a state never visited (and no prior) keeps its mean
+        means[ok] = (w[ok] * means_prior[ok] + stats["obs"][ok]) / denom[ok]
+        return means
+
+    def _do_mstep(self, stats):
+        super()._do_mstep(stats)
+        means = self._mstep_means(stats)
+        if "m" in self.params:
+            self._set_means(means)
+        if "c" in self.params:
+            self._set_fitted("covars_", self._mstep_covars(stats, means))
+
+    def _set_means(self, means):
+        arr = np.ascontiguousarray(means, dtype=np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise ParameterError("internal: the M-step produced non-finite means")
+        self._set_fitted("means_", arr)
+
+    def _mstep_covars(self, stats, means):
+        """hmmlearn's covariance update (Huang, Acero & Hon, pp. 443-445), floored."""
+        n, d = self.n_components, self.n_features
+        post = stats["post"]
+        means_prior, w = self._priors()
+        meandiff = means - means_prior
+        covars_prior = np.asarray(self.covars_prior, dtype=float)
+        covars_weight = np.asarray(self.covars_weight, dtype=float)
+        previous = self._covars
+        if "scatter" in stats and np.array_equal(stats["scatter_means"], means):
+            scatter = stats["scatter"]
+        elif self.covariance_type in ("spherical", "diag"):
+            scatter = (stats["obs**2"] - 2 * means * stats["obs"]
+                       + means ** 2 * post[:, None])
+        else:
+            outer = np.einsum("jk,jl->jkl", stats["obs"], means)
+            scatter = (stats["obs*obs.T"] - outer - outer.transpose(0, 2, 1)
+                       + np.einsum("jk,jl->jkl", means, means) * post[:, None, None])
+        if self.covariance_type in ("spherical", "diag"):
+            c_n = w * meandiff ** 2 + scatter
+            c_d = np.maximum(covars_weight - 1, 0) + post[:, None]
+            cov = (covars_prior + c_n) / np.maximum(c_d, 1e-5)
+            if self.covariance_type == "spherical":
+                cov = cov.mean(axis=1)
+            empty = post == 0  # never visited: keep the previous covariance
+            cov[empty] = previous[empty]
+        else:
+            c_n = (w[:, :, None] * np.einsum("jk,jl->jkl", meandiff, meandiff) + scatter)
+            weight = np.maximum(covars_weight - d, 0)
+            if self.covariance_type == "tied":
+                cov = (covars_prior + c_n.sum(axis=0)) / (weight + post.sum())
+            else:
+                cov = (covars_prior + c_n) / (weight + post[:, None, None])
+                empty = post == 0
+                cov[empty] = previous[empty]
+        return C.floor_covariances(cov, self.covariance_type, self.min_covar)
+
+    def _log_prior(self):
+        """Log-density of the priors hmmlearn's M-step maximises with the likelihood:
+        normal-inverse-gamma (diagonal forms) or normal-inverse-Wishart (full forms), up to
+        a constant; 0 for the parts that are flat."""
+        total = super()._log_prior()
+        if "m" not in self.params and "c" not in self.params:
+            return total
+        means_prior, w = self._priors()
+        md2 = w * (self.means_ - means_prior) ** 2
+        cp = np.asarray(self.covars_prior, dtype=float)
+        cw = np.asarray(self.covars_weight, dtype=float)
+        d = self.n_features
+        if self.covariance_type in ("spherical", "diag"):
+            var = np.broadcast_to(
+                self._covars[:, None] if self.covariance_type == "spherical" else self._covars,
+                md2.shape)
+            a = np.maximum(cw - 1, 0) / 2
+            return total + float(np.sum(-a * np.log(var) - (cp + md2) / (2 * var)))
+        covs = self.covars_
+        b = np.maximum(cw - d, 0)
+        psi = np.broadcast_to(cp, covs.shape if self.covariance_type == "full" else (d, d))
+        md = (self.means_ - means_prior) * np.sqrt(w)
+        if self.covariance_type == "tied":
+            sign, logdet = np.linalg.slogdet(covs[0])
+            scatter = psi + md.T @ md
+            return total + float(-0.5 * b * logdet
+                                 - 0.5 * np.trace(np.linalg.solve(covs[0], scatter)))
+        for j in range(self.n_components):
+            sign, logdet = np.linalg.slogdet(covs[j])
+            scatter = psi[j] + np.outer(md[j], md[j])
+            total += float(-0.5 * b * logdet - 0.5 * np.trace(np.linalg.solve(covs[j], scatter)))
+        return total
