@@ -32,6 +32,7 @@ from ._functional import forward, forward_backward, viterbi
 
 from ._fit import ConvergenceMonitor
 from ._gaussian import GaussianHMM
+from ._gmm import GMMHMM
 from ._poisson import PoissonHMM
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "CategoricalHMM",
     "ConvergenceMonitor",
     "ConvergenceWarning",
+    "GMMHMM",
     "GaussianHMM",
     "HMMInputError",
     "HMMTypeError",
