@@ -85,9 +85,9 @@ def fit_rows(hmm, repeats):
             warnings.simplefilter("ignore")
             return model.fit(X, lengths)
 
-    def theirs():
+    def theirs(implementation="scaling"):
         model = gaussian_twin(hmm, start, n_iter=20, tol=-np.inf, init_params="",
-                              implementation="scaling")
+                              implementation=implementation)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return model.fit(X, lengths)
@@ -95,15 +95,72 @@ def fit_rows(hmm, repeats):
     rows = []
     t1 = median_seconds(lambda: ours(1), repeats, warmup=0)
     t2 = median_seconds(lambda: ours(2), repeats, warmup=0)
-    t_peer = None
+    t_scaling = t_log = None
     if hmm is not None:
         fitted, peer = ours(1), theirs()
         close(fitted.means_, peer.means_, "means after 20 iterations")
         close(fitted._covars, peer._covars_, "covars after 20 iterations")
-        t_peer = median_seconds(theirs, 1, warmup=0)
+        t_scaling = median_seconds(theirs, 1, warmup=0)
+        t_log = median_seconds(lambda: theirs("log"), 1, warmup=0)
     label = "GaussianHMM diag fit, 20 iterations, 200 x 500"
-    rows.append((label, "fit, 1 thread", t1, t_peer, "s"))
-    rows.append((label, "fit, 2 threads", t2, t_peer, "s"))
+    for threads, t in ((1, t1), (2, t2)):
+        rows.append((label, f"fit, {threads} thread{'s' * (threads > 1)} (vs scaling)", t,
+                     t_scaling, "s"))
+        rows.append((label, f"fit, {threads} thread{'s' * (threads > 1)} (vs log, "
+                     "hmmlearn's default)", t, t_log, "s"))
+    return rows
+
+
+def counts_and_mixture_rows(hmm, repeats):
+    """PoissonHMM and GMMHMM (n_mix=4), N=8, D=13, 50 x 500: score and one EM iteration."""
+    rng = np.random.default_rng(5)
+    rows = []
+    lengths = [500] * 50
+    poisson = hmmfast.PoissonHMM(N)
+    poisson.startprob_ = rng.dirichlet(np.ones(N))
+    poisson.transmat_ = rng.dirichlet(np.ones(N) * 3, size=N)
+    poisson.lambdas_ = rng.uniform(0.5, 8.0, (N, D))
+    gmm = hmmfast.GMMHMM(N, n_mix=4, covariance_type="diag")
+    gmm.startprob_, gmm.transmat_ = poisson.startprob_, poisson.transmat_
+    gmm.weights_ = rng.dirichlet(np.ones(4) * 3, size=N)
+    gmm.means_ = rng.normal(size=(N, 4, D)) * 2
+    gmm.covars_ = rng.uniform(0.5, 2.0, (N, 4, D))
+    for name, ours in (("PoissonHMM", poisson), ("GMMHMM diag, n_mix=4", gmm)):
+        X = np.concatenate([ours.sample(500, random_state=k)[0] for k in range(50)])
+        peer = None
+        if hmm is not None:
+            if name == "PoissonHMM":
+                peer = hmm.PoissonHMM(N, implementation="scaling")
+                peer.lambdas_ = ours.lambdas_
+            else:
+                peer = hmm.GMMHMM(N, n_mix=4, covariance_type="diag", implementation="scaling")
+                peer.weights_, peer.means_, peer.covars_ = ours.weights_, ours.means_, ours.covars_
+            peer.startprob_, peer.transmat_ = ours.startprob_, ours.transmat_
+            close(ours.score(X, lengths), peer.score(X, lengths), f"{name} score")
+        label = f"{name}, N=8, D=13, 50 x 500"
+        t_ours = median_seconds(lambda m=ours: m.score(X, lengths), repeats)
+        t_peer = (median_seconds(lambda p=peer: p.score(X, lengths), max(3, repeats // 4))
+                  if peer is not None else None)
+        rows.append((label, "score", 1e3 * t_ours, None if t_peer is None else 1e3 * t_peer,
+                     "ms"))
+
+        def one_iteration(model, make_peer=False):
+            import copy
+
+            twin = copy.deepcopy(model)
+            twin.n_iter, twin.tol, twin.init_params = 1, -np.inf, ""
+            if make_peer:
+                twin.monitor_.n_iter = 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                twin.fit(X, lengths)
+            return twin
+
+        t_ours = median_seconds(lambda m=ours: one_iteration(m), max(3, repeats // 4))
+        t_peer = (median_seconds(lambda p=peer: one_iteration(p, True), 3)
+                  if peer is not None else None)
+        rows.append((label, "one EM iteration", 1e3 * t_ours,
+                     None if t_peer is None else 1e3 * t_peer, "ms"))
     return rows
 
 
@@ -114,7 +171,8 @@ def main():
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     hmm = hmmlearn_or_none()
-    rows = inference_rows(hmm, args.repeats) + fit_rows(hmm, args.fit_repeats)
+    rows = (inference_rows(hmm, args.repeats) + counts_and_mixture_rows(hmm, args.repeats)
+            + fit_rows(hmm, args.fit_repeats))
     lines = [
         "Continuous emissions, hmmfast against hmmlearn (median times)",
         "",
@@ -122,7 +180,7 @@ def main():
         "|---|---|---:|---:|---:|",
     ]
     for case, call, ours, theirs, unit in rows:
-        fmt = (lambda v: f"{v:.1f} {unit}") if unit == "µs" else (lambda v: f"{v:.3f} {unit}")
+        fmt = (lambda v: f"{v:.3f} {unit}") if unit == "s" else (lambda v: f"{v:.1f} {unit}")
         peer = fmt(theirs) if theirs is not None else "-"
         ratio = f"{theirs / ours:.1f}x" if theirs is not None else "-"
         lines.append(f"| {case} | {call} | {fmt(ours)} | {peer} | {ratio} |")

@@ -15,7 +15,7 @@
 # float64.
 
 from libc.stdlib cimport malloc, free
-from libc.math cimport lgamma
+from libc.math cimport lgamma, log, exp, INFINITY
 
 import numpy as np
 
@@ -49,6 +49,20 @@ cdef extern from "hmm_dens.h" nogil:
 
 cdef enum:
     THREAD_BLOCK = 2048   # frames per task when several threads share a long input
+    LOG_FACTORIALS = 1024  # log(x!) for counts below this come from a table
+
+cdef double log_factorial[LOG_FACTORIALS]
+cdef int _k
+log_factorial[0] = 0.0
+for _k in range(1, LOG_FACTORIALS):
+    log_factorial[_k] = log_factorial[_k - 1] + log(<double> _k)
+
+
+cdef inline double log_gamma1(double x) noexcept nogil:
+    """log Gamma(x + 1) = log(x!) for a whole number x >= 0 (a table below 1024)."""
+    if x < LOG_FACTORIALS:
+        return log_factorial[<int> x]
+    return lgamma(x + 1.0)
 
 
 cdef inline int features_data(object X, Py_ssize_t D, Py_ssize_t* T, const void** data,
@@ -241,8 +255,8 @@ def poisson(X, log_lambdas_t, lambda_sums, int n_threads=1):
         for t in range(T):
             acc = 0.0
             for d in range(D):
-                acc = acc + lgamma((<const float*> x)[t * D + d] + 1.0 if single
-                                   else (<const double*> x)[t * D + d] + 1.0)
+                acc = acc + log_gamma1((<const float*> x)[t * D + d] if single
+                                       else (<const double*> x)[t * D + d])
             lg[t] = acc
         if nb == 1:
             if single:
@@ -260,6 +274,64 @@ def poisson(X, log_lambdas_t, lambda_sums, int n_threads=1):
                     hmm_poisson_f64(<const double*> x + t0 * D, t1 - t0, D, N, ll, sums,
                                     lg + t0, o + t0 * N)
     return out
+
+
+def mixture_reduce(comp, Py_ssize_t k, bint want_resp=False):
+    """Per-state logsumexp of weighted component log-densities (Gaussian mixtures).
+
+    Parameters
+    ----------
+    comp : ndarray of shape (T, N * k), float64, C-contiguous
+        log w_jk + log N(x_t | component jk), state-major.
+    k : int
+        Components per state.
+    want_resp : bool
+        Also return the responsibilities P(component | state, x_t).
+
+    Returns
+    -------
+    log_lik : ndarray of shape (T, N)
+    resp : ndarray of shape (T, N * k), or None
+        0 where a state cannot emit the frame (all its components -inf); never NaN.
+    """
+    cdef cnp.ndarray c = <cnp.ndarray?> comp
+    if (cnp.PyArray_NDIM(c) != 2 or cnp.PyArray_TYPE(c) != cnp.NPY_DOUBLE
+            or not cnp.PyArray_IS_C_CONTIGUOUS(c) or cnp.PyArray_DIM(c, 1) % k != 0):
+        raise TypeError("internal: comp must be a C-contiguous float64 (T, N * k) array")
+    cdef Py_ssize_t T = cnp.PyArray_DIM(c, 0), NK = cnp.PyArray_DIM(c, 1), N = NK // k
+    cdef Py_ssize_t t, j, i
+    cdef const double* src = <const double*> cnp.PyArray_DATA(c)
+    out = np.empty((T, N))
+    resp = np.empty((T, NK)) if want_resp else None
+    cdef double* o = <double*> cnp.PyArray_DATA(out)
+    cdef double* r = <double*> cnp.PyArray_DATA(resp) if want_resp else NULL
+    cdef const double* row
+    cdef double top, total, e
+    with nogil:
+        for t in range(T):
+            for j in range(N):
+                row = src + t * NK + j * k
+                top = row[0]
+                for i in range(1, k):
+                    if row[i] > top:
+                        top = row[i]
+                if top == -INFINITY:
+                    o[t * N + j] = -INFINITY
+                    if r != NULL:
+                        for i in range(k):
+                            r[t * NK + j * k + i] = 0.0
+                    continue
+                total = 0.0
+                for i in range(k):
+                    e = exp(row[i] - top)
+                    total = total + e
+                    if r != NULL:
+                        r[t * NK + j * k + i] = e
+                o[t * N + j] = top + log(total)
+                if r != NULL:
+                    for i in range(k):
+                        r[t * NK + j * k + i] = r[t * NK + j * k + i] / total
+    return out, resp
 
 
 def _force_simd(int flag):

@@ -18,6 +18,7 @@
 from libc.math cimport INFINITY
 
 cimport numpy as cnp
+from cython.parallel cimport prange
 from _common cimport intp_t, max_of, f64_data
 
 cdef extern from "hmm_exp.h" nogil:
@@ -26,12 +27,34 @@ cdef extern from "hmm_exp.h" nogil:
 cnp.import_array()
 
 
-def scaled_rows(log_table):
+cdef enum:
+    ROW_BLOCK = 4096  # rows per task when several threads share a long table
+
+
+cdef void shift_and_exp(const double* src, Py_ssize_t n_rows, Py_ssize_t n, double* dst,
+                        double* sc) noexcept nogil:
+    cdef Py_ssize_t k, j
+    cdef double m
+    for k in range(n_rows):
+        m = max_of(src + k * n, n)
+        sc[k] = m
+        if m == -INFINITY:
+            for j in range(n):
+                dst[k * n + j] = -INFINITY  # exp gives 0: a symbol no state emits
+        else:
+            for j in range(n):
+                dst[k * n + j] = src[k * n + j] - m
+    hmm_exp_nonpos(dst, n_rows * n, dst)  # vectorised (hmm_exp.h)
+
+
+def scaled_rows(log_table, int n_threads=1):
     """Max-shifted exponentiated rows of a log table.
 
     Parameters
     ----------
     log_table : ndarray of shape (K, N), float64, C-contiguous
+    n_threads : int
+        Threads over blocks of rows (long tables only).
 
     Returns
     -------
@@ -40,7 +63,6 @@ def scaled_rows(log_table):
     row_log_scale : ndarray of shape (K,)
         max(log_table[k]).
     """
-    cdef Py_ssize_t k, j
     cdef cnp.ndarray table = <cnp.ndarray?> log_table
     if cnp.PyArray_NDIM(table) != 2:
         raise TypeError("internal: log_table must be 2-D")
@@ -50,18 +72,15 @@ def scaled_rows(log_table):
     cdef cnp.ndarray scale = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(table), cnp.NPY_DOUBLE, 0)
     cdef double* dst = <double*> cnp.PyArray_DATA(scaled)
     cdef double* sc = <double*> cnp.PyArray_DATA(scale)
-    cdef double m
+    cdef Py_ssize_t nb = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK, b, r0, r1
     with nogil:
-        for k in range(n_rows):
-            m = max_of(src + k * n, n)
-            sc[k] = m
-            if m == -INFINITY:
-                for j in range(n):
-                    dst[k * n + j] = -INFINITY  # exp gives 0: a symbol no state emits
-            else:
-                for j in range(n):
-                    dst[k * n + j] = src[k * n + j] - m
-        hmm_exp_nonpos(dst, n_rows * n, dst)  # vectorised (hmm_exp.h)
+        if n_threads <= 1 or nb <= 1:
+            shift_and_exp(src, n_rows, n, dst, sc)
+        else:
+            for b in prange(nb, num_threads=min(n_threads, nb), schedule="static"):
+                r0 = b * ROW_BLOCK
+                r1 = min(n_rows, r0 + ROW_BLOCK)
+                shift_and_exp(src + r0 * n, r1 - r0, n, dst + r0 * n, sc + r0)
     return scaled, scale
 
 

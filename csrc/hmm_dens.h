@@ -114,6 +114,24 @@
         }                                                                                    \
     }
 
+/* scatter[d, j] += sum_t w[t, j] (x[t, d] - mu[d, j])^2 (the Gaussian M-step's scatter,
+ * from the differences themselves; states innermost, contiguous (D, N) layout) */
+#define HMM_SCATTER_BODY(XT)                                                                 \
+    {                                                                                        \
+        for (ptrdiff_t t = 0; t < T; t++) {                                                  \
+            const double *restrict wt = w + t * N;                                           \
+            for (ptrdiff_t d = 0; d < D; d++) {                                              \
+                const double xd = (double)x[t * D + d];                                      \
+                const double *restrict m = mu + d * N;                                       \
+                double *restrict o = out + d * N;                                            \
+                for (ptrdiff_t j = 0; j < N; j++) {                                          \
+                    const double diff = xd - m[j];                                           \
+                    o[j] += wt[j] * diff * diff;                                             \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+
 #define HMM_DIAG_ARGS(XT) const XT *restrict x, ptrdiff_t T, ptrdiff_t D, ptrdiff_t N,       \
     const double *restrict mu, const double *restrict prec, const double *restrict norm,     \
     double *restrict z, double *restrict s, double *restrict out
@@ -141,6 +159,9 @@
     static inline void NAME(ARGS(XT)) BODY(XT)
 #endif
 
+#define HMM_SCATTER_ARGS(XT) const XT *restrict x, ptrdiff_t T, ptrdiff_t D, ptrdiff_t N,    \
+    const double *restrict w, const double *restrict mu, double *restrict out
+#define HMM_SCATTER_CALL (x, T, D, N, w, mu, out)
 #define HMM_DIAG_CALL (x, T, D, N, mu, prec, norm, z, s, out)
 #define HMM_CHOL_CALL (x, T, D, N, mu, chol, inv_diag, norm, z, s, out)
 #define HMM_POISSON_CALL (x, T, D, N, log_lam, lamsum, lgam, out)
@@ -151,5 +172,7 @@ HMM_DENS_KERNEL(hmm_chol_f64, HMM_CHOL_ARGS, HMM_CHOL_CALL, HMM_CHOL_BODY, doubl
 HMM_DENS_KERNEL(hmm_chol_f32, HMM_CHOL_ARGS, HMM_CHOL_CALL, HMM_CHOL_BODY, float)
 HMM_DENS_KERNEL(hmm_poisson_f64, HMM_POISSON_ARGS, HMM_POISSON_CALL, HMM_POISSON_BODY, double)
 HMM_DENS_KERNEL(hmm_poisson_f32, HMM_POISSON_ARGS, HMM_POISSON_CALL, HMM_POISSON_BODY, float)
+HMM_DENS_KERNEL(hmm_scatter_f64, HMM_SCATTER_ARGS, HMM_SCATTER_CALL, HMM_SCATTER_BODY, double)
+HMM_DENS_KERNEL(hmm_scatter_f32, HMM_SCATTER_ARGS, HMM_SCATTER_CALL, HMM_SCATTER_BODY, float)
 
 #endif

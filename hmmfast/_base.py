@@ -589,7 +589,7 @@ class BaseHMM:
                                        "_compute_log_likelihood(X)")
         if data.labels is not None:
             log_em = _fit.mask_labels(log_em, data.labels)
-        return _kernel_inputs.emission(log_em, c.scaling), None
+        return _kernel_inputs.emission(log_em, c.scaling, c.n_threads), None
 
     def _record_fit(self, data):
         """Remember what the last fit saw (for model files)."""

@@ -193,7 +193,7 @@ class CategoricalHMM(BaseHMM):
         if data.labels is None:
             return c.emission, symbols
         log_em = _fit.mask_labels(c.emission[0][symbols], data.labels)
-        return _kernel_inputs.emission(log_em, c.scaling), None
+        return _kernel_inputs.emission(log_em, c.scaling, c.n_threads), None
 
     def _accumulate_fast(self, stats, data, row_counts, posteriors):
         """Expected symbol counts per state from the E-step kernel's per-row sums (or

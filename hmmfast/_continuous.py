@@ -98,7 +98,8 @@ class ContinuousHMM(BaseHMM):
     def _frames(self, c, X, scaled=True):
         frames, missing = self._observations(X)
         log_em = self._log_emissions(c, frames, missing, c.n_threads)
-        return _kernel_inputs.emission(log_em, c.scaling and scaled), None, frames.shape[0]
+        return (_kernel_inputs.emission(log_em, c.scaling and scaled, c.n_threads), None,
+                frames.shape[0])
 
     def _compute_log_likelihood(self, X):
         """log density of every frame in every state, ndarray (n_samples, n_components)
@@ -127,7 +128,7 @@ class ContinuousHMM(BaseHMM):
         log_em = self._log_emissions(c, data.X, missing, c.n_threads)
         if data.labels is not None:
             log_em = _fit.mask_labels(log_em, data.labels)
-        return _kernel_inputs.emission(log_em, c.scaling), None
+        return _kernel_inputs.emission(log_em, c.scaling, c.n_threads), None
 
     def _observed(self, data, posteriors):
         """Weighted posteriors with missing frames' rows zeroed (they carry no evidence

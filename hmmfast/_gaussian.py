@@ -253,7 +253,8 @@ class GaussianHMM(ContinuousHMM):
             return
         means = self._mstep_means(stats)
         if self.covariance_type in ("spherical", "diag"):
-            scatter = _moments.weighted_scatter(X, np.ascontiguousarray(posteriors), means)
+            scatter = _moments.weighted_scatter(X, np.ascontiguousarray(posteriors), means,
+                                                self._cache.n_threads if self._cache else 1)
         else:
             scatter = np.empty((self.n_components,) + means.shape[1:] * 2)
             for j in range(self.n_components):

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.cluster import vq
 
 from . import _covariance as C
-from . import _fit, _moments
+from . import _densities, _fit, _kernel_inputs, _moments
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
@@ -83,18 +83,15 @@ def flat_components(means, compact, covariance_type):
     return flat_means, compact.reshape(n * k, *compact.shape[2:]), covariance_type
 
 
-def mixture_reduce(comp):
-    """(state log-likelihoods (T, N), responsibilities (T, N, K)) from the weighted
-    component log-densities ``comp`` (T, N, K): a logsumexp over K and the normalised
-    exponentials (0 where a state cannot emit the frame; never NaN)."""
-    top = comp.max(axis=2)
-    top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(under="ignore", divide="ignore"):
-        e = np.exp(comp - top[:, :, None])
-        s = e.sum(axis=2)
-        ll = np.log(s) + top
-    resp = e / np.where(s > 0, s, 1.0)[:, :, None]
-    return ll, resp
+def mixture_reduce(comp, want_resp=False):
+    """(state log-likelihoods (T, N), responsibilities (T, N, K) or None) from the
+    weighted component log-densities ``comp`` (T, N, K): a logsumexp over K and the
+    normalised exponentials (0 where a state cannot emit the frame; never NaN), in one
+    pass (csrc/_densities.pyx)."""
+    t, n, k = comp.shape
+    ll, resp = _densities.mixture_reduce(np.ascontiguousarray(comp.reshape(t, n * k)), k,
+                                         want_resp)
+    return ll, None if resp is None else resp.reshape(t, n, k)
 
 
 class MixtureDensity:
@@ -124,6 +121,10 @@ class MixtureDensity:
             comp = self.component_log_densities(X[a:a + BLOCK], n_threads)
             out[a:a + BLOCK] = mixture_reduce(comp)[0]
         return out
+
+    def log_densities_and_responsibilities(self, X, n_threads=1):
+        """((T, N) log-likelihoods, (T, N, K) responsibilities) in one pass."""
+        return mixture_reduce(self.component_log_densities(X, n_threads), True)
 
 
 class GMMHMM(ContinuousHMM):
@@ -446,12 +447,29 @@ class GMMHMM(ContinuousHMM):
         c = self._cache or self._prepare()
         posteriors = np.asarray(posteriors, dtype=np.float64)
         stats["post_sum"] += posteriors.sum(axis=0)
+        resp = None if data is None else data.cache.pop("responsibilities", None)
+        if resp is not None:  # computed with these parameters by _estep_frames
+            self._accumulate_block(stats, c, X, posteriors, resp)
+            return
         for a in range(0, len(X), BLOCK):
             self._accumulate_block(stats, c, X[a:a + BLOCK], posteriors[a:a + BLOCK])
 
-    def _accumulate_block(self, stats, c, X, posteriors):
+    def _estep_frames(self, c, data):
+        """The E-step's frames; the component responsibilities computed on the way are
+        kept for the statistics (same parameters, one density pass per iteration)."""
+        log_em, resp = c.density.log_densities_and_responsibilities(data.X, c.n_threads)
+        data.cache["responsibilities"] = resp
+        missing = data.cache.get("missing")
+        if missing is not None:
+            log_em[missing] = 0.0
+        if data.labels is not None:
+            log_em = _fit.mask_labels(log_em, data.labels)
+        return _kernel_inputs.emission(log_em, c.scaling, c.n_threads), None
+
+    def _accumulate_block(self, stats, c, X, posteriors, resp=None):
         n, k = c.density.shape
-        resp = mixture_reduce(c.density.component_log_densities(X, c.n_threads))[1]
+        if resp is None:
+            resp = mixture_reduce(c.density.component_log_densities(X, c.n_threads), True)[1]
         gamma = (posteriors[:, :, None] * resp).reshape(len(X), n * k)
         stats["post_mix_sum"] += gamma.sum(axis=0).reshape(n, k)
         if "m" in self.params:

@@ -37,10 +37,10 @@ def chain(startprob, transmat):
     return _chain.compile_chain(startprob, trans, mass_floor(trans))
 
 
-def emission(log_table, scaling):
+def emission(log_table, scaling, n_threads=1):
     """Kernel emission tuple from a (K, N) log-emission table."""
     log_table = np.ascontiguousarray(log_table, dtype=np.float64)
     if not scaling:
         return (log_table, None, None)
-    scaled, row_log_scale = _emissions.scaled_rows(log_table)
+    scaled, row_log_scale = _emissions.scaled_rows(log_table, n_threads)
     return (log_table, scaled, row_log_scale)

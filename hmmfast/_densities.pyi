@@ -1,0 +1,23 @@
+# Type stub for the compiled module built from csrc/_densities.pyx.
+import numpy as np
+import numpy.typing as npt
+
+Frames = npt.NDArray[np.float64] | npt.NDArray[np.float32]
+
+def gaussian_diag(
+    X: Frames, means_t: npt.NDArray[np.float64], precisions_t: npt.NDArray[np.float64],
+    log_norm: npt.NDArray[np.float64], n_threads: int = ...,
+) -> npt.NDArray[np.float64]: ...
+def gaussian_cholesky(
+    X: Frames, means: npt.NDArray[np.float64], cholesky: npt.NDArray[np.float64],
+    inv_diagonal: npt.NDArray[np.float64], log_norm: npt.NDArray[np.float64],
+    n_threads: int = ...,
+) -> npt.NDArray[np.float64]: ...
+def poisson(
+    X: Frames, log_lambdas_t: npt.NDArray[np.float64], lambda_sums: npt.NDArray[np.float64],
+    n_threads: int = ...,
+) -> npt.NDArray[np.float64]: ...
+def mixture_reduce(
+    comp: npt.NDArray[np.float64], k: int, want_resp: bool = ...
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]: ...
+def _force_simd(flag: int) -> int: ...
