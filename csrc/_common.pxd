@@ -301,6 +301,7 @@ cdef enum:
     OUTPUT_NONE = 0
     OUTPUT_POSTERIORS = 1     # (T, N) float64
     OUTPUT_STATES = 2         # (T,) intp
+    OUTPUT_STEPS = 3          # (T,) float64
 
 
 cdef inline object run_kernel(
@@ -322,7 +323,7 @@ cdef inline object run_kernel(
     cdef Py_ssize_t n_seq, s, t_max = 0
     cdef double single_logprob, total = 0.0
     cdef double* logprob = &single_logprob
-    cdef double* post = NULL
+    cdef double* post = NULL  # (T, N) posteriors, or (T,) per-step values
     cdef intp_t* states = NULL
     cdef cnp.ndarray out = None
     cdef cnp.npy_intp dims[2]
@@ -347,6 +348,10 @@ cdef inline object run_kernel(
         dims[0] = n_frames
         out = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
         states = <intp_t*> cnp.PyArray_DATA(out)
+    elif output == OUTPUT_STEPS:
+        dims[0] = n_frames
+        out = cnp.PyArray_EMPTY(1, dims, cnp.NPY_DOUBLE, 0)
+        post = <double*> cnp.PyArray_DATA(out)
     cdef size_t scratch_bytes = (bytes_per_state * stride(c.n_states) + bytes_per_frame * t_max
                                  + bytes_per_cell * t_max * c.n_states)
     cdef SeqStatus* st = NULL

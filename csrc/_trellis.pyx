@@ -36,11 +36,11 @@ from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, max_of, run_kernel,
     hmm_vecmat_step, hmm_force_avx2,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_UNDERFLOW, OUTPUT_NONE,
-    OUTPUT_POSTERIORS,
+    OUTPUT_POSTERIORS, OUTPUT_STEPS,
 )
 from _passes cimport (
     POSTERIOR_DEFICIT, log_backward_step, log_forward_loop, log_forward_pass,
-    scaled_forward_pass, normalise_row,
+    log_forward_step, log_sum, scaled_forward_pass, normalise_row,
 )
 
 cnp.import_array()
@@ -75,6 +75,72 @@ cdef SeqStatus forward_scaling_kernel(const Chain* ch, const Frames* fr, Py_ssiz
         log_cur[j] = log(last[j]) + log_scale if last[j] > 0.0 else -INFINITY
     return log_forward_loop(ch, fr, start, st.frame, stop, work, log_cur, max_of(log_cur, n),
                             NULL, logprob_out)
+
+
+cdef inline void fill_impossible(double* steps, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """An impossible observation and everything after it: log P(o_t | o_<t) = -inf."""
+    cdef Py_ssize_t t
+    for t in range(first, stop):
+        steps[t] = -INFINITY
+
+
+cdef SeqStatus steps_log_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                Py_ssize_t stop, char* scratch, double* logprob_out,
+                                double* steps_out, intp_t* states_out) noexcept nogil:
+    """log P(o_t | o_<t) for every step, in log space: lse(alpha_t) - lse(alpha_{t-1}).
+    scratch: 4 vectors."""
+    cdef Py_ssize_t n = ch.n_states, t, j, r, sn = stride(ch.n_states)
+    cdef double* work = <double*> scratch
+    cdef double* cur = work + sn
+    cdef double* nxt = work + 2 * sn
+    cdef double* swap
+    cdef double m, total, prev_total = 0.0
+    logprob_out[0] = -INFINITY
+    for t in range(start, stop):
+        r = frame_row(fr, t)
+        if r < 0:
+            return status(STATUS_BAD_ROW, t)
+        if t == start:
+            for j in range(n):
+                nxt[j] = ch.log_startprob[j] + fr.log_table[r * n + j]
+        else:
+            log_forward_step(ch, cur, m, fr.log_table + r * n, work, work + 3 * sn, nxt)
+        m = max_of(nxt, n)
+        if m == -INFINITY:
+            fill_impossible(steps_out, t, stop)
+            return status(STATUS_IMPOSSIBLE, t)
+        total = log_sum(nxt, m, n)
+        steps_out[t] = total - prev_total
+        prev_total = total
+        swap = cur
+        cur = nxt
+        nxt = swap
+    logprob_out[0] = prev_total
+    return status(STATUS_OK, 0)
+
+
+cdef SeqStatus steps_scaling_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                    Py_ssize_t stop, char* scratch, double* logprob_out,
+                                    double* steps_out, intp_t* states_out) noexcept nogil:
+    """log P(o_t | o_<t) = log c_t + shift_t from the scaled pass (normalised every step);
+    the log kernel when the precision guard fires. scratch: 4 vectors."""
+    cdef Py_ssize_t t, r
+    cdef double* unused_last
+    cdef double unused_scale, total = 0.0
+    cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, <double*> scratch, NULL,
+                                            steps_out + start, logprob_out, &unused_last,
+                                            &unused_scale)
+    if st.code == STATUS_UNDERFLOW:
+        return steps_log_kernel(ch, fr, start, stop, scratch, logprob_out, steps_out,
+                                states_out)
+    if st.code != STATUS_OK:
+        return st
+    for t in range(start, stop):
+        r = frame_row(fr, t)
+        if r < 0:
+            return status(STATUS_BAD_ROW, t)
+        steps_out[t] = log(steps_out[t]) + fr.row_log_scale[r]
+    return st
 
 
 cdef SeqStatus forward_backward_log_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
@@ -208,8 +274,11 @@ def forward(object chain, tuple emission, rows, offsets, bint scaling,
 
 
 def forward_backward(object chain, tuple emission, rows, offsets, bint scaling,
-                     logprob_out=None, int n_threads=1):
+                     logprob_out=None, int n_threads=1, bint raise_impossible=True):
     """Log-likelihood and state posteriors; arguments as for :func:`forward`.
+
+    With ``raise_impossible`` false an impossible sequence gets logprob -inf (in
+    ``logprob_out``) and unspecified posterior rows instead of an error.
 
     Returns
     -------
@@ -224,11 +293,31 @@ def forward_backward(object chain, tuple emission, rows, offsets, bint scaling,
     """
     if scaling:
         return run_kernel(forward_backward_scaling_kernel, 4 * sizeof(double),
-                          sizeof(double), 0, True, OUTPUT_POSTERIORS, True, chain, emission,
-                          rows, offsets, logprob_out, n_threads)
+                          sizeof(double), 0, True, OUTPUT_POSTERIORS, raise_impossible, chain,
+                          emission, rows, offsets, logprob_out, n_threads)
     return run_kernel(forward_backward_log_kernel, 4 * sizeof(double), 0, 0, False,
-                      OUTPUT_POSTERIORS, True, chain, emission, rows, offsets, logprob_out,
-                      n_threads)
+                      OUTPUT_POSTERIORS, raise_impossible, chain, emission, rows, offsets,
+                      logprob_out, n_threads)
+
+
+def forward_steps(object chain, tuple emission, rows, offsets, bint scaling,
+                  logprob_out=None, int n_threads=1):
+    """Per-step log conditionals log P(o_t | o_<t); arguments as for :func:`forward`.
+
+    Returns
+    -------
+    logprob : float
+        Sum of the sequences' log-likelihoods (-inf if one is impossible).
+    steps : ndarray of shape (T,)
+        Each sequence's steps sum to its log-likelihood; an impossible observation and
+        the rest of its sequence are -inf.
+    """
+    if scaling:
+        return run_kernel(steps_scaling_kernel, 4 * sizeof(double), 0, 0, True,
+                          OUTPUT_STEPS, False, chain, emission, rows, offsets, logprob_out,
+                          n_threads)
+    return run_kernel(steps_log_kernel, 4 * sizeof(double), 0, 0, False, OUTPUT_STEPS, False,
+                      chain, emission, rows, offsets, logprob_out, n_threads)
 
 
 def _force_simd(int flag):

@@ -112,10 +112,13 @@ cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                             logprob_out, states_out)
 
 
-def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n_threads=1):
+def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n_threads=1,
+            bint raise_impossible=True):
     """Most likely state path of every sequence.
 
     Parameters are those of :func:`hmmfast._trellis.forward` (only the log table is read).
+    With ``raise_impossible`` false an impossible sequence gets logprob -inf (in
+    ``logprob_out``) and an unspecified path instead of an error.
 
     Returns
     -------
@@ -131,15 +134,15 @@ def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n
     cdef Py_ssize_t n = get_chain(chain).n_states
     if n <= 256:
         return run_kernel(viterbi_u8, VITERBI_VECTORS * sizeof(double), 0, sizeof(uint8_t), False,
-                          OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
-                          n_threads)
+                          OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
+                          logprob_out, n_threads)
     if n <= 65536:
         return run_kernel(viterbi_u16, VITERBI_VECTORS * sizeof(double), 0, sizeof(uint16_t), False,
-                          OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
-                          n_threads)
+                          OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
+                          logprob_out, n_threads)
     return run_kernel(viterbi_i32, VITERBI_VECTORS * sizeof(double), 0, sizeof(int32_t), False,
-                      OUTPUT_STATES, True, chain, emission, rows, offsets, logprob_out,
-                      n_threads)
+                      OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
+                      logprob_out, n_threads)
 
 
 def path_log_prob(object chain, tuple emission, rows, offsets, states, logprob_out=None):

@@ -24,7 +24,7 @@ import threading
 import numpy as np
 from scipy import linalg
 
-from . import _fit, _kernel_inputs, _sampling, _trellis, _viterbi
+from . import _batch, _fit, _kernel_inputs, _sampling, _trellis, _viterbi
 from . import _validation as V
 from ._errors import HMMInputError, NotFittedError, ParameterError
 
@@ -345,12 +345,10 @@ class BaseHMM:
         ImpossibleSequenceError
             When a sequence has probability zero; it names the first impossible step.
         """
-        if beam is not None or max_active is not None:
-            raise NotImplementedError("beam-pruned decoding (beam, max_active) is not available yet")
+        self._check_pruning(beam=beam, max_active=max_active)
         if algorithm is None:
             algorithm = self.algorithm
-        if algorithm not in _ALGORITHMS:
-            raise ParameterError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}")
+        self._check_algorithm(algorithm)
         c = self._cache or self._prepare()
         emission, rows, n = self._frames(c, X, algorithm == "map")
         offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
@@ -361,9 +359,101 @@ class BaseHMM:
         states = np.argmax(posteriors, axis=1).astype(np.intp, copy=False)
         return _viterbi.path_log_prob(c.chain, emission, rows, offsets, states), states
 
+    @staticmethod
+    def _check_algorithm(algorithm):
+        if algorithm not in _ALGORITHMS:
+            raise ParameterError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}")
+
+    @staticmethod
+    def _check_pruning(beam=None, max_active=None, min_active=None, memory="full"):
+        if beam is not None or max_active is not None or min_active is not None:
+            raise NotImplementedError("beam-pruned decoding (beam, max_active, min_active) "
+                                      "is not available yet")
+        if memory != "full":
+            raise NotImplementedError("checkpointed decoding is not available yet")
+
+    def score_batch(self, sequences, n_threads=None, *, lengths=None, per_step=False):
+        """Log-likelihood of every sequence, in one kernel call across threads.
+
+        Parameters
+        ----------
+        sequences : list (or tuple) of array-like
+            One array per sequence (each as ``score`` takes it). The concatenated form goes
+            by keyword: ``score_batch(X, lengths=lengths)``.
+        n_threads : int, optional
+            Threads for this call (default: the model's ``n_threads``; None there means
+            every core). One sequence never starts a thread team.
+        lengths : array-like of int, optional
+            With X given as ``sequences``: the length of each sequence.
+        per_step : bool
+            Also return each sequence's per-step log conditionals log P(o_t | o_<t), which
+            sum to its log-likelihood.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_sequences,)
+            -inf for a sequence the model cannot produce (no error).
+        per_step : list of ndarray, only with ``per_step=True``
+            One (T_s,) array per sequence; an impossible observation and the rest of its
+            sequence are -inf.
+        """
+        return _batch.score_batch(self, sequences, n_threads, lengths, per_step)
+
+    def decode_batch(self, sequences, n_threads=None, *, lengths=None, algorithm=None,
+                     errors="raise", beam=None, max_active=None, min_active=None,
+                     memory="full"):
+        """Most likely state path of every sequence, in one kernel call across threads.
+
+        Parameters
+        ----------
+        sequences, n_threads, lengths
+            As for :meth:`score_batch`.
+        algorithm : {"viterbi", "map"}, optional
+            As for :meth:`decode` (default: the model's ``algorithm``).
+        errors : {"raise", "mark"}
+            "raise": a sequence the model cannot produce raises ImpossibleSequenceError
+            naming it (and its first impossible step). "mark": it gets log-probability
+            -inf and an empty path while the others are decoded.
+        beam, max_active, min_active, memory
+            As for :meth:`decode`.
+
+        Returns
+        -------
+        logprobs : ndarray of shape (n_sequences,)
+            log P(X_s, path_s).
+        paths : list of ndarray of intp
+        """
+        return _batch.decode_batch(self, sequences, n_threads, lengths, algorithm, errors,
+                                   beam=beam, max_active=max_active, min_active=min_active,
+                                   memory=memory)
+
+    def _symbol_frames(self):
+        """True when observations are symbols indexing a cached table (CategoricalHMM)."""
+        return False
+
     def predict(self, X, lengths=None):
         """Decoded states, ndarray of shape (n_samples,), with the model's ``algorithm``."""
         return self.decode(X, lengths)[1]
+
+    # ---------------------------------------------------------------- streams
+
+    def stream_scorer(self):
+        """A :class:`hmmfast.StreamScorer` over this model's current parameters: push
+        observations one at a time (or in chunks) and read the running log-likelihood and
+        the filtered state distribution, in O(N) memory for any stream length."""
+        from ._stream import StreamScorer
+
+        return StreamScorer(self)
+
+    def stream_decoder(self, max_lag=None, *, beam=None, max_active=None, min_active=None):
+        """A :class:`hmmfast.StreamDecoder`: exact online Viterbi over this model's current
+        parameters. ``push(obs)`` returns the states that became final, ``flush()`` the
+        rest; with ``max_lag`` a state is emitted at most that many steps after its
+        observation (fixed-lag decoding)."""
+        from ._stream import StreamDecoder
+
+        return StreamDecoder(self, max_lag, beam=beam, max_active=max_active,
+                             min_active=min_active)
 
     # ---------------------------------------------------------------- sampling
 

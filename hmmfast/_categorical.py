@@ -105,6 +105,9 @@ class CategoricalHMM(BaseHMM):
         log_table = V.read_only_log(self._emissionprob.T)
         return _kernel_inputs.emission(log_table, scaling)
 
+    def _symbol_frames(self):
+        return not self._dense_emissions
+
     def _frames(self, c, X, scaled=True):
         if self._dense_emissions:
             return super()._frames(c, X, scaled)

@@ -1,0 +1,117 @@
+"""Many sequences in one kernel call: score_batch and decode_batch.
+
+Sequences are concatenated once (CategoricalHMM: one memcpy per kernel-ready sequence,
+csrc/_emissions.pyx ``gather_symbols``) with an offsets array, and every kernel runs over
+all of them at once, across threads (``n_threads``; one sequence never starts a team).
+Results are per sequence and equal per-sequence calls exactly: the kernels compute each
+sequence independently, in the same order of operations.
+"""
+
+import numpy as np
+
+from . import _emissions, _trellis, _viterbi
+from . import _validation as V
+from ._errors import HMMInputError, HMMTypeError, ParameterError
+
+ERRORS = ("raise", "mark")
+
+
+def _threads(c, n_threads):
+    return c.n_threads if n_threads is None else V.check_n("n_threads", n_threads)
+
+
+def gather(model, c, sequences, lengths, scaled):
+    """(emission, rows, offsets, n_frames) for a batch, or None for an empty batch.
+
+    ``sequences`` is a list or tuple of arrays, one per sequence; with ``lengths`` it is
+    instead X, the concatenation (hmmlearn's convention, by keyword only).
+    """
+    if lengths is not None:
+        emission, rows, n = model._frames(c, sequences, scaled)
+        return emission, rows, V.lengths_to_offsets(lengths, n), n
+    if isinstance(sequences, np.ndarray) or not isinstance(sequences, (list, tuple)):
+        raise HMMTypeError(
+            "sequences must be a list (or tuple) of arrays, one per sequence; pass the "
+            "concatenated form by keyword: score_batch(X, lengths=lengths)")
+    if len(sequences) == 0:
+        return None
+    if model._symbol_frames():
+        def convert(item, s):
+            try:
+                return V.symbols(item)
+            except (HMMInputError, HMMTypeError) as exc:
+                raise type(exc)(f"sequence {s}: {exc}") from None
+        rows, offsets = _emissions.gather_symbols(sequences, convert)
+        emission, rows, n = model._frames(c, rows, scaled)
+        return emission, rows, offsets, n
+    arrays = []
+    for s, item in enumerate(sequences):
+        arr = np.asarray(item)
+        if arr.ndim == 1:  # a sequence of scalar observations
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[0] == 0:
+            raise HMMInputError(
+                f"sequence {s} must be a non-empty (n_samples, n_features) array, got shape "
+                f"{V._shape_str(arr.shape)}")
+        arrays.append(arr)
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.intp, count=len(arrays))
+    try:
+        X = np.concatenate(arrays)
+    except ValueError as exc:
+        raise HMMInputError(f"sequences do not share one number of features ({exc})") from None
+    emission, rows, n = model._frames(c, X, scaled)
+    offsets = np.zeros(len(arrays) + 1, dtype=np.intp)
+    np.cumsum(lengths, out=offsets[1:])
+    return emission, rows, offsets, n
+
+
+def score_batch(model, sequences, n_threads=None, lengths=None, per_step=False):
+    """See BaseHMM.score_batch."""
+    c = model._cache or model._prepare()
+    threads = _threads(c, n_threads)
+    batch = gather(model, c, sequences, lengths, True)
+    if batch is None:
+        return (np.empty(0), []) if per_step else np.empty(0)
+    emission, rows, offsets, _ = batch
+    scores = np.empty(len(offsets) - 1)
+    _trellis.forward(c.chain, emission, rows, offsets, c.scaling, scores, threads)
+    if not per_step:
+        return scores
+    # the scores above are score()'s, bit for bit; the steps sum to them to rounding
+    _, steps = _trellis.forward_steps(c.chain, emission, rows, offsets, c.scaling,
+                                      np.empty(len(scores)), threads)
+    return scores, _emissions.split_by_offsets(steps, offsets)
+
+
+def decode_batch(model, sequences, n_threads=None, lengths=None, algorithm=None,
+                 errors="raise", **pruning):
+    """See BaseHMM.decode_batch."""
+    if errors not in ERRORS:
+        raise ParameterError(f"errors must be one of {ERRORS}, got {errors!r}")
+    model._check_pruning(**pruning)
+    algorithm = model.algorithm if algorithm is None else algorithm
+    model._check_algorithm(algorithm)
+    c = model._cache or model._prepare()
+    threads = _threads(c, n_threads)
+    batch = gather(model, c, sequences, lengths, algorithm == "map")
+    if batch is None:
+        return np.empty(0), []
+    emission, rows, offsets, _ = batch
+    logprob = np.empty(len(offsets) - 1)
+    strict = errors == "raise"
+    if algorithm == "viterbi":
+        _, states = _viterbi.viterbi(c.chain, emission, rows, offsets, logprob, threads, strict)
+        impossible = logprob == -np.inf
+    else:
+        _, post = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,
+                                            logprob, threads, strict)
+        impossible = logprob == -np.inf
+        states = np.argmax(post, axis=1).astype(np.intp, copy=False)
+        # log P(X, MAP path): -inf also when the step-wise best states use a forbidden
+        # transition, which is not an impossible sequence (its path is kept)
+        _viterbi.path_log_prob(c.chain, emission, rows, offsets, states, logprob)
+        logprob[impossible] = -np.inf
+    paths = _emissions.split_by_offsets(states, offsets)
+    for s in np.flatnonzero(impossible):  # only with errors="mark"
+        paths[s] = states[:0]
+    return logprob, paths
