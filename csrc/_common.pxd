@@ -48,6 +48,7 @@ cdef enum:
     STATUS_NO_MEMORY = 3      # scratch allocation failed
     STATUS_UNDERFLOW = 4      # a scaled pass could lose precision here (never leaves
                               # _trellis: the sequence is finished in log space)
+    STATUS_PRUNED = 5         # beam pruning removed every path at this frame
 
 cdef struct SeqStatus:
     int code
@@ -56,6 +57,8 @@ cdef struct SeqStatus:
 cdef struct Chain:
     Py_ssize_t n_states
     Py_ssize_t n_pad              # N rounded up to a multiple of 4
+    bint sparse                   # only the non-zero forms below exist: the dense and
+                                  # padded matrices are NULL (see _chain.pyx)
     const double* startprob       # (N,)
     const double* log_startprob   # (N,)
     const double* transmat        # (N, N), row i = P(next | i)
@@ -82,6 +85,7 @@ cdef extern from *:
     const char* CHAIN_CAPSULE "HMMFAST_CHAIN_CAPSULE"
 
 cdef struct Frames:
+    const void* extra             # a kernel's own per-call parameters (beam widths), or NULL
     const double* log_table       # (n_rows, N)
     const double* scaled_table    # (n_rows, N) or NULL when only log kernels run
     const double* row_log_scale   # (n_rows,)  or NULL when only log kernels run
@@ -219,6 +223,7 @@ cdef inline Py_ssize_t fill_frames(Frames* f, tuple emission, object rows, Py_ss
     cdef cnp.ndarray log_table = <cnp.ndarray?> emission[0]
     if cnp.PyArray_NDIM(log_table) != 2 or cnp.PyArray_DIM(log_table, 1) != n_states:
         raise TypeError("internal: log_table must have shape (n_rows, n_states)")
+    f.extra = NULL
     f.n_rows = cnp.PyArray_DIM(log_table, 0)
     f.log_table = f64_data(log_table, f.n_rows * n_states, "log_table")
     if need_scaled:
@@ -264,7 +269,8 @@ cdef inline int raise_for_status(const SeqStatus* st, Py_ssize_t n_seq, const Fr
     cdef int code
     for s in range(n_seq):
         code = st[s].code
-        if code == STATUS_OK or (code == STATUS_IMPOSSIBLE and not impossible_is_error):
+        if code == STATUS_OK or (not impossible_is_error and (code == STATUS_IMPOSSIBLE
+                                                              or code == STATUS_PRUNED)):
             continue
         from hmmfast._errors import raise_kernel_status
         raise_kernel_status(
@@ -308,6 +314,7 @@ cdef inline object run_kernel(
     seq_kernel_t kernel, size_t bytes_per_state, size_t bytes_per_frame, size_t bytes_per_cell,
     bint need_scaled, int output, bint impossible_is_error,
     object chain, tuple emission, object rows, object offsets, object logprob_out, int n_threads,
+    const void* extra=NULL,
 ):
     """The shared body of every def wrapper: structs, outputs, scratch size, nogil run, errors.
 
@@ -329,6 +336,7 @@ cdef inline object run_kernel(
     cdef cnp.npy_intp dims[2]
     single_status.code = STATUS_OK  # written by the kernel; initialised for the compiler
     cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, c.n_states, need_scaled)
+    f.extra = extra
     cdef const intp_t* off = offsets_data(offsets, n_frames, single_offsets, &n_seq)
     for s in range(n_seq):
         if off[s + 1] - off[s] > t_max:

@@ -77,8 +77,8 @@ cdef extern from "hmm_outer.h" nogil:
                        Py_ssize_t k, Py_ssize_t n, Py_ssize_t n_pad, double* M)
 
 from _passes cimport (
-    POSTERIOR_DEFICIT, SMALL_PRODUCT, SMALL_SCALE, SUM_FLOOR, log_backward_step,
-    log_forward_pass, scaled_forward_pass, normalise_row,
+    POSTERIOR_DEFICIT, SMALL_PRODUCT, SMALL_SCALE, SUM_FLOOR, backward_product,
+    log_backward_step, log_forward_pass, scaled_forward_pass, normalise_row,
 )
 
 cnp.import_array()
@@ -91,7 +91,8 @@ cdef SeqStatus estep_log(const Chain* ch, const Frames* fr, Py_ssize_t start,
 
     work : 4 vectors (stride(N) apart).
     gamma : (T, N) receiving the posteriors (holds log alpha on the way).
-    xi : (N, n_pad) receiving sum_t xi_t (pad columns 0).
+    xi : (N, n_pad) receiving sum_t xi_t (pad columns 0); for a sparse chain (nnz,), in
+        the order of its non-zero transitions (CSR).
     """
     cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, k, r, sn = stride(ch.n_states)
     cdef double* beta = work
@@ -106,7 +107,7 @@ cdef SeqStatus estep_log(const Chain* ch, const Frames* fr, Py_ssize_t start,
     if st.code != STATUS_OK:
         return st
     ll = logprob_out[0]
-    memset(xi, 0, n * n_pad * sizeof(double))
+    memset(xi, 0, xi_size(ch) * sizeof(double))
     for j in range(n):
         beta[j] = 0.0
     g = gamma + last * n
@@ -125,7 +126,7 @@ cdef SeqStatus estep_log(const Chain* ch, const Frames* fr, Py_ssize_t start,
                 continue
             for k in range(ch.row_start[i], ch.row_start[i + 1]):
                 j = ch.row_to[k]
-                xi[i * n_pad + j] += exp(a + ch.row_log[k] + v[j])
+                xi[k if ch.sparse else i * n_pad + j] += exp(a + ch.row_log[k] + v[j])
         swap = beta
         beta = nb
         nb = swap
@@ -143,7 +144,7 @@ cdef SeqStatus estep_scaled(const Chain* ch, const Frames* fr, Py_ssize_t start,
     """Scaled E-step of one sequence, falling back to ``estep_log`` when a precision
     check fires. Arguments as for estep_log, plus scratch: scales (T,), alpha (T, N),
     vrows (T, n_pad)."""
-    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, r, sn = stride(ch.n_states)
+    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, k, r, sn = stride(ch.n_states)
     cdef double* beta = work
     cdef double* nb = work + sn
     cdef double* swap
@@ -151,8 +152,8 @@ cdef SeqStatus estep_scaled(const Chain* ch, const Frames* fr, Py_ssize_t start,
     cdef double* v
     cdef double* unused_last
     cdef const double* b
-    cdef const double* a
-    cdef double inv, unused_scale
+    cdef const double* arow
+    cdef double inv, a, unused_scale
     cdef Py_ssize_t last = stop - start - 1
     cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, work, alpha, scales,
                                             logprob_out, &unused_last, &unused_scale)
@@ -174,22 +175,43 @@ cdef SeqStatus estep_scaled(const Chain* ch, const Frames* fr, Py_ssize_t start,
             v[j] = b[j] * beta[j] * inv
         for j in range(n, n_pad):
             v[j] = 0.0
-        hmm_vecmat_step(v, ch.transmat_t_pad, n, n_pad, nb)  # betahat_t = A v
+        backward_product(ch, v, nb)  # betahat_t = A v
         swap = beta
         beta = nb
         nb = swap
         g = gamma + t * n
-        a = alpha + t * n
+        arow = alpha + t * n
         for j in range(n):
-            g[j] = a[j] * beta[j]
+            g[j] = arow[j] * beta[j]
         if not normalise_row(g, n, 1.0 - POSTERIOR_DEFICIT):
             return estep_log(ch, fr, start, stop, work, gamma, xi, logprob_out)
-    memset(xi, 0, n * n_pad * sizeof(double))
+    memset(xi, 0, xi_size(ch) * sizeof(double))
+    if ch.sparse:  # sum_t alphahat_t(i) v_t(j) over the non-zero transitions only
+        for t in range(last):
+            for i in range(n):
+                a = alpha[t * n + i]
+                if a == 0.0:
+                    continue
+                for k in range(ch.row_start[i], ch.row_start[i + 1]):
+                    xi[k] += a * vrows[t * n_pad + ch.row_to[k]]
+        for k in range(ch.n_nonzero):
+            xi[k] *= ch.row_prob[k]
+        return st
     hmm_outer_sum(alpha, n, vrows, n_pad, last, n, n_pad, xi)  # sum_t alphahat_t v_t^T
     for i in range(n):
         for j in range(n):
             xi[i * n_pad + j] *= ch.transmat[i * n + j]
     return st
+
+
+cdef inline Py_ssize_t xi_size(const Chain* ch) noexcept nogil:
+    """Doubles of one expected-transition table: (N, n_pad), or nnz for a sparse chain."""
+    return ch.n_nonzero if ch.sparse else ch.n_states * ch.n_pad
+
+
+cdef inline Py_ssize_t trans_size(const Chain* ch) noexcept nogil:
+    """Doubles of the accumulated transition counts: (N, N), or nnz for a sparse chain."""
+    return ch.n_nonzero if ch.sparse else ch.n_states * ch.n_states
 
 
 cdef struct Accumulators:
@@ -198,13 +220,14 @@ cdef struct Accumulators:
     double* rows         # (n_rows, N) or NULL
 
 
-cdef inline Accumulators accumulators(double* base, Py_ssize_t n, bint want_rows) noexcept nogil:
-    """One thread's accumulators at ``base`` (start, trans, then rows). Assigned whole,
+cdef inline Accumulators accumulators(double* base, const Chain* ch,
+                                      bint want_rows) noexcept nogil:
+    """One chunk's accumulators at ``base`` (start, trans, then rows). Assigned whole,
     so that inside a parallel block the struct is a private variable of each thread."""
     cdef Accumulators acc
     acc.start = base
-    acc.trans = base + n
-    acc.rows = base + n + n * n if want_rows else NULL
+    acc.trans = base + ch.n_states
+    acc.rows = base + ch.n_states + trans_size(ch) if want_rows else NULL
     return acc
 
 
@@ -218,9 +241,13 @@ cdef inline void add_statistics(const Chain* ch, const Frames* fr, Py_ssize_t s,
     cdef double* g
     for j in range(n):
         acc.start[j] += w * gamma[j]
-    for i in range(n):
-        for j in range(n):
-            acc.trans[i * n + j] += w * xi[i * xi_stride + j]
+    if ch.sparse:
+        for i in range(ch.n_nonzero):
+            acc.trans[i] += w * xi[i]
+    else:
+        for i in range(n):
+            for j in range(n):
+                acc.trans[i * n + j] += w * xi[i * xi_stride + j]
     if acc.rows != NULL and fr.rows != NULL:
         for t in range(stop - start):
             r = frame_row(fr, start + t)
@@ -248,7 +275,7 @@ cdef inline void estep_one(const Chain* ch, const Frames* fr, const intp_t* offs
     cdef Py_ssize_t start = offsets[s], stop = offsets[s + 1]
     cdef double w = weights[s] if weights != NULL else 1.0
     cdef double* xi = scratch + 4 * stride(n)
-    cdef double* scales = xi + n * n_pad
+    cdef double* scales = xi + xi_size(ch)
     cdef double* alpha = scales + t_max
     cdef double* vrows = alpha + t_max * n
     cdef double* gamma = gamma_out + start * n if gamma_out != NULL else vrows + t_max * n_pad
@@ -380,10 +407,11 @@ cdef Py_ssize_t chunk_bounds(const intp_t* off, Py_ssize_t n_seq, Py_ssize_t n_c
     return c + 1
 
 
-cdef inline size_t estep_scratch(Py_ssize_t n, Py_ssize_t n_pad, Py_ssize_t t_max,
+cdef inline size_t estep_scratch(const Chain* ch, Py_ssize_t t_max,
                                  bint own_gamma) noexcept nogil:
     """Doubles of scratch one thread needs (layout in estep_one)."""
-    return (4 * stride(n) + n * n_pad + t_max + t_max * n + t_max * n_pad
+    cdef Py_ssize_t n = ch.n_states
+    return (4 * stride(n) + xi_size(ch) + t_max + t_max * n + t_max * ch.n_pad
             + (t_max * n if own_gamma else 0))
 
 
@@ -415,7 +443,7 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
     logprob : ndarray of shape (n_seq,)
         log P(X_s) per sequence (0 for a zero-weight sequence, which is skipped).
     start : ndarray of shape (N,)
-    trans : ndarray of shape (N, N)
+    trans : ndarray of shape (N, N), or (nnz,) for a sparse chain (its CSR order)
     row_counts : ndarray of shape (n_rows, N), or None
     posteriors : ndarray of shape (T, N), or None
 
@@ -442,19 +470,19 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
         if off[s + 1] - off[s] > t_max:
             t_max = off[s + 1] - off[s]
     cdef Py_ssize_t n_rows_acc = f.n_rows if want_rows else 0
-    cdef Py_ssize_t acc_size = n + n * n + n_rows_acc * n
+    cdef Py_ssize_t acc_size = n + trans_size(c) + n_rows_acc * n
     cdef Py_ssize_t n_chunks = max(1, min(n_seq, MAX_CHUNKS, MAX_CHUNK_DOUBLES // acc_size))
     cdef intp_t* bounds = <intp_t*> malloc((n_chunks + 1) * sizeof(intp_t))
     if bounds == NULL:
         raise MemoryError()
     n_chunks = chunk_bounds(off, n_seq, n_chunks, bounds)
     n_team = team_size(n_threads, n_chunks, n_frames, n)
-    cdef size_t scratch_doubles = estep_scratch(n, c.n_pad, t_max, not want_posteriors)
-    cdef bint lanes = scaling and n <= HMM_LANES_MAX_STATES and n_seq > 1
+    cdef size_t scratch_doubles = estep_scratch(c, t_max, not want_posteriors)
+    cdef bint lanes = scaling and n <= HMM_LANES_MAX_STATES and n_seq > 1 and not c.sparse
     if lanes:
         scratch_doubles += (hmm_lanes_work(n, t_max) + 4 * n * n
                             + (0 if want_posteriors else 4 * t_max * n))
-    cdef size_t lane_offset = estep_scratch(n, c.n_pad, t_max, not want_posteriors)
+    cdef size_t lane_offset = estep_scratch(c, t_max, not want_posteriors)
     logprob = np.empty(n_seq)
     cdef double* lp = <double*> cnp.PyArray_DATA(logprob)
     posteriors = np.empty((n_frames, n)) if want_posteriors else None
@@ -474,7 +502,7 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
             if n_team == 1:
                 scratch = <double*> malloc(scratch_doubles * sizeof(double))
                 for chunk in range(n_chunks):
-                    acc = accumulators(acc_all + chunk * acc_size, n, want_rows)
+                    acc = accumulators(acc_all + chunk * acc_size, c, want_rows)
                     if scratch == NULL:
                         for s in range(bounds[chunk], bounds[chunk + 1]):
                             st[s] = status(STATUS_NO_MEMORY, off[s])
@@ -487,7 +515,7 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
                 with parallel(num_threads=n_team):
                     scratch = <double*> malloc(scratch_doubles * sizeof(double))
                     for chunk in prange(n_chunks, schedule="dynamic"):
-                        acc = accumulators(acc_all + chunk * acc_size, n, want_rows)
+                        acc = accumulators(acc_all + chunk * acc_size, c, want_rows)
                         if scratch == NULL:
                             for s in range(bounds[chunk], bounds[chunk + 1]):
                                 st[s] = status(STATUS_NO_MEMORY, off[s])
@@ -504,11 +532,13 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
                 raise MemoryError(f"could not allocate {scratch_doubles * 8} bytes of scratch")
         raise_for_status(st, n_seq, &f, off, True)
         start = np.array(<double[:n]> acc_all)
-        trans = np.array(<double[:n * n]> (acc_all + n)).reshape(n, n)
+        trans = np.array(<double[:trans_size(c)]> (acc_all + n))
+        if not c.sparse:
+            trans = trans.reshape(n, n)
         row_counts = None
         if want_rows:
-            row_counts = np.array(<double[:n_rows_acc * n]> (acc_all + n + n * n)).reshape(
-                n_rows_acc, n)
+            row_counts = np.array(<double[:n_rows_acc * n]> (acc_all + n + trans_size(c))
+                                  ).reshape(n_rows_acc, n)
     finally:
         if st != &single_status:
             free(st)

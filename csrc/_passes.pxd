@@ -43,7 +43,7 @@ from libc.math cimport exp, log, INFINITY
 
 from _common cimport (
     Chain, Frames, SeqStatus, status, stride, frame_row, max_of, hmm_vecmat_step,
-    STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_UNDERFLOW,
+    hmm_maxplus_step, STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_UNDERFLOW,
 )
 
 cdef extern from *:
@@ -70,6 +70,57 @@ cdef extern from *:
 
 
 # ---------------------------------------------------------------- log space
+
+# ---------------------------------------------------------------- products with A
+
+cdef inline void forward_product(const Chain* ch, const double* p, double* out) noexcept nogil:
+    """out_j = sum_i p_i A_ij for every state j (out needs room for n_pad entries): the
+    dense SIMD step, or a sum over each state's predecessors for a sparse chain (the
+    same terms in the same ascending order, so the same bits)."""
+    cdef Py_ssize_t j, k
+    cdef double acc
+    if not ch.sparse:
+        hmm_vecmat_step(p, ch.transmat_pad, ch.n_states, ch.n_pad, out)
+        return
+    for j in range(ch.n_states):
+        acc = 0.0
+        for k in range(ch.col_start[j], ch.col_start[j + 1]):
+            acc = acc + p[ch.col_from[k]] * ch.col_prob[k]
+        out[j] = acc
+
+
+cdef inline void backward_product(const Chain* ch, const double* v, double* out) noexcept nogil:
+    """out_i = sum_j A_ij v_j for every state i (room for n_pad entries); dense or over
+    each state's successors, as forward_product."""
+    cdef Py_ssize_t i, k
+    cdef double acc
+    if not ch.sparse:
+        hmm_vecmat_step(v, ch.transmat_t_pad, ch.n_states, ch.n_pad, out)
+        return
+    for i in range(ch.n_states):
+        acc = 0.0
+        for k in range(ch.row_start[i], ch.row_start[i + 1]):
+            acc = acc + v[ch.row_to[k]] * ch.row_prob[k]
+        out[i] = acc
+
+
+cdef inline double log_transition(const Chain* ch, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    """log A_ij (-inf for a zero), from the dense matrix or by bisection in row i."""
+    cdef Py_ssize_t lo, hi, mid
+    if not ch.sparse:
+        return ch.log_transmat[i * ch.n_states + j]
+    lo = ch.row_start[i]
+    hi = ch.row_start[i + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ch.row_to[mid] < j:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < ch.row_start[i + 1] and ch.row_to[lo] == j:
+        return ch.row_log[lo]
+    return -INFINITY
+
 
 cdef inline double exact_column_lse(const double* prev, const Chain* ch,
                                     Py_ssize_t j) noexcept nogil:
@@ -114,7 +165,7 @@ cdef inline void log_forward_step(const Chain* ch, const double* prev, double pr
     cdef double s
     for i in range(n):
         p[i] = exp(prev[i] - prev_max)
-    hmm_vecmat_step(p, ch.transmat_pad, n, ch.n_pad, acc)
+    forward_product(ch, p, acc)
     for j in range(n):
         s = acc[j]
         if log_b[j] == -INFINITY:
@@ -141,7 +192,7 @@ cdef inline void log_backward_step(const Chain* ch, const double* log_b, const d
         m = 0.0
     for j in range(n):
         q[j] = exp(v[j] - m)
-    hmm_vecmat_step(q, ch.transmat_t_pad, n, ch.n_pad, out)  # out_i = sum_j A_ij q_j
+    backward_product(ch, q, out)  # out_i = sum_j A_ij q_j
     for i in range(n):
         s = out[i]
         if s > LOG_TINY:
@@ -282,7 +333,7 @@ cdef inline SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_
             nxt = alpha_rows + (t - start) * n
         else:
             nxt = work + sn if cur == work else work
-        hmm_vecmat_step(cur, ch.transmat_pad, n, ch.n_pad, acc)
+        forward_product(ch, cur, acc)
         c = 0.0
         for j in range(n):
             nxt[j] = acc[j] * b[j]
@@ -316,6 +367,34 @@ cdef inline SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_
     logprob_out[0] = log_c_sum + log(prod) + log(pending) + shift
     return status(STATUS_OK, 0)
 
+
+
+# ---------------------------------------------------------------- Viterbi
+
+cdef inline void maxplus_step(const Chain* ch, const double* delta, double* best,
+                              double* arg) noexcept nogil:
+    """best_j = max_i(delta_i + log A_ij) and arg_j = the first maximising i (as a double),
+    for every state j; -inf (arg 0) for a state no finite delta reaches. Every Viterbi-type
+    kernel takes its steps here, so dense and sparse chains give the same paths.
+    best and arg need room for n_pad entries."""
+    cdef Py_ssize_t i, j, k
+    cdef double b, a, v
+    if not ch.sparse:
+        hmm_maxplus_step(delta, ch.log_transmat_pad, ch.n_states, ch.n_pad, best, arg)
+        return
+    for j in range(ch.n_states):
+        b = -INFINITY
+        a = 0.0
+        for k in range(ch.col_start[j], ch.col_start[j + 1]):
+            i = ch.col_from[k]
+            if delta[i] == -INFINITY:
+                continue
+            v = delta[i] + ch.col_log[k]
+            if v > b:
+                b = v
+                a = <double> i
+        best[j] = b
+        arg[j] = a
 
 
 # ---------------------------------------------------------------- posteriors

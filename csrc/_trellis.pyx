@@ -39,7 +39,8 @@ from _common cimport (
     OUTPUT_POSTERIORS, OUTPUT_STEPS,
 )
 from _passes cimport (
-    POSTERIOR_DEFICIT, log_backward_step, log_forward_loop, log_forward_pass,
+    POSTERIOR_DEFICIT, backward_product, log_backward_step, log_forward_loop,
+    log_forward_pass,
     log_forward_step, log_sum, scaled_forward_pass, normalise_row,
 )
 
@@ -219,7 +220,7 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
         b = fr.scaled_table + r * n
         for j in range(n):
             v[j] = b[j] * beta[j]
-        hmm_vecmat_step(v, ch.transmat_t_pad, n, ch.n_pad, nb)  # nb_i = sum_j A_ij v_j
+        backward_product(ch, v, nb)  # nb_i = sum_j A_ij v_j
         inv = 1.0 / scales[t + 1]
         for i in range(n):
             nb[i] *= inv

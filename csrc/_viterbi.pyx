@@ -19,6 +19,7 @@ from libc.math cimport INFINITY
 from libc.stdint cimport uint8_t, uint16_t, int32_t
 
 cimport numpy as cnp
+from _passes cimport log_transition, maxplus_step
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_maxplus_step,
     hmm_force_avx2,
@@ -67,7 +68,7 @@ cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssi
         if r < 0:
             return status(STATUS_BAD_ROW, t)
         log_b = fr.log_table + r * n
-        hmm_maxplus_step(delta, ch.log_transmat_pad, n, ch.n_pad, nxt, arg)
+        maxplus_step(ch, delta, nxt, arg)
         psi = backptr + (t - start) * n
         reachable = False
         for j in range(n):
@@ -178,7 +179,7 @@ def path_log_prob(object chain, tuple emission, rows, offsets, states, logprob_o
                     bad_frame = t
                     break
                 if t > off[s]:
-                    lp = lp + c.log_transmat[path[t - 1] * n + path[t]]
+                    lp = lp + log_transition(c, path[t - 1], path[t])
                 lp = lp + f.log_table[r * n + path[t]]
             if bad_frame >= 0:
                 break

@@ -27,6 +27,7 @@ from ._errors import (
     ImpossibleSequenceError,
     NotFittedError,
     ParameterError,
+    PruningError,
 )
 from ._functional import forward, forward_backward, viterbi
 
@@ -48,6 +49,7 @@ __all__ = [
     "NotFittedError",
     "ParameterError",
     "PoissonHMM",
+    "PruningError",
     "__version__",
     "forward",
     "forward_backward",

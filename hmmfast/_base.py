@@ -24,7 +24,7 @@ import threading
 import numpy as np
 from scipy import linalg
 
-from . import _batch, _fit, _kernel_inputs, _sampling, _trellis, _viterbi
+from . import _batch, _beam, _fit, _kernel_inputs, _sampling, _sparse, _trellis, _viterbi
 from . import _validation as V
 from ._errors import HMMInputError, NotFittedError, ParameterError
 
@@ -122,8 +122,11 @@ class BaseHMM:
     def _set_fitted(self, name, value):
         """Store an M-step result for parameter ``name`` (e.g. "transmat_") without the
         public setter's validation: the M-steps build finite, normalised arrays."""
-        arr = np.ascontiguousarray(value, dtype=np.float64)
-        arr.flags.writeable = False
+        if _sparse.is_sparse(value):
+            arr = value  # built read-only by hmmfast._sparse
+        else:
+            arr = np.ascontiguousarray(value, dtype=np.float64)
+            arr.flags.writeable = False
         with self._lock:
             object.__setattr__(self, "_" + name[:-1], arr)
             object.__setattr__(self, "_epoch", self._epoch + 1)
@@ -183,7 +186,10 @@ class BaseHMM:
     @transmat_.setter
     def transmat_(self, value):
         n = self._n()
-        self._transmat = V.stochastic_matrix("transmat_", value, n, n)
+        if _sparse.is_sparse(value):  # kept sparse (CSR): see hmmfast._sparse
+            self._transmat = _sparse.stochastic_matrix("transmat_", value, n)
+        else:
+            self._transmat = V.stochastic_matrix("transmat_", value, n, n)
 
     def _n(self):
         return V.check_n("n_components", self.n_components)
@@ -317,7 +323,8 @@ class BaseHMM:
         """State posteriors, ndarray of shape (n_samples, n_components)."""
         return self.score_samples(X, lengths)[1]
 
-    def decode(self, X, lengths=None, algorithm=None, *, beam=None, max_active=None):
+    def decode(self, X, lengths=None, algorithm=None, *, beam=None, max_active=None,
+               min_active=None, memory="full"):
         """Most likely state sequence.
 
         Parameters
@@ -328,32 +335,50 @@ class BaseHMM:
             "viterbi": the single most likely path (ties go to the lowest state index).
             "map": each step's most probable state under the posteriors (ties to the
             lowest index). Defaults to the model's ``algorithm``.
-        beam, max_active
-            Beam pruning; not available yet (raises NotImplementedError when given).
+        beam : float, optional
+            Beam-pruned Viterbi: keep only states scoring within ``beam`` (natural log)
+            of each step's best; None or inf: exact.
+        max_active, min_active : int, optional
+            Keep at most / at least that many states per step (Kaldi's conventions:
+            min_active widens the beam). See the README's "Decoders" section.
+        memory : {"full"}
+            Backpointer storage (checkpointed decoding arrives with issue 15).
 
         Returns
         -------
         logprob : float
             log P(X, states), the joint log-probability of the observations and the
-            returned path, summed over sequences, for both algorithms. For "map" it can
-            be -inf: the step-wise most probable states may use a zero-probability
-            transition. (hmmlearn returns a sum of posterior maxima here.)
+            returned path, summed over sequences, for both algorithms (also under
+            pruning, which may return a worse path, never a wrong score for it). For
+            "map" it can be -inf: the step-wise most probable states may use a
+            zero-probability transition. (hmmlearn returns a sum of posterior maxima.)
         states : ndarray of shape (n_samples,), intp
 
         Raises
         ------
         ImpossibleSequenceError
             When a sequence has probability zero; it names the first impossible step.
+            PruningError (a subclass) when pruning removed every path.
         """
-        self._check_pruning(beam=beam, max_active=max_active)
         if algorithm is None:
             algorithm = self.algorithm
-        self._check_algorithm(algorithm)
+        pruning = None
+        if beam is not None or max_active is not None or min_active is not None or (
+                memory != "full"):
+            pruning = self._check_pruning(beam, max_active, min_active, memory)
+        if algorithm != "viterbi" and algorithm != "map":
+            self._check_algorithm(algorithm)
         c = self._cache or self._prepare()
         emission, rows, n = self._frames(c, X, algorithm == "map")
         offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
         if algorithm == "viterbi":
+            if pruning is not None:
+                return _beam.beam_viterbi(c.chain, emission, rows, offsets, *pruning, None,
+                                          c.n_threads)
             return _viterbi.viterbi(c.chain, emission, rows, offsets, None, c.n_threads)
+        if pruning is not None:
+            raise ParameterError("beam, max_active and min_active prune Viterbi decoding: "
+                                 "use algorithm='viterbi'")
         posteriors = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,
                                                None, c.n_threads)[1]
         states = np.argmax(posteriors, axis=1).astype(np.intp, copy=False)
@@ -366,11 +391,10 @@ class BaseHMM:
 
     @staticmethod
     def _check_pruning(beam=None, max_active=None, min_active=None, memory="full"):
-        if beam is not None or max_active is not None or min_active is not None:
-            raise NotImplementedError("beam-pruned decoding (beam, max_active, min_active) "
-                                      "is not available yet")
+        """Validated (beam, max_active, min_active) or None (exact), for Viterbi."""
         if memory != "full":
             raise NotImplementedError("checkpointed decoding is not available yet")
+        return V.pruning(beam, max_active, min_active)
 
     def score_batch(self, sequences, n_threads=None, *, lengths=None, per_step=False):
         """Log-likelihood of every sequence, in one kernel call across threads.
@@ -483,8 +507,13 @@ class BaseHMM:
                 raise ParameterError(
                     f"currstate must be a state index in [0, {c.n_components}), got {currstate}"
                 )
+        transmat = c.params["transmat_"]
+        if _sparse.is_sparse(transmat):
+            states = _sparse.sample_path(c.params["startprob_"], transmat,
+                                         rng.random(n_samples), first)
+            return self._sample_emissions(c, states, rng), states
         start_cdf = np.cumsum(c.params["startprob_"])
-        trans_cdf = np.ascontiguousarray(np.cumsum(c.params["transmat_"], axis=1))
+        trans_cdf = np.ascontiguousarray(np.cumsum(transmat, axis=1))
         states = _sampling.sample_path(start_cdf, trans_cdf, rng.random(n_samples), first)
         return self._sample_emissions(c, states, rng), states
 
@@ -507,6 +536,8 @@ class BaseHMM:
         and this returns one of them.
         """
         c = self._cache or self._prepare()
+        if _sparse.is_sparse(c.params["transmat_"]):
+            return _sparse.stationary_distribution(c.params["transmat_"])
         eigvals, eigvecs = linalg.eig(c.params["transmat_"].T)
         vec = np.real(eigvecs[:, np.argmin(np.abs(eigvals - 1.0))])
         return vec / vec.sum()
@@ -514,7 +545,9 @@ class BaseHMM:
     def _get_n_fit_scalars_per_param(self):
         """Free scalars per ``params`` letter (hmmlearn's name; used by aic and bic)."""
         n = self.n_components
-        return {"s": n - 1, "t": n * (n - 1)}
+        transmat = getattr(self, "_transmat", None)
+        free = transmat.nnz - n if _sparse.is_sparse(transmat) else n * (n - 1)
+        return {"s": n - 1, "t": free}
 
     def _n_parameters(self):
         return sum(v for k, v in self._get_n_fit_scalars_per_param().items() if k in self.params)
@@ -597,7 +630,11 @@ class BaseHMM:
         if self._needs_init("s", "startprob_"):
             self.startprob_ = 0.5 / n + 0.5 * rng.dirichlet(np.ones(n))
         if self._needs_init("t", "transmat_"):
-            self.transmat_ = 0.5 / n + 0.5 * rng.dirichlet(np.ones(n), size=n)
+            current = getattr(self, "_transmat", None)
+            if _sparse.is_sparse(current) and current.shape == (n, n):
+                self.transmat_ = _sparse.random_values(current, rng)  # keep the pattern
+            else:
+                self.transmat_ = 0.5 / n + 0.5 * rng.dirichlet(np.ones(n), size=n)
 
     def _init_letters(self):
         """(letter, attribute) of every parameter ``_init`` may initialise."""
@@ -616,7 +653,9 @@ class BaseHMM:
 
     def _initialize_sufficient_statistics(self):
         n = self.n_components
-        return {"nobs": 0, "start": np.zeros(n), "trans": np.zeros((n, n))}
+        transmat = getattr(self, "_transmat", None)
+        trans = np.zeros(transmat.nnz if _sparse.is_sparse(transmat) else (n, n))
+        return {"nobs": 0, "start": np.zeros(n), "trans": trans}
 
     def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwdlattice,
                                           bwdlattice):
@@ -636,8 +675,11 @@ class BaseHMM:
                              _fit.map_estimate(stats["start"], prior, self.startprob_, True))
         if "t" in self.params:
             prior = _fit.prior(self, "transmat_prior", (n, n))
-            self._set_fitted("transmat_",
-                             _fit.map_estimate(stats["trans"], prior, self.transmat_, True))
+            if _sparse.is_sparse(self._transmat):
+                fitted = _sparse.map_estimate(stats["trans"], prior, self._transmat)
+            else:
+                fitted = _fit.map_estimate(stats["trans"], prior, self.transmat_, True)
+            self._set_fitted("transmat_", fitted)
 
     def _log_prior(self):
         """log prior density of the fitted parameters (0 with the default priors)."""
@@ -647,8 +689,11 @@ class BaseHMM:
             total += _fit.dirichlet_log_density(
                 self.startprob_, _fit.prior(self, "startprob_prior", (n,)))
         if "t" in self.params:
-            total += _fit.dirichlet_log_density(
-                self.transmat_, _fit.prior(self, "transmat_prior", (n, n)))
+            prior = _fit.prior(self, "transmat_prior", (n, n))
+            if _sparse.is_sparse(self._transmat):
+                total += _sparse.dirichlet_log_density(self._transmat, prior)
+            else:
+                total += _fit.dirichlet_log_density(self.transmat_, prior)
         return total
 
     # hmmfast's fast path: a family implements these and the E-step runs in one kernel call

@@ -9,7 +9,7 @@ sequence independently, in the same order of operations.
 
 import numpy as np
 
-from . import _emissions, _trellis, _viterbi
+from . import _beam, _emissions, _trellis, _viterbi
 from . import _validation as V
 from ._errors import HMMInputError, HMMTypeError, ParameterError
 
@@ -88,9 +88,12 @@ def decode_batch(model, sequences, n_threads=None, lengths=None, algorithm=None,
     """See BaseHMM.decode_batch."""
     if errors not in ERRORS:
         raise ParameterError(f"errors must be one of {ERRORS}, got {errors!r}")
-    model._check_pruning(**pruning)
+    pruned = model._check_pruning(**pruning)
     algorithm = model.algorithm if algorithm is None else algorithm
     model._check_algorithm(algorithm)
+    if pruned is not None and algorithm != "viterbi":
+        raise ParameterError("beam, max_active and min_active prune Viterbi decoding: use "
+                             "algorithm='viterbi'")
     c = model._cache or model._prepare()
     threads = _threads(c, n_threads)
     batch = gather(model, c, sequences, lengths, algorithm == "map")
@@ -100,7 +103,12 @@ def decode_batch(model, sequences, n_threads=None, lengths=None, algorithm=None,
     logprob = np.empty(len(offsets) - 1)
     strict = errors == "raise"
     if algorithm == "viterbi":
-        _, states = _viterbi.viterbi(c.chain, emission, rows, offsets, logprob, threads, strict)
+        if pruned is not None:
+            _, states = _beam.beam_viterbi(c.chain, emission, rows, offsets, *pruned, logprob,
+                                           threads, strict)
+        else:
+            _, states = _viterbi.viterbi(c.chain, emission, rows, offsets, logprob, threads,
+                                         strict)
         impossible = logprob == -np.inf
     else:
         _, post = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,

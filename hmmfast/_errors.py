@@ -45,9 +45,16 @@ class ImpossibleSequenceError(ValueError):
         self.position = position
 
 
+class PruningError(ImpossibleSequenceError):
+    """Beam pruning (beam, max_active) removed every path at some step: the sequence may
+    well be possible; widen ``beam`` or raise ``min_active``. Attributes as for
+    ImpossibleSequenceError."""
+
+
 # Status codes shared with csrc/_common.pxd.
 _STATUS_BAD_ROW = 1
 _STATUS_IMPOSSIBLE = 2
+_STATUS_PRUNED = 5
 
 
 def raise_kernel_status(code, sequence, frame, seq_start, value, n_rows):
@@ -67,5 +74,11 @@ def raise_kernel_status(code, sequence, frame, seq_start, value, n_rows):
             sequence,
             step,
             frame,
+        )
+    if code == _STATUS_PRUNED:
+        raise PruningError(
+            f"beam pruning removed every path of sequence {sequence} at {where}: the "
+            "sequence may be possible, widen beam or raise min_active",
+            sequence, step, frame,
         )
     raise RuntimeError(f"hmmfast kernel returned unknown status {code} at {where}")

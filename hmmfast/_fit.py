@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from . import _estep, _functional, _kernel_inputs, _trellis
+from . import _estep, _functional, _kernel_inputs, _sparse, _trellis
 from . import _validation as V
 from ._errors import ConvergenceWarning, HMMInputError, ImpossibleSequenceError, ParameterError
 
@@ -201,7 +201,9 @@ def map_estimate(counts, prior, previous, keep_zeros):
     if keep_zeros:
         p[previous == 0.0] = 0.0
     p = p.reshape(-1, np.shape(previous)[-1])
-    sums = p.sum(axis=1)
+    # summed left to right (numpy's sum is pairwise), as hmmfast._sparse sums the
+    # non-zeros of a sparse row: dense and sparse fits give the same bits
+    sums = np.cumsum(p, axis=1)[:, -1]
     empty = ~(sums > 0)
     p /= np.where(empty, 1.0, sums)[:, None]
     if np.any(empty):
@@ -242,6 +244,15 @@ def estep(model, data):
     return stats, ll + model._log_prior()
 
 
+def transition_counts(model, trans):
+    """The E-step's expected transitions in the form of the model's stats: (N, N), or the
+    non-zeros of a sparse transmat_ (small sparse chains run the dense kernels)."""
+    transmat = getattr(model, "_transmat", None)
+    if _sparse.is_sparse(transmat) and trans.ndim == 2:
+        return _sparse.values_at(trans, transmat)
+    return trans
+
+
 def _weighted_total(logprob, weights):
     if weights is None:
         return float(np.sum(logprob))
@@ -258,7 +269,7 @@ def _fast_estep(model, c, data):
     stats = model._initialize_sufficient_statistics()
     stats["nobs"] = data.n_seq
     stats["start"] = stats["start"] + start
-    stats["trans"] = stats["trans"] + trans
+    stats["trans"] = stats["trans"] + transition_counts(model, trans)
     model._accumulate_fast(stats, data, row_counts, posteriors)
     return stats, _weighted_total(logprob, data.weights)
 
@@ -287,7 +298,8 @@ def _generic_estep(model, c, data):
         missing = data.cache.get("missing")
         if missing is not None:
             post[missing[a:b]] = 0.0  # no evidence about the emissions
-        object.__setattr__(model, "_estep_chain_stats", (w * start, w * trans))
+        object.__setattr__(model, "_estep_chain_stats",
+                           (w * start, w * transition_counts(model, trans)))
         try:
             model._accumulate_sufficient_statistics(stats, sub_X, lattice, w * post, fwd, bwd)
         finally:
@@ -483,10 +495,15 @@ def fit_supervised(model, X, states, lengths=None):
         stats = model._initialize_sufficient_statistics()
         stats["nobs"] = data.n_seq
         stats["start"] = stats["start"] + np.bincount(labels[offsets[:-1]], minlength=n)
-        inner = np.ones(len(labels), dtype=bool)
-        inner[offsets[1:] - 1] = False  # no transition out of a sequence's last frame
-        pairs = labels[:-1][inner[:-1]] * n + labels[1:][inner[:-1]]
-        stats["trans"] = stats["trans"] + np.bincount(pairs, minlength=n * n).reshape(n, n)
+        transmat = getattr(model, "_transmat", None)
+        if _sparse.is_sparse(transmat):
+            stats["trans"] = stats["trans"] + _sparse.transition_counts(transmat, labels,
+                                                                        offsets)
+        else:
+            inner = np.ones(len(labels), dtype=bool)
+            inner[offsets[1:] - 1] = False  # no transition out of a sequence's last frame
+            pairs = labels[:-1][inner[:-1]] * n + labels[1:][inner[:-1]]
+            stats["trans"] = stats["trans"] + np.bincount(pairs, minlength=n * n).reshape(n, n)
         onehot = np.zeros((len(labels), n))
         onehot[np.arange(len(labels)), labels] = 1.0
         if missing is not None:

@@ -7,7 +7,7 @@ Parameters are validated on every call (there is no model to cache them on).
 
 import numpy as np
 
-from . import _kernel_inputs, _trellis, _viterbi
+from . import _beam, _kernel_inputs, _sparse, _trellis, _viterbi
 from . import _validation as V
 from ._errors import ParameterError
 
@@ -22,10 +22,11 @@ def _prepare(startprob, transmat, log_emissions, lengths, implementation):
     n = shape[0]
     if n < 1:
         raise ParameterError("startprob is empty; expected at least one state")
-    if hasattr(transmat, "toarray"):  # scipy.sparse: densified (sparse kernels come later)
-        transmat = transmat.toarray()
     start = V.probability_vector("startprob", startprob, n)
-    trans = V.stochastic_matrix("transmat", transmat, n, n)
+    if _sparse.is_sparse(transmat):  # kept sparse: O(non-zeros) per step
+        trans = _sparse.stochastic_matrix("transmat", transmat, n)
+    else:
+        trans = V.stochastic_matrix("transmat", transmat, n, n)
     log_em = V.log_emission_matrix(log_emissions, n)
     offsets = None if lengths is None else V.lengths_to_offsets(lengths, log_em.shape[0])
     return (_kernel_inputs.chain(start, trans), _kernel_inputs.emission(log_em, scaling),
@@ -76,24 +77,35 @@ def forward_backward(startprob, transmat, log_emissions, *, lengths=None,
     return _trellis.forward_backward(chain, emission, None, offsets, scaling)
 
 
-def viterbi(startprob, transmat, log_emissions, *, lengths=None, beam=None, max_active=None):
+def viterbi(startprob, transmat, log_emissions, *, lengths=None, beam=None, max_active=None,
+            min_active=None, memory="full"):
     """Most likely state path (Viterbi); ties break to the lowest state index.
 
-    Parameters are those of :func:`forward`; ``beam`` and ``max_active`` (beam pruning)
-    are not available yet.
+    Parameters are those of :func:`forward`, and:
+
+    beam : float, optional
+        Beam pruning: keep states within ``beam`` (natural log) of each step's best.
+    max_active, min_active : int, optional
+        Keep at most / at least that many states per step.
+    memory : {"full"}
 
     Returns
     -------
     logprob : float
-        log P(X, states), summed over sequences.
+        log P(X, states), summed over sequences (the true log-density of the returned
+        path, also when pruning returns a worse one).
     states : ndarray of shape (n_samples,), intp
 
     Raises
     ------
     ImpossibleSequenceError
         When a sequence has probability zero; names the first impossible step.
+        PruningError (a subclass) when pruning removed every path.
     """
-    if beam is not None or max_active is not None:
-        raise NotImplementedError("beam-pruned decoding (beam, max_active) is not available yet")
+    from ._base import BaseHMM
+
+    pruning = BaseHMM._check_pruning(beam, max_active, min_active, memory)
     chain, emission, offsets, _ = _prepare(startprob, transmat, log_emissions, lengths, "log")
+    if pruning is not None:
+        return _beam.beam_viterbi(chain, emission, None, offsets, *pruning)
     return _viterbi.viterbi(chain, emission, None, offsets)

@@ -9,6 +9,7 @@ See csrc/_common.pxd for what the kernels do with them.
 """
 
 import numpy as np
+from scipy import sparse
 
 from . import _chain, _emissions
 
@@ -23,18 +24,22 @@ NORMAL_PRODUCT = 1e-290
 
 
 def mass_floor(transmat):
-    """The scaled kernels' precision guard for a validated transition matrix (0: none)."""
-    positive = transmat[transmat > 0.0]
+    """The scaled kernels' precision guard for a validated transition matrix (dense, or
+    sparse with no explicit zeros) (0: none)."""
+    values = transmat.data if sparse.issparse(transmat) else transmat
+    positive = values[values > 0.0]
     smallest = float(positive.min())
-    if positive.size == transmat.size and smallest >= WELL_MIXED:
+    if positive.size == np.prod(transmat.shape) and smallest >= WELL_MIXED:
         return 0.0
     return max(MASS_FLOOR, NORMAL_PRODUCT / smallest)
 
 
 def chain(startprob, transmat):
-    """Kernel chain (a capsule, see csrc/_chain.pyx) from validated probabilities."""
-    trans = np.ascontiguousarray(transmat, dtype=np.float64)
-    return _chain.compile_chain(startprob, trans, mass_floor(trans))
+    """Kernel chain (a capsule, see csrc/_chain.pyx) from validated probabilities; a
+    sparse transition matrix stays sparse."""
+    if not sparse.issparse(transmat):
+        transmat = np.ascontiguousarray(transmat, dtype=np.float64)
+    return _chain.compile_chain(startprob, transmat, mass_floor(transmat))
 
 
 def emission(log_table, scaling, n_threads=1):

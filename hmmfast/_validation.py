@@ -263,3 +263,26 @@ def features(X):
         t = int(np.argwhere(~np.isfinite(arr))[0][0])
         raise HMMInputError(f"X[{t}] contains NaN or infinity; observations must be finite")
     return arr
+
+
+def pruning(beam=None, max_active=None, min_active=None):
+    """Beam-search options as (beam, max_active, min_active) for the kernel, or None when
+    none is set (exact Viterbi). beam: a log-probability width >= 0 (None or inf: no
+    beam); max_active, min_active: integers >= 1 (None: no limit), min <= max."""
+    if beam is None and max_active is None and min_active is None:
+        return None
+    width = np.inf
+    if beam is not None:
+        if isinstance(beam, (bool, np.bool_)) or not isinstance(beam, numbers.Real):
+            raise HMMTypeError(f"beam must be a number >= 0 (a log-probability width), got {beam!r}")
+        width = float(beam)
+        if not width >= 0:
+            raise ParameterError(f"beam must be >= 0 (a log-probability width), got {beam!r}")
+    top = 0 if max_active is None else check_n("max_active", max_active)
+    bottom = 0 if min_active is None else check_n("min_active", min_active)
+    if top and bottom > top:
+        raise ParameterError(
+            f"min_active={bottom} exceeds max_active={top}; expected min_active <= max_active")
+    if width == np.inf and not top:
+        return None  # nothing to prune: exact Viterbi (min_active alone changes nothing)
+    return width, top, bottom

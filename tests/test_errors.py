@@ -212,6 +212,8 @@ def test_functional_bad_parameters():
         hmmfast.forward(PI, A, np.zeros((2, 2)), implementation="exp")
 
 
-def test_beam_not_yet_available(model):
-    with pytest.raises(NotImplementedError, match="beam"):
-        model.decode([0, 1], beam=10.0)
+def test_beam_decodes_like_viterbi_when_wide(model):
+    score, path = model.decode([0, 1, 2], beam=10.0)
+    want_score, want_path = model.decode([0, 1, 2])
+    assert score == want_score
+    np.testing.assert_array_equal(path, want_path)
