@@ -35,6 +35,7 @@ from ._fit import ConvergenceMonitor
 from ._gaussian import GaussianHMM
 from ._gmm import GMMHMM
 from ._poisson import PoissonHMM
+from ._stream import StreamDecoder, StreamScorer
 
 __all__ = [
     "BaseHMM",
@@ -50,6 +51,8 @@ __all__ = [
     "ParameterError",
     "PoissonHMM",
     "PruningError",
+    "StreamDecoder",
+    "StreamScorer",
     "__version__",
     "forward",
     "forward_backward",
