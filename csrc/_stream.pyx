@@ -63,6 +63,13 @@
 # (first argmax of delta). Every state then comes out at most L steps after its
 # observation, at the price that a later observation may prefer a different state there.
 #
+# Beam pruning (``beam``/``max_active``/``min_active``): after each step the new scores go
+# through ``prune`` of _prune.pxd, the beam decoder's own rule, and pruned states become
+# -inf. A dense max-plus step from such a delta picks, for every state, the best active
+# predecessor with ties to the lowest, which is what the beam decoder's sparse expansion
+# picks; so the output equals the offline beam decoder's. Fewer finite states also make
+# the paths coalesce sooner (a shorter window).
+#
 # Failed pushes. A chunk is applied in two passes: the forward pass appends backpointers
 # after the window (never overwriting it), records which states are finite at each step
 # (and the best state, for max_lag), and on an impossible step restores delta and drops
@@ -84,13 +91,15 @@ import numpy as np
 
 from hmmfast import _validation as V
 from hmmfast._emissions import canonical_symbols
-from hmmfast._errors import HMMTypeError, ImpossibleSequenceError, raise_kernel_status
+from hmmfast._errors import (HMMTypeError, ImpossibleSequenceError, PruningError,
+                             raise_kernel_status)
 
 cimport numpy as cnp
 from _common cimport (
     Chain, intp_t, stride, argmax_first, max_of, get_chain, f64_data,
 )
 from _passes cimport LOG_TINY, exact_column_lse, forward_product, maxplus_step
+from _prune cimport BeamParams, prune
 
 cdef extern from "hmm_exp.h" nogil:
     void hmm_exp_nonpos(const double* values, Py_ssize_t n, double* out)
@@ -622,8 +631,15 @@ cdef class StreamDecoder(_Stream):
         observation could have preferred another path through it), and consecutive forced
         states need not be joined by an allowed transition. Where the paths coalesce
         within L steps the output is exact.
-    beam, max_active, min_active
-        Beam pruning: not available yet (raises NotImplementedError when given).
+    beam, max_active, min_active : optional
+        Beam pruning, as for ``model.decode``: after each step only the states within
+        ``beam`` (natural log) of the step's best survive, at most ``max_active`` and at
+        least ``min_active`` of them (the rules of csrc/_prune.pxd). Every state is still
+        scored (a dense step), pruned ones are set to -inf, so the output equals
+        ``model.decode(X, beam=..., max_active=..., min_active=...)`` on the concatenated
+        observations, and pruning also shortens the window: fewer surviving paths
+        coalesce sooner. When pruning has removed every path that could explain an
+        observation, the push raises :class:`hmmfast.PruningError` (widen the beam).
 
     Notes
     -----
@@ -675,6 +691,10 @@ cdef class StreamDecoder(_Stream):
     cdef intp_t* _out
     cdef Py_ssize_t _out_len
     cdef Py_ssize_t _out_cap
+    # beam pruning (``_prune_on`` False: exact); ``_pruned``: some state was pruned
+    cdef BeamParams _params
+    cdef bint _prune_on
+    cdef bint _pruned
 
     def __cinit__(self, *args, **kwargs):
         self._vec = NULL
@@ -688,11 +708,14 @@ cdef class StreamDecoder(_Stream):
         self._out = NULL
 
     def __init__(self, model, max_lag=None, *, beam=None, max_active=None, min_active=None):
-        if beam is not None or max_active is not None or min_active is not None:
-            raise NotImplementedError("beam-pruned streaming arrives with the beam decoders")
         if self._ch != NULL:
             raise RuntimeError("StreamDecoder is already initialised")
         self._max_lag = -1 if max_lag is None else V.check_n("max_lag", max_lag, minimum=0)
+        pruning = V.pruning(beam, max_active, min_active)
+        self._prune_on = pruning is not None
+        self._pruned = False
+        if pruning is not None:
+            self._params.beam, self._params.max_active, self._params.min_active = pruning
         self._attach(model)
         cdef Py_ssize_t n = self._n, sn = stride(self._n)
         self._width = 1 if n <= 256 else (2 if n <= 65536 else 4)
@@ -840,6 +863,8 @@ cdef class StreamDecoder(_Stream):
                 self._next[j] += log_b[j]
                 fin[j] = self._next[j] > -INFINITY
                 reachable |= fin[j]
+        if reachable and self._prune_on:
+            self._prune_step(fin)
         if not reachable:
             return False
         swap = self._delta
@@ -848,6 +873,26 @@ cdef class StreamDecoder(_Stream):
         if best != NULL:
             best[0] = argmax_first(self._delta, n)
         return True
+
+    cdef void _prune_step(self, uint8_t* fin) noexcept nogil:
+        """Beam-prune the new scores (``_next``): pruned states become -inf. Uses
+        ``_set_a`` as scratch (the trace only needs it in the resolution pass)."""
+        cdef Py_ssize_t n = self._n, j, k
+        cdef intp_t* reached = self._set_a
+        cdef bint pruned = False
+        for j in range(n):
+            reached[j] = j
+        k = prune(&self._params, reached, n, self._next, &pruned)
+        if not pruned:
+            return
+        self._pruned = True
+        for j in range(n):
+            fin[j] = 0
+        for j in range(k):
+            fin[reached[j]] = 1
+        for j in range(n):
+            if not fin[j]:
+                self._next[j] = -INFINITY
 
     # ------------------------------------------------------------ resolution pass
 
@@ -959,6 +1004,11 @@ cdef class StreamDecoder(_Stream):
         return result
 
     cdef object _impossible_error(self, Py_ssize_t step, Py_ssize_t k):
+        if self._pruned:
+            return PruningError(
+                f"beam pruning removed every path that explains observation {step} of the "
+                f"stream (index {k} of this push): the stream may well be possible, widen "
+                "beam or raise min_active; the push was not applied", 0, step, k)
         return ImpossibleSequenceError(
             f"the stream has probability zero under the model: no state path explains "
             f"observation {step} of the stream (index {k} of this push) given the ones "
@@ -1014,6 +1064,7 @@ cdef class StreamDecoder(_Stream):
             self._reserve(T)
             self._scratch(T)
             memcpy(self._saved, self._delta, self._n * sizeof(double))
+            was_pruned = self._pruned
             try:
                 if self._source == SRC_TABLE:
                     arr = <cnp.ndarray> data
@@ -1035,10 +1086,13 @@ cdef class StreamDecoder(_Stream):
                             break
             except BaseException:
                 memcpy(self._delta, self._saved, self._n * sizeof(double))
+                self._pruned = was_pruned
                 raise
             if bad >= 0:
                 memcpy(self._delta, self._saved, self._n * sizeof(double))
-                raise self._impossible_error(t0 + bad, bad)
+                error = self._impossible_error(t0 + bad, bad)
+                self._pruned = was_pruned
+                raise error
             self._n_seen = t0 + T
             if T >= NOGIL_MIN:
                 with nogil:
@@ -1076,6 +1130,7 @@ cdef class StreamDecoder(_Stream):
     cdef int _clear(self) except -1:
         self._n_seen = 0
         self._w0 = 0
+        self._pruned = False
         self._out_len = 0
         if self._cap > self._min_cap:
             try:

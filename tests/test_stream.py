@@ -583,7 +583,7 @@ def test_max_lag_equals_viterbi_when_paths_coalesce_fast():
     np.testing.assert_array_equal(path, model.decode(X)[1])
 
 
-def test_max_lag_validation_and_beam_not_yet():
+def test_max_lag_validation():
     model = impossible_model()
     for bad, error in ((-1, hmmfast.ParameterError), (1.5, hmmfast.HMMTypeError),
                        (True, hmmfast.HMMTypeError), ("3", hmmfast.HMMTypeError)):
@@ -591,9 +591,92 @@ def test_max_lag_validation_and_beam_not_yet():
             model.stream_decoder(max_lag=bad)
     assert model.stream_decoder(max_lag=np.int64(3)).max_lag == 3
     assert model.stream_decoder().max_lag is None
-    for kw in ({"beam": 10.0}, {"max_active": 3}, {"min_active": 1}):
-        with pytest.raises(NotImplementedError, match="beam"):
-            model.stream_decoder(**kw)
+
+
+# ---------------------------------------------------------------- StreamDecoder: beam
+
+PRUNINGS = [dict(beam=0.0), dict(beam=1.0), dict(beam=4.0), dict(max_active=1),
+            dict(max_active=3), dict(beam=2.0, max_active=4, min_active=2),
+            dict(beam=0.5, min_active=3), dict(beam=np.inf, max_active=5)]
+
+
+@pytest.mark.parametrize("kw", PRUNINGS, ids=[str(k) for k in PRUNINGS])
+def test_beam_stream_equals_offline_beam_decode(kw):
+    """The offline beam decoder (csrc/_beam.pyx, sparse expansion of active states) is
+    the oracle; the stream runs dense steps with pruned states at -inf."""
+    rng = np.random.default_rng(11)
+    n, m = 12, 6
+    model = categorical(rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n) * 0.4, size=n),
+                        rng.dirichlet(np.ones(m) * 0.5, size=n))
+    X = sample(model, 20_000, 6)
+    want_score, want = model.decode(X, **kw)
+    decoder = model.stream_decoder(**kw)
+    np.testing.assert_array_equal(decode_stream(decoder, chunks(rng, X)), want)
+    np.testing.assert_array_equal(decode_stream(decoder, (int(x) for x in X[:2000])),
+                                  model.decode(X[:2000], **kw)[1])
+    # with a lag, as with exact decoding: emitted no later than promised
+    lagged = model.stream_decoder(max_lag=30, **kw)
+    out = [lagged.push(x) for x in X[:3000]]
+    assert lagged.window <= 30
+    assert sum(len(o) for o in out) == 3000 - lagged.window
+
+
+def test_beam_stream_on_a_sparse_left_to_right_model():
+    rng = np.random.default_rng(12)
+    model = categorical(*left_to_right(rng, 300, 20))
+    X = sample(model, 5000, 7)
+    for kw in (dict(beam=3.0), dict(max_active=8)):
+        want = model.decode(X, **kw)[1]
+        got = decode_stream(model.stream_decoder(**kw), chunks(rng, X))
+        np.testing.assert_array_equal(got, want)
+
+
+def test_beam_infinite_is_exact_and_pruning_shortens_the_window():
+    model = tied_model(n_pairs=1)  # two tied paths never coalesce: the window grows
+    X = sample(model, 400, 8)
+    exact = model.stream_decoder(beam=np.inf, min_active=2)  # nothing to prune
+    assert exact.push(X).size == 0 and exact.window == 400
+    np.testing.assert_array_equal(exact.flush(), model.decode(X)[1])
+    pruned = model.stream_decoder(max_active=1)  # one survivor: final at once
+    out = pruned.push(X)
+    assert pruned.window == 0
+    np.testing.assert_array_equal(out, model.decode(X, max_active=1)[1])
+
+
+def test_beam_stream_pruning_error_and_rollback():
+    # the greedy first step picks state 1, whose only continuation cannot emit symbol 1
+    model = categorical(np.array([0.5, 0.5]), np.array([[0.5, 0.5], [0.0, 1.0]]),
+                        np.array([[0.4, 0.6], [0.9, 0.1]]))
+    model.emissionprob_ = np.array([[0.4, 0.6], [1.0, 0.0]])
+    decoder = model.stream_decoder(max_active=1)
+    assert decoder.push(0).tolist() == [1]  # one survivor: final at once
+    with pytest.raises(hmmfast.PruningError, match="widen beam") as info:
+        decoder.push([0, 1])
+    assert info.value.step == 2 and info.value.position == 1
+    assert decoder.n_seen == 1  # the push was not applied
+    assert decoder.push(0).tolist() == [1]
+    with pytest.raises(hmmfast.PruningError):
+        model.decode([0, 0, 1], max_active=1)
+    # exact decoding of the same stream is possible
+    np.testing.assert_array_equal(decode_stream(model.stream_decoder(), [[0, 0, 1]]),
+                                  model.decode([0, 0, 1])[1])
+    # a stream that never pruned reports a plain impossible observation
+    stuck = categorical(np.array([1.0, 0.0]), np.eye(2), np.eye(2))
+    plain = stuck.stream_decoder(beam=100.0)
+    plain.push([0, 0])
+    with pytest.raises(hmmfast.ImpossibleSequenceError) as info:
+        plain.push([0, 1])
+    assert type(info.value) is hmmfast.ImpossibleSequenceError
+    assert plain.n_seen == 2
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(beam=-1.0), hmmfast.ParameterError), (dict(beam="wide"), hmmfast.HMMTypeError),
+    (dict(max_active=0), hmmfast.ParameterError),
+    (dict(max_active=2, min_active=3), hmmfast.ParameterError)])
+def test_bad_beam_options(kwargs, error):
+    with pytest.raises(error):
+        impossible_model().stream_decoder(**kwargs)
 
 
 # ---------------------------------------------------------------- StreamDecoder: impossible
