@@ -473,7 +473,8 @@ class BaseHMM:
         """A :class:`hmmfast.StreamDecoder`: exact online Viterbi over this model's current
         parameters. ``push(obs)`` returns the states that became final, ``flush()`` the
         rest; with ``max_lag`` a state is emitted at most that many steps after its
-        observation (fixed-lag decoding)."""
+        observation (fixed-lag decoding); ``beam``/``max_active``/``min_active`` prune
+        as in :meth:`decode` (the output then equals the offline beam decoder's)."""
         from ._stream import StreamDecoder
 
         return StreamDecoder(self, max_lag, beam=beam, max_active=max_active,
