@@ -205,6 +205,18 @@ cdef inline const intp_t* intp_data(object arr, str name) except NULL:
     return <const intp_t*> cnp.PyArray_DATA(<cnp.ndarray> arr)
 
 
+cdef inline bint symbol_array(object X) noexcept:
+    """X is a kernel-ready symbol array: an aligned, C-contiguous intp ndarray of shape
+    (T,) or (T, 1), T >= 1 (values are range-checked by the kernels as they read them)."""
+    if not cnp.PyArray_Check(X):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray> X
+    if (cnp.PyArray_TYPE(a) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+            or not cnp.PyArray_ISBEHAVED_RO(a) or cnp.PyArray_SIZE(a) < 1):
+        return False
+    return cnp.PyArray_NDIM(a) == 1 or (cnp.PyArray_NDIM(a) == 2 and cnp.PyArray_DIM(a, 1) == 1)
+
+
 cdef inline Py_ssize_t padded_width(Py_ssize_t n) noexcept nogil:
     return (n + 3) & ~3
 
@@ -291,6 +303,11 @@ cdef inline SeqStatus* status_buffer(Py_ssize_t n_seq, SeqStatus* single) except
 
 
 cdef enum:
+    # below this many trellis cells (frames x N x N) a kernel call keeps the GIL: dropping
+    # and retaking it (~0.1 us) would cost more than the few microseconds of work
+    NOGIL_MIN_CELLS = 20000
+
+cdef enum:
     # below this many trellis cells (frames x N x N) a call stays on the calling thread:
     # starting a thread team costs more than the work (and, on a busy machine, much more)
     THREAD_MIN_CELLS = 250000
@@ -365,10 +382,15 @@ cdef inline object run_kernel(
     cdef SeqStatus* st = NULL
     try:
         st = status_buffer(n_seq, &single_status)
-        with nogil:
-            run_sequences(kernel, scratch_bytes, c, &f, off, n_seq,
-                          team_size(n_threads, n_seq, n_frames, c.n_states),
-                          logprob, post, states, st)
+        # a short call keeps the GIL: releasing and retaking it costs more than the work
+        if n_frames * c.n_states * c.n_states >= NOGIL_MIN_CELLS:
+            with nogil:
+                run_sequences(kernel, scratch_bytes, c, &f, off, n_seq,
+                              team_size(n_threads, n_seq, n_frames, c.n_states),
+                              logprob, post, states, st)
+        else:
+            run_sequences(kernel, scratch_bytes, c, &f, off, n_seq, 1, logprob, post,
+                          states, st)
         for s in range(n_seq):
             if st[s].code == STATUS_NO_MEMORY:
                 raise MemoryError(f"could not allocate {scratch_bytes} bytes of scratch")

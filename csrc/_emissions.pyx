@@ -22,7 +22,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cython.parallel cimport prange
-from _common cimport intp_t, max_of, f64_data
+from _common cimport intp_t, max_of, f64_data, symbol_array
 
 cdef extern from "hmm_exp.h" nogil:
     void hmm_exp_nonpos(const double* values, Py_ssize_t n, double* out)
@@ -89,15 +89,7 @@ def scaled_rows(log_table, int n_threads=1):
 
 def canonical_symbols(X):
     """X itself when it is already a kernel-ready symbol array, else None."""
-    if not cnp.PyArray_Check(X):
-        return None
-    cdef cnp.ndarray a = <cnp.ndarray> X
-    if (cnp.PyArray_TYPE(a) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(a)
-            or not cnp.PyArray_ISBEHAVED_RO(a) or cnp.PyArray_SIZE(a) < 1):
-        return None
-    if cnp.PyArray_NDIM(a) == 1 or (cnp.PyArray_NDIM(a) == 2 and cnp.PyArray_DIM(a, 1) == 1):
-        return a
-    return None
+    return X if symbol_array(X) else None
 
 
 def gather_symbols(sequences, convert):

@@ -34,6 +34,7 @@ from libc.math cimport exp, log, INFINITY
 cimport numpy as cnp
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, max_of, run_kernel,
+    symbol_array,
     hmm_vecmat_step, hmm_force_avx2,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_UNDERFLOW, OUTPUT_NONE,
     OUTPUT_POSTERIORS, OUTPUT_STEPS,
@@ -239,6 +240,17 @@ cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr
 
 
 # ---------------------------------------------------------------- Python entry points
+
+
+def model_score(self, X, lengths=None):
+    """BaseHMM.score (its docstring is set there). The common call, one kernel-ready
+    symbol sequence of a table-driven model, goes straight to the kernel; every other
+    call goes to ``self._score``."""
+    c = self._cache
+    if c is not None and lengths is None and c.symbols is not None and symbol_array(X):
+        return forward(c.chain, c.symbols, X, None, c.scaling, None, c.n_threads)
+    return self._score(X, lengths)
+
 
 def forward(object chain, tuple emission, rows, offsets, bint scaling,
             logprob_out=None, int n_threads=1):

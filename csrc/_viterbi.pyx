@@ -11,7 +11,10 @@
 # smallest read backwards from the last step.
 #
 # Backpointers take the smallest unsigned type that holds N (uint8 up to 256 states,
-# uint16 up to 65,536, int32 beyond): T*N bytes for most models. A step at which every
+# uint16 up to 65,536, int32 beyond): T*N bytes for most models. Up to 8 states on an AVX2
+# CPU a specialised forward pass runs instead (csrc/hmm_viterbi8.h: the state vector in
+# registers, 8 bytes of backpointers per step), with the same scores and path bit for
+# bit; ``_force_simd(0)`` selects the general decoder for tests. A step at which every
 # delta is -inf makes the sequence impossible; the kernel stops there and reports that
 # step, and the Python layer raises ImpossibleSequenceError naming it.
 
@@ -23,10 +26,19 @@ from _passes cimport log_transition, maxplus_step
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_maxplus_step,
     hmm_force_avx2,
-    argmax_first, run_kernel,
+    argmax_first, run_kernel, symbol_array,
     get_chain, fill_frames, offsets_data, intp_data, f64_data,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_STATES,
 )
+
+cdef extern from "hmm_viterbi8.h" nogil:
+    Py_ssize_t hmm_viterbi8_avx2(int n, const double* log_start, const double* log_a_pad,
+                                 const double* table, const intp_t* rows, Py_ssize_t n_rows,
+                                 Py_ssize_t T, uint8_t* bp, double* delta_out, int* code)
+    int HMM_HAVE_VITERBI8
+
+cdef extern from "hmm_steps.h" nogil:
+    int hmm_use_avx2()
 
 cnp.import_array()
 
@@ -113,6 +125,32 @@ cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                             logprob_out, states_out)
 
 
+cdef SeqStatus viterbi_small(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                            Py_ssize_t stop, char* scratch, double* logprob_out,
+                            double* posteriors_out, intp_t* states_out) noexcept nogil:
+    """Decode one sequence of a dense chain with N <= 8 on an AVX2 CPU (hmm_viterbi8.h).
+    scratch: 8 doubles (the last delta), then (T, 8) uint8 backpointers."""
+    cdef Py_ssize_t n = ch.n_states, t, best_state, done
+    cdef double* delta = <double*> scratch
+    cdef uint8_t* bp = <uint8_t*> (scratch + VITERBI_VECTORS * stride(n) * sizeof(double))
+    cdef int code = STATUS_OK
+    cdef const intp_t* rows = fr.rows + start if fr.rows != NULL else NULL
+    cdef const double* table = fr.log_table if fr.rows != NULL else fr.log_table + start * n
+    cdef Py_ssize_t n_rows = fr.n_rows if fr.rows != NULL else fr.n_rows - start
+    logprob_out[0] = -INFINITY
+    done = hmm_viterbi8_avx2(<int> n, ch.log_startprob, ch.log_transmat_pad, table, rows,
+                             n_rows, stop - start, bp, delta, &code)
+    if code != STATUS_OK:  # the header's codes are _common.pxd's
+        return status(code, start + done)
+    best_state = argmax_first(delta, n)
+    logprob_out[0] = delta[best_state]
+    states_out[stop - 1] = best_state
+    for t in range(stop - 1, start, -1):
+        best_state = bp[(t - start) * 8 + best_state]
+        states_out[t - 1] = best_state
+    return status(STATUS_OK, 0)
+
+
 def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n_threads=1,
             bint raise_impossible=True):
     """Most likely state path of every sequence.
@@ -132,7 +170,13 @@ def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n
     hmmfast.ImpossibleSequenceError
         When a sequence has probability zero; names the first impossible step.
     """
-    cdef Py_ssize_t n = get_chain(chain).n_states
+    cdef const Chain* c = get_chain(chain)
+    cdef Py_ssize_t n = c.n_states
+    if (HMM_HAVE_VITERBI8 and n <= 8 and not c.sparse and c.n_pad == (4 if n <= 4 else 8)
+            and hmm_use_avx2()):
+        return run_kernel(viterbi_small, VITERBI_VECTORS * sizeof(double), 8, 0, False,
+                          OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
+                          logprob_out, n_threads)
     if n <= 256:
         return run_kernel(viterbi_u8, VITERBI_VECTORS * sizeof(double), 0, sizeof(uint8_t), False,
                           OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
@@ -144,6 +188,22 @@ def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n
     return run_kernel(viterbi_i32, VITERBI_VECTORS * sizeof(double), 0, sizeof(int32_t), False,
                       OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
                       logprob_out, n_threads)
+
+
+def model_decode(self, X, lengths=None, algorithm=None, *, beam=None, max_active=None,
+                 min_active=None, memory="full"):
+    """BaseHMM.decode (its docstring is set there). The common call, exact Viterbi of one
+    kernel-ready symbol sequence of a table-driven model, goes straight to the kernel;
+    every other call goes to ``self._decode``, which validates and dispatches."""
+    c = self._cache
+    if (c is not None and lengths is None and beam is None and max_active is None
+            and min_active is None and c.symbols is not None and memory == "full"
+            and (algorithm == "viterbi" or (algorithm is None
+                                            and self.algorithm == "viterbi"))):
+        if symbol_array(X):
+            return viterbi(c.chain, c.symbols, X, None, None, c.n_threads)
+    return self._decode(X, lengths, algorithm, beam=beam, max_active=max_active,
+                        min_active=min_active, memory=memory)
 
 
 def path_log_prob(object chain, tuple emission, rows, offsets, states, logprob_out=None):

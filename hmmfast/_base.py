@@ -35,7 +35,7 @@ class _Compiled:
     """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
 
     __slots__ = ("chain", "density", "emission", "n_components", "n_threads", "params",
-                 "scaling")
+                 "scaling", "symbols")
 
 
 def resolve_threads(n_threads):
@@ -242,6 +242,8 @@ class BaseHMM:
         c.params = {name: getattr(self, name) for name in shapes}  # read-only arrays
         c.chain = _kernel_inputs.chain(self._startprob, self._transmat)
         c.emission = self._emission_table(c.scaling)
+        # the emission tuple when frames are rows of it picked by symbols (fast paths)
+        c.symbols = c.emission if self._symbol_frames() else None
         c.density = self._compile_density()
         return c
 
@@ -279,7 +281,7 @@ class BaseHMM:
 
     # ---------------------------------------------------------------- inference
 
-    def score(self, X, lengths=None):
+    def _score(self, X, lengths=None):
         """Log-likelihood log P(X) under the model, summed over sequences.
 
         Parameters
@@ -298,6 +300,10 @@ class BaseHMM:
         emission, rows, n = self._frames(c, X)
         offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
         return _trellis.forward(c.chain, emission, rows, offsets, c.scaling, None, c.n_threads)
+
+    # the common call (one ready symbol array) runs in compiled code
+    score = _trellis.model_score
+    score.__doc__, score.__name__, score.__qualname__ = _score.__doc__, "score", "BaseHMM.score"
 
     def score_samples(self, X, lengths=None):
         """Log-likelihood and state posteriors.
@@ -323,8 +329,8 @@ class BaseHMM:
         """State posteriors, ndarray of shape (n_samples, n_components)."""
         return self.score_samples(X, lengths)[1]
 
-    def decode(self, X, lengths=None, algorithm=None, *, beam=None, max_active=None,
-               min_active=None, memory="full"):
+    def _decode(self, X, lengths=None, algorithm=None, *, beam=None, max_active=None,
+                min_active=None, memory="full"):
         """Most likely state sequence.
 
         Parameters
@@ -383,6 +389,11 @@ class BaseHMM:
                                                None, c.n_threads)[1]
         states = np.argmax(posteriors, axis=1).astype(np.intp, copy=False)
         return _viterbi.path_log_prob(c.chain, emission, rows, offsets, states), states
+
+    # the common call (exact Viterbi of a ready symbol array) runs in compiled code
+    decode = _viterbi.model_decode
+    decode.__doc__, decode.__name__, decode.__qualname__ = (
+        _decode.__doc__, "decode", "BaseHMM.decode")
 
     @staticmethod
     def _check_algorithm(algorithm):
