@@ -21,3 +21,14 @@ def path_log_prob(
     logprob_out: npt.NDArray[np.float64] | None = ...,
 ) -> float: ...
 def _force_simd(flag: int) -> int: ...
+def model_decode(
+    self: object,
+    X: npt.ArrayLike,
+    lengths: npt.ArrayLike | None = ...,
+    algorithm: str | None = ...,
+    *,
+    beam: float | None = ...,
+    max_active: int | None = ...,
+    min_active: int | None = ...,
+    memory: str = ...,
+) -> tuple[float, npt.NDArray[np.intp]]: ...
