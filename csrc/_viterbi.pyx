@@ -190,6 +190,24 @@ def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n
                       logprob_out, n_threads)
 
 
+cdef enum:
+    # hmmfast._decoders.AUTO_CHECKPOINT_BYTES (tests check they agree): above this many
+    # bytes of backpointers the fast entry leaves the call to the checkpointed decoder
+    AUTO_CHECKPOINT_BYTES = 268435456
+
+
+cdef inline bint below_auto_checkpoint(object chain, object X) except -1:
+    cdef Py_ssize_t n = get_chain(chain).n_states
+    cdef Py_ssize_t width = 1 if n <= 256 else (2 if n <= 65536 else 4)
+    # the rule of _checkpoint.full_table_bytes
+    return cnp.PyArray_SIZE(<cnp.ndarray> X) * max(n, 8) * width <= AUTO_CHECKPOINT_BYTES
+
+
+def _auto_checkpoint_bytes():
+    """The fast entry's copy of the auto-checkpoint threshold (for tests)."""
+    return AUTO_CHECKPOINT_BYTES
+
+
 def model_decode(self, X, lengths=None, algorithm=None, *, beam=None, max_active=None,
                  min_active=None, memory="full"):
     """BaseHMM.decode (its docstring is set there). The common call, exact Viterbi of one
@@ -200,7 +218,7 @@ def model_decode(self, X, lengths=None, algorithm=None, *, beam=None, max_active
             and min_active is None and c.symbols is not None and memory == "full"
             and (algorithm == "viterbi" or (algorithm is None
                                             and self.algorithm == "viterbi"))):
-        if symbol_array(X):
+        if symbol_array(X) and below_auto_checkpoint(c.chain, X):
             return viterbi(c.chain, c.symbols, X, None, None, c.n_threads)
     return self._decode(X, lengths, algorithm, beam=beam, max_active=max_active,
                         min_active=min_active, memory=memory)

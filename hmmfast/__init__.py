@@ -29,7 +29,7 @@ from ._errors import (
     ParameterError,
     PruningError,
 )
-from ._functional import forward, forward_backward, viterbi
+from ._functional import forward, forward_backward, nbest, viterbi
 
 from ._fit import ConvergenceMonitor
 from ._gaussian import GaussianHMM
@@ -38,11 +38,11 @@ from ._poisson import PoissonHMM
 from ._stream import StreamDecoder, StreamScorer
 
 __all__ = [
+    "GMMHMM",
     "BaseHMM",
     "CategoricalHMM",
     "ConvergenceMonitor",
     "ConvergenceWarning",
-    "GMMHMM",
     "GaussianHMM",
     "HMMInputError",
     "HMMTypeError",
@@ -56,5 +56,6 @@ __all__ = [
     "__version__",
     "forward",
     "forward_backward",
+    "nbest",
     "viterbi",
 ]

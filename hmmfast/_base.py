@@ -24,9 +24,10 @@ import threading
 import numpy as np
 from scipy import linalg
 
-from . import _batch, _beam, _fit, _kernel_inputs, _sampling, _sparse, _trellis, _viterbi
+from . import (_batch, _beam, _decoders, _fit, _kernel_inputs, _sampling, _sparse, _trellis,
+               _viterbi)
 from . import _validation as V
-from ._errors import HMMInputError, NotFittedError, ParameterError
+from ._errors import NotFittedError, ParameterError
 
 _ALGORITHMS = ("viterbi", "map")
 
@@ -347,8 +348,12 @@ class BaseHMM:
         max_active, min_active : int, optional
             Keep at most / at least that many states per step (Kaldi's conventions:
             min_active widens the beam). See the README's "Decoders" section.
-        memory : {"full"}
-            Backpointer storage (checkpointed decoding arrives with issue 15).
+        memory : {"full", "checkpoint"}
+            Viterbi backpointer storage. "checkpoint": O(sqrt(T) N) memory by storing
+            delta every K steps and recomputing each segment, the same path at ~2x the
+            time. "full" (default) keeps the T x N table, and switches to checkpointing
+            by itself when that table would exceed 256 MiB
+            (``hmmfast._decoders.AUTO_CHECKPOINT_BYTES``).
 
         Returns
         -------
@@ -381,10 +386,11 @@ class BaseHMM:
             if pruning is not None:
                 return _beam.beam_viterbi(c.chain, emission, rows, offsets, *pruning, None,
                                           c.n_threads)
-            return _viterbi.viterbi(c.chain, emission, rows, offsets, None, c.n_threads)
-        if pruning is not None:
-            raise ParameterError("beam, max_active and min_active prune Viterbi decoding: "
-                                 "use algorithm='viterbi'")
+            decoder = _decoders.viterbi_kernel(memory, c.n_components, offsets, n)
+            return decoder(c.chain, emission, rows, offsets, None, c.n_threads)
+        if pruning is not None or memory == "checkpoint":
+            raise ParameterError("beam, max_active, min_active and memory='checkpoint' apply "
+                                 "to Viterbi decoding: use algorithm='viterbi'")
         posteriors = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,
                                                None, c.n_threads)[1]
         states = np.argmax(posteriors, axis=1).astype(np.intp, copy=False)
@@ -403,9 +409,42 @@ class BaseHMM:
     @staticmethod
     def _check_pruning(beam=None, max_active=None, min_active=None, memory="full"):
         """Validated (beam, max_active, min_active) or None (exact), for Viterbi."""
-        if memory != "full":
-            raise NotImplementedError("checkpointed decoding is not available yet")
-        return V.pruning(beam, max_active, min_active)
+        _decoders.check_memory(memory)
+        pruning = V.pruning(beam, max_active, min_active)
+        if pruning is not None and memory == "checkpoint":
+            raise ParameterError("memory='checkpoint' is exact Viterbi; beam decoding already "
+                                 "stores backpointers for the active states only")
+        return pruning
+
+    def nbest(self, X, n):
+        """The n most probable distinct state paths of one sequence, best first.
+
+        Parallel list Viterbi (Seshadri & Sundberg 1994): the n best partial paths per
+        state and step. Time O(T (N^2 + N n log N)) (non-zero transitions for a sparse
+        ``transmat_``), memory O(T N n).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One sequence.
+        n : int >= 1
+
+        Returns
+        -------
+        list of (float, ndarray of shape (n_samples,), intp)
+            (log P(X, states), states), best first; fewer than n when fewer paths have
+            non-zero probability. Among equal log-probabilities the path smallest read
+            backwards from the last step comes first, so entry 0 equals ``decode(X)``
+            exactly (see the README's "Decoders" for ties that differ by rounding).
+
+        Raises
+        ------
+        ImpossibleSequenceError
+            When the sequence has probability zero.
+        """
+        c = self._cache or self._prepare()
+        emission, rows, _ = self._frames(c, X, False)
+        return _decoders.nbest(c.chain, emission, rows, n)
 
     def score_batch(self, sequences, n_threads=None, *, lengths=None, per_step=False):
         """Log-likelihood of every sequence, in one kernel call across threads.

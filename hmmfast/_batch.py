@@ -9,7 +9,7 @@ sequence independently, in the same order of operations.
 
 import numpy as np
 
-from . import _beam, _emissions, _trellis, _viterbi
+from . import _beam, _decoders, _emissions, _trellis, _viterbi
 from . import _validation as V
 from ._errors import HMMInputError, HMMTypeError, ParameterError
 
@@ -91,15 +91,16 @@ def decode_batch(model, sequences, n_threads=None, lengths=None, algorithm=None,
     pruned = model._check_pruning(**pruning)
     algorithm = model.algorithm if algorithm is None else algorithm
     model._check_algorithm(algorithm)
-    if pruned is not None and algorithm != "viterbi":
-        raise ParameterError("beam, max_active and min_active prune Viterbi decoding: use "
-                             "algorithm='viterbi'")
+    memory = pruning.get("memory", "full")
+    if (pruned is not None or memory == "checkpoint") and algorithm != "viterbi":
+        raise ParameterError("beam, max_active, min_active and memory='checkpoint' apply to "
+                             "Viterbi decoding: use algorithm='viterbi'")
     c = model._cache or model._prepare()
     threads = _threads(c, n_threads)
     batch = gather(model, c, sequences, lengths, algorithm == "map")
     if batch is None:
         return np.empty(0), []
-    emission, rows, offsets, _ = batch
+    emission, rows, offsets, n_frames = batch
     logprob = np.empty(len(offsets) - 1)
     strict = errors == "raise"
     if algorithm == "viterbi":
@@ -107,8 +108,8 @@ def decode_batch(model, sequences, n_threads=None, lengths=None, algorithm=None,
             _, states = _beam.beam_viterbi(c.chain, emission, rows, offsets, *pruned, logprob,
                                            threads, strict)
         else:
-            _, states = _viterbi.viterbi(c.chain, emission, rows, offsets, logprob, threads,
-                                         strict)
+            decoder = _decoders.viterbi_kernel(memory, c.n_components, offsets, n_frames)
+            _, states = decoder(c.chain, emission, rows, offsets, logprob, threads, strict)
         impossible = logprob == -np.inf
     else:
         _, post = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,

@@ -94,8 +94,15 @@ def per_component(compact, covariance_type, n, d):
 class DensityParams:
     """Kernel inputs for C Gaussian components (what _densities needs, built once)."""
 
-    __slots__ = ("kind", "means", "means_t", "precisions_t", "cholesky", "inv_diagonal",
-                 "log_norm")
+    __slots__ = (
+        "cholesky",
+        "inv_diagonal",
+        "kind",
+        "log_norm",
+        "means",
+        "means_t",
+        "precisions_t",
+    )
 
     def __init__(self, means, compact, covariance_type):
         means = np.ascontiguousarray(means, dtype=np.float64)

@@ -1,8 +1,9 @@
 # Type stub for the compiled module built from csrc/_densities.pyx.
 import numpy as np
 import numpy.typing as npt
+from typing import TypeAlias
 
-Frames = npt.NDArray[np.float64] | npt.NDArray[np.float32]
+Frames: TypeAlias = npt.NDArray[np.float64] | npt.NDArray[np.float32]
 
 def gaussian_diag(
     X: Frames, means_t: npt.NDArray[np.float64], precisions_t: npt.NDArray[np.float64],

@@ -7,7 +7,7 @@ Parameters are validated on every call (there is no model to cache them on).
 
 import numpy as np
 
-from . import _beam, _kernel_inputs, _sparse, _trellis, _viterbi
+from . import _beam, _decoders, _kernel_inputs, _sparse, _trellis
 from . import _validation as V
 from ._errors import ParameterError
 
@@ -87,7 +87,9 @@ def viterbi(startprob, transmat, log_emissions, *, lengths=None, beam=None, max_
         Beam pruning: keep states within ``beam`` (natural log) of each step's best.
     max_active, min_active : int, optional
         Keep at most / at least that many states per step.
-    memory : {"full"}
+    memory : {"full", "checkpoint"}
+        As for ``BaseHMM.decode``: "checkpoint" keeps O(sqrt(T) N) backpointer memory
+        (the same path, ~2x the time); "full" switches to it above 256 MiB of backpointers.
 
     Returns
     -------
@@ -108,4 +110,23 @@ def viterbi(startprob, transmat, log_emissions, *, lengths=None, beam=None, max_
     chain, emission, offsets, _ = _prepare(startprob, transmat, log_emissions, lengths, "log")
     if pruning is not None:
         return _beam.beam_viterbi(chain, emission, None, offsets, *pruning)
-    return _viterbi.viterbi(chain, emission, None, offsets)
+    decoder = _decoders.viterbi_kernel(memory, emission[0].shape[1], offsets,
+                                       emission[0].shape[0])
+    return decoder(chain, emission, None, offsets)
+
+
+def nbest(startprob, transmat, log_emissions, n):
+    """The n most probable distinct state paths of one sequence (list Viterbi), best first.
+
+    ``startprob``, ``transmat``, ``log_emissions`` as for :func:`forward` (one sequence);
+    ``n`` >= 1. Returns a list of (log P(X, states), states); ties as in
+    ``BaseHMM.nbest``, so entry 0 is :func:`viterbi`'s result exactly. Time
+    O(T (N^2 + N n log N)), memory O(T N n).
+
+    Raises
+    ------
+    ImpossibleSequenceError
+        Naming the first impossible step.
+    """
+    chain, emission, _, _ = _prepare(startprob, transmat, log_emissions, None, "log")
+    return _decoders.nbest(chain, emission, None, n)

@@ -296,7 +296,7 @@ class GaussianHMM(ContinuousHMM):
 
     def _mstep_covars(self, stats, means):
         """hmmlearn's covariance update (Huang, Acero & Hon, pp. 443-445), floored."""
-        n, d = self.n_components, self.n_features
+        d = self.n_features
         post = stats["post"]
         means_prior, w = self._priors()
         meandiff = means - means_prior
@@ -354,12 +354,12 @@ class GaussianHMM(ContinuousHMM):
         psi = np.broadcast_to(cp, covs.shape if self.covariance_type == "full" else (d, d))
         md = (self.means_ - means_prior) * np.sqrt(w)
         if self.covariance_type == "tied":
-            sign, logdet = np.linalg.slogdet(covs[0])
+            _, logdet = np.linalg.slogdet(covs[0])
             scatter = psi + md.T @ md
             return total + float(-0.5 * b * logdet
                                  - 0.5 * np.trace(np.linalg.solve(covs[0], scatter)))
         for j in range(self.n_components):
-            sign, logdet = np.linalg.slogdet(covs[j])
+            _, logdet = np.linalg.slogdet(covs[j])
             scatter = psi[j] + np.outer(md[j], md[j])
             total += float(-0.5 * b * logdet - 0.5 * np.trace(np.linalg.solve(covs[j], scatter)))
         return total

@@ -26,7 +26,7 @@ class PoissonDensity:
         Validated rates (finite, >= 0).
     """
 
-    __slots__ = ("log_lambdas_t", "lambda_sums")
+    __slots__ = ("lambda_sums", "log_lambdas_t")
 
     def __init__(self, lambdas):
         with np.errstate(divide="ignore"):

@@ -1,12 +1,12 @@
 # Type stub for the compiled module built from csrc/_stream.pyx.
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from ._base import BaseHMM
 
-Observation = int | np.integer[Any] | npt.ArrayLike
+Observation: TypeAlias = int | np.integer[Any] | npt.ArrayLike
 
 class _Stream:
     @property

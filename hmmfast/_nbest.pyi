@@ -1,0 +1,12 @@
+# Type stub for the compiled module built from csrc/_nbest.pyx.
+import numpy as np
+import numpy.typing as npt
+
+from ._trellis import Chain, Emission
+
+def nbest(
+    chain: Chain,
+    emission: Emission,
+    rows: npt.NDArray[np.intp] | None,
+    n: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]: ...

@@ -1,0 +1,308 @@
+"""Checkpointed Viterbi (csrc/_checkpoint.pyx): the full-table decoder's exact results in
+O(sqrt(T) N) memory."""
+
+import math
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from hmm_oracles import log, random_model
+from scipy import sparse
+
+import hmmfast
+from hmmfast import _chain, _checkpoint, _kernel_inputs, _viterbi
+
+
+def compile_model(startprob, transmat, log_emissions):
+    chain = _kernel_inputs.chain(np.asarray(startprob, float), np.asarray(transmat, float))
+    return chain, _kernel_inputs.emission(np.asarray(log_emissions, float), False)
+
+
+def assert_same_as_full(chain, emission, rows=None, offsets=None, n_threads=1):
+    """Both decoders: identical scores (bit for bit), paths, or errors."""
+    n_seq = 1 if offsets is None else len(offsets) - 1
+    lp_full, lp_ckpt = np.empty(n_seq), np.empty(n_seq)
+    try:
+        full = _viterbi.viterbi(chain, emission, rows, offsets, lp_full, n_threads)
+    except hmmfast.ImpossibleSequenceError as exc:
+        with pytest.raises(hmmfast.ImpossibleSequenceError) as info:
+            _checkpoint.viterbi_checkpoint(chain, emission, rows, offsets, lp_ckpt, n_threads)
+        assert (info.value.sequence, info.value.step, info.value.position) == (
+            exc.sequence, exc.step, exc.position)
+        assert str(info.value) == str(exc)
+        return None
+    ckpt = _checkpoint.viterbi_checkpoint(chain, emission, rows, offsets, lp_ckpt, n_threads)
+    assert ckpt[0] == full[0]
+    np.testing.assert_array_equal(lp_ckpt, lp_full)
+    assert ckpt[1].dtype == np.intp
+    np.testing.assert_array_equal(ckpt[1], full[1])
+    return ckpt
+
+
+def random_case(rng, n_states, big_t, zeros=False, ties=False, holes=False):
+    startprob, transmat, _ = random_model(rng, n_states, 2, zeros=zeros)
+    log_em = rng.normal(scale=2.0, size=(big_t, n_states))
+    if ties:  # equal emissions (uniform rows on some steps): exact ties between paths
+        log_em[rng.random(big_t) < 0.5] = 0.0
+        transmat = np.round(transmat * 4) + (transmat > 0)  # few distinct values
+        transmat /= transmat.sum(axis=1, keepdims=True)
+    if holes:
+        log_em[rng.random((big_t, n_states)) < 0.3] = -np.inf
+    return startprob, transmat, log_em
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_equals_full_table(seed):
+    rng = np.random.default_rng(seed)
+    n_states = int(rng.integers(1, 9))
+    big_t = int(rng.choice([1, 2, 3, 4, int(rng.integers(5, 60)), int(rng.integers(60, 700))]))
+    startprob, transmat, log_em = random_case(rng, n_states, big_t, zeros=seed % 2 == 1,
+                                              ties=seed % 3 == 0, holes=seed % 5 == 0)
+    chain, emission = compile_model(startprob, transmat, log_em)
+    assert_same_as_full(chain, emission)
+
+
+def test_every_length_up_to_300_covers_the_segment_boundaries():
+    rng = np.random.default_rng(1)
+    startprob, transmat, log_em = random_case(rng, 3, 300, zeros=True, ties=True)
+    chain = _kernel_inputs.chain(startprob, transmat)
+    seen = set()
+    for big_t in range(1, 301):
+        k = _checkpoint.checkpoint_segment_length(3, big_t)
+        seen.add(((big_t - 1) % k) if big_t > 1 else -1)
+        assert_same_as_full(chain, _kernel_inputs.emission(log_em[:big_t], False))
+    assert {0, 1} <= seen and len(seen) > 10  # full segments, a one-frame tail, ...
+
+
+@pytest.mark.parametrize("n_states", [3, 300])  # uint8 and uint16 backpointers
+def test_segment_boundary_lengths(n_states):
+    rng = np.random.default_rng(n_states)
+    lengths = set()
+    for base in (50, 200, 1000):
+        for big_t in (base, base + 1, base + 2):
+            k = _checkpoint.checkpoint_segment_length(n_states, big_t)
+            # T - 1 a multiple of K, one past it, one short of it
+            lengths |= {k * ((big_t - 1) // k) + 1, k * ((big_t - 1) // k) + 2,
+                        k * ((big_t - 1) // k) + k}
+    for big_t in sorted(lengths):
+        startprob, transmat, log_em = random_case(rng, n_states, big_t, zeros=True,
+                                                  ties=big_t % 2 == 0)
+        chain, emission = compile_model(startprob, transmat, log_em)
+        assert_same_as_full(chain, emission)
+
+
+def test_impossible_sequences_fail_at_the_same_step():
+    startprob = np.array([1.0, 0.0, 0.0])
+    transmat = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])
+    for big_t in (1, 2, 3, 50, 400):
+        for step in sorted({0, 1, big_t // 2, big_t - 1}):
+            if step >= big_t:
+                continue
+            log_em = np.zeros((big_t, 3))
+            log_em[step] = -np.inf
+            chain, emission = compile_model(startprob, transmat, log_em)
+            with pytest.raises(hmmfast.ImpossibleSequenceError) as info:
+                _checkpoint.viterbi_checkpoint(chain, emission, None, None)
+            assert info.value.step == step
+            assert_same_as_full(chain, emission)
+    # impossible through the structure only: state 0 cannot be left and emits nothing late
+    log_em = np.zeros((30, 3))
+    log_em[20:, 1:] = -np.inf
+    log_em[25, 0] = -np.inf
+    chain, emission = compile_model(startprob, transmat, log_em)
+    assert assert_same_as_full(chain, emission) is None
+
+
+def test_several_sequences_and_two_threads():
+    rng = np.random.default_rng(5)
+    startprob, transmat, emissionprob = random_model(rng, 16, 6)
+    lengths = rng.integers(1, 2500, size=25)
+    lengths[:4] = [1, 2, 3, 1000]
+    offsets = np.zeros(len(lengths) + 1, dtype=np.intp)
+    np.cumsum(lengths, out=offsets[1:])
+    rows = rng.integers(0, 5, size=offsets[-1]).astype(np.intp)
+    chain = _kernel_inputs.chain(startprob, transmat)
+    emission = _kernel_inputs.emission(log(emissionprob).T, False)
+    for n_threads in (1, 2):  # 2: enough work (T N^2 cells) for a thread team
+        assert assert_same_as_full(chain, emission, rows, offsets, n_threads) is not None
+
+    # one impossible sequence: symbol 5 only from state 0, which cannot be re-entered
+    emissionprob[:, 5] = 0.0
+    emissionprob[0, 5] = 1.0
+    transmat = transmat.copy()
+    transmat[:, 0] = 0.0
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    chain = _kernel_inputs.chain(startprob, transmat)
+    emission = _kernel_inputs.emission(log(emissionprob).T, False)
+    rows[offsets[6] + 3] = 5
+    with pytest.raises(hmmfast.ImpossibleSequenceError) as info:
+        _checkpoint.viterbi_checkpoint(chain, emission, rows, offsets, None, 2)
+    assert info.value.sequence == 6 and info.value.step == 3
+    assert_same_as_full(chain, emission, rows, offsets, 2)
+    # marked instead of raised (decode_batch's errors="mark"): same scores, -inf for it
+    lp_full, lp_ckpt = np.empty(len(lengths)), np.empty(len(lengths))
+    full = _viterbi.viterbi(chain, emission, rows, offsets, lp_full, 2, False)
+    ckpt = _checkpoint.viterbi_checkpoint(chain, emission, rows, offsets, lp_ckpt, 2, False)
+    assert lp_full[6] == lp_ckpt[6] == -np.inf
+    assert np.isfinite(np.delete(lp_ckpt, 6)).all()
+    np.testing.assert_array_equal(lp_ckpt, lp_full)
+    for s in range(len(lengths)):
+        if s != 6:
+            np.testing.assert_array_equal(ckpt[1][offsets[s]:offsets[s + 1]],
+                                          full[1][offsets[s]:offsets[s + 1]])
+
+
+def test_bad_rows_and_offsets_are_reported_as_by_the_full_decoder():
+    rng = np.random.default_rng(2)
+    startprob, transmat, emissionprob = random_model(rng, 4, 5)
+    chain = _kernel_inputs.chain(startprob, transmat)
+    emission = _kernel_inputs.emission(log(emissionprob).T, False)
+    rows = rng.integers(0, 5, size=100).astype(np.intp)
+    rows[77] = 5
+    with pytest.raises(hmmfast.HMMInputError) as full:
+        _viterbi.viterbi(chain, emission, rows, None)
+    with pytest.raises(hmmfast.HMMInputError) as ckpt:
+        _checkpoint.viterbi_checkpoint(chain, emission, rows, None)
+    assert str(ckpt.value) == str(full.value) and "X[77]" in str(ckpt.value)
+    with pytest.raises(ValueError, match="offsets"):
+        _checkpoint.viterbi_checkpoint(chain, emission, rows,
+                                       np.array([0, 60, 50, 100], dtype=np.intp))
+
+
+def test_sparse_chain_equals_dense():
+    rng = np.random.default_rng(8)
+    n_states = _chain.DENSE_LIMIT + 6
+    transmat = np.zeros((n_states, n_states))
+    for i in range(n_states):
+        for j, w in ((i, 0.6), (i + 1, 0.3), (i + 2, 0.1)):
+            transmat[i, min(j, n_states - 1)] += w
+    startprob = np.zeros(n_states)
+    startprob[:3] = [0.6, 0.3, 0.1]
+    log_em = rng.normal(scale=3.0, size=(3000, n_states))
+    try:
+        sparse_chain = _chain.compile_chain(startprob, sparse.csr_matrix(transmat), 0.0)
+    except (TypeError, ValueError, AttributeError) as exc:
+        pytest.skip(f"sparse chains unavailable: {exc}")
+    emission = _kernel_inputs.emission(log_em, False)
+    dense = _viterbi.viterbi(_kernel_inputs.chain(startprob, transmat), emission, None, None)
+    ckpt = _checkpoint.viterbi_checkpoint(sparse_chain, emission, None, None)
+    assert ckpt[0] == dense[0]
+    np.testing.assert_array_equal(ckpt[1], dense[1])
+
+
+def test_scratch_is_order_sqrt_t_times_n():
+    for n_states, width in ((64, 1), (300, 2), (70000, 4)):
+        for big_t in (10 ** 3, 10 ** 4, 10 ** 5, 10 ** 6, 10 ** 7):
+            got = _checkpoint.checkpoint_scratch_bytes(n_states, big_t)
+            full_table = big_t * n_states * width
+            # K N b + (T / K) N 8 with K = sqrt(8 T / b): 2 N sqrt(8 b T), plus O(N)
+            bound = 2 * n_states * math.sqrt(8 * width * big_t) + 64 * n_states + 1024
+            assert got <= bound * 1.01, (n_states, big_t, got, bound)
+            # the ratio to the full table, sqrt(b T / 32), grows as sqrt(T): 5.6 at T = 1e3
+            # with uint8 backpointers, 177 at 1e6
+            assert got < 1.5 * full_table / math.sqrt(width * big_t / 32)
+    assert _checkpoint.checkpoint_scratch_bytes(64, 10 ** 6) < 400_000  # vs 64 MB
+    assert _checkpoint.checkpoint_scratch_bytes(64, 10 ** 7) < 1_200_000  # vs 640 MB
+    assert _checkpoint.checkpoint_segment_length(64, 1) == 1
+    assert _checkpoint.full_table_bytes(64, 10 ** 6) == 64 * 10 ** 6
+    assert _checkpoint.full_table_bytes(300, 10) == 6000
+    # the automatic switch: T = 4.2 million frames at N = 64
+    assert _checkpoint.AUTO_CHECKPOINT_BYTES == 256 * 2 ** 20
+    assert _checkpoint.full_table_bytes(64, 4 * 2 ** 20) == _checkpoint.AUTO_CHECKPOINT_BYTES
+    with pytest.raises(ValueError):
+        _checkpoint.checkpoint_scratch_bytes(0, 10)
+
+
+MEMORY_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from hmmfast import _checkpoint, _kernel_inputs, _viterbi
+
+    def status_kib(key):
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+    big_t, n, m = {big_t}, {n}, 16
+    rng = np.random.default_rng(0)
+    start = rng.dirichlet(np.ones(n))
+    trans = rng.dirichlet(np.full(n, 0.3), size=n)
+    table = np.log(rng.dirichlet(np.full(m, 0.3), size=n)).T.copy()
+    rows = rng.integers(0, m, size=big_t).astype(np.intp)
+    chain = _kernel_inputs.chain(start, trans)
+    emission = _kernel_inputs.emission(table, False)
+    decode = _checkpoint.viterbi_checkpoint if sys.argv[1] == "checkpoint" else _viterbi.viterbi
+    decode(chain, emission, rows[:1000], None)  # warm up: code pages, thread pools
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak-RSS mark (VmHWM) to the current RSS
+    before = status_kib("VmRSS")
+    score, states = decode(chain, emission, rows, None)
+    peak = status_kib("VmHWM")
+    print((peak - before) * 1024, score, int(states[:: big_t // 997].sum()))
+""")
+
+
+def peak_growth(mode, big_t, n):
+    """Peak RSS growth (bytes) during one decode in a fresh process, and a digest of its
+    result. (getrusage's ru_maxrss would carry this test process's peak over the exec.)"""
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(big_t=big_t, n=n), mode],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        if "clear_refs" in out.stderr or "/proc/self/status" in out.stderr:
+            pytest.skip("needs Linux /proc/self/status and clear_refs")
+        raise AssertionError(out.stderr)
+    growth, score, digest = out.stdout.split()
+    return int(growth), float(score), int(digest)
+
+
+@pytest.mark.slow
+def test_long_sequence_same_path_bounded_memory():
+    big_t, n = 10 ** 6, 64
+    rng = np.random.default_rng(3)
+    startprob = rng.dirichlet(np.ones(n))
+    transmat = rng.dirichlet(np.full(n, 0.3), size=n)
+    table = np.log(rng.dirichlet(np.full(16, 0.3), size=n)).T.copy()
+    rows = rng.integers(0, 16, size=big_t).astype(np.intp)
+    chain = _kernel_inputs.chain(startprob, transmat)
+    emission = _kernel_inputs.emission(table, False)
+    t0 = time.perf_counter()
+    full = _viterbi.viterbi(chain, emission, rows, None)
+    t1 = time.perf_counter()
+    ckpt = _checkpoint.viterbi_checkpoint(chain, emission, rows, None)
+    t2 = time.perf_counter()
+    assert ckpt[0] == full[0]
+    np.testing.assert_array_equal(ckpt[1], full[1])
+    print(f"\nT={big_t} N={n}: full {t1 - t0:.3f} s, checkpoint {t2 - t1:.3f} s "
+          f"({(t2 - t1) / (t1 - t0):.2f}x)")
+
+    # peak memory, each decoder in a fresh process (ru_maxrss sees C mallocs)
+    full_growth, full_score, full_digest = peak_growth("full", big_t, n)
+    ckpt_growth, ckpt_score, ckpt_digest = peak_growth("checkpoint", big_t, n)
+    assert (ckpt_score, ckpt_digest) == (full_score, full_digest)
+    states_bytes = big_t * np.dtype(np.intp).itemsize  # the returned path, in both
+    table_bytes = big_t * n  # the full decoder's uint8 backpointers
+    print(f"peak RSS growth: full {full_growth / 2**20:.1f} MiB, checkpoint "
+          f"{ckpt_growth / 2**20:.1f} MiB (output {states_bytes / 2**20:.1f} MiB, scratch "
+          f"{_checkpoint.checkpoint_scratch_bytes(n, big_t) / 2**20:.2f} MiB)")
+    assert full_growth > 0.9 * table_bytes
+    assert ckpt_growth < states_bytes + 4 * 2**20
+
+
+@pytest.mark.parametrize("flag", [0, 1])
+def test_both_vector_paths(flag):
+    """SSE2 and AVX2 max-plus steps (each module has its own switch) give the same bits."""
+    rng = np.random.default_rng(21)
+    try:
+        for n_states in (1, 3, 5, 8, 13, 33):
+            startprob, transmat, log_em = random_case(rng, n_states, 500, zeros=True,
+                                                      ties=n_states % 2 == 1)
+            chain, emission = compile_model(startprob, transmat, log_em)
+            _checkpoint._force_simd(flag)
+            for viterbi_flag in (0, 1):
+                _viterbi._force_simd(viterbi_flag)
+                assert_same_as_full(chain, emission)
+    finally:
+        _checkpoint._force_simd(-1)
+        _viterbi._force_simd(-1)
