@@ -10,9 +10,16 @@ Usage: python bench/bench_decoders.py [--repeats 5] [--out bench/results/decoder
    transition matrix (timed on the first 200 frames and scaled to T, since a dense step
    costs the same at every frame), exact Viterbi with the sparse matrix, and beam-pruned
    Viterbi (beam=10), checking that the three paths are the same.
+3. n-best (parallel list Viterbi), N=10, T=1,000: n = 1, 10, 100 against one Viterbi call
+   (no peer: hmmlearn has no n-best decoder).
+4. Checkpointed against full-table Viterbi, N=64, categorical, T=10^6: time, and the peak
+   memory growth of a fresh process (VmHWM) for each, with the same path.
 """
 
 import argparse
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 from _benchlib import hmmlearn_or_none, median_seconds, write_table
@@ -76,6 +83,60 @@ def large_rows(repeats):
     return t_dense, t_sparse, t_beam, same
 
 
+def nbest_rows(repeats):
+    rng = np.random.default_rng(10)
+    model = hmmfast.CategoricalHMM(10)
+    model.startprob_ = rng.dirichlet(np.ones(10))
+    model.transmat_ = rng.dirichlet(np.ones(10), size=10)
+    model.emissionprob_ = rng.dirichlet(np.ones(20), size=10)
+    X = model.sample(1000, random_state=1)[0]
+    base = median_seconds(lambda: model.decode(X), repeats * 20)
+    rows = [("Viterbi (decode)", base)]
+    for n in (1, 10, 100):
+        assert model.nbest(X, n)[0][0] == model.decode(X)[0]
+        rows.append((f"nbest(X, {n})", median_seconds(lambda n=n: model.nbest(X, n), repeats)))
+    return rows
+
+
+CHECKPOINT_SCRIPT = textwrap.dedent("""
+    import hashlib, sys, time
+    import numpy as np
+    import hmmfast
+
+    def hwm_kib():
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+
+    n, T, memory = 64, int(sys.argv[1]), sys.argv[2]
+    rng = np.random.default_rng(0)
+    model = hmmfast.CategoricalHMM(n)
+    model.startprob_ = rng.dirichlet(np.ones(n))
+    model.transmat_ = rng.dirichlet(np.ones(n) * 0.2, size=n)
+    model.emissionprob_ = rng.dirichlet(np.ones(32), size=n)
+    X = rng.integers(0, 32, size=T).astype(np.intp)
+    model.decode(X[:1000], lengths=[1000], memory=memory)  # warm up
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    before = hwm_kib()
+    t0 = time.perf_counter()
+    logprob, states = model.decode(X, lengths=[T], memory=memory)
+    elapsed = time.perf_counter() - t0
+    growth = hwm_kib() - before
+    print(elapsed, growth, repr(logprob), hashlib.sha256(states.tobytes()).hexdigest())
+""")
+
+
+def checkpoint_rows(T=10 ** 6):
+    out = {}
+    for memory in ("full", "checkpoint"):
+        result = subprocess.run([sys.executable, "-c", CHECKPOINT_SCRIPT, str(T), memory],
+                                capture_output=True, text=True, check=True)
+        elapsed, growth, logprob, digest = result.stdout.split()
+        out[memory] = (float(elapsed), int(growth) / 1024, logprob, digest)
+    same = out["full"][2:] == out["checkpoint"][2:]
+    return out, same
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -104,7 +165,31 @@ def main():
         f"({t_sparse / t_beam:.0f}x over exact sparse) |",
         "",
         f"Beam path identical to the exact path: {'yes' if same else 'NO'}.",
+        "",
+        "n-best (parallel list Viterbi), categorical N=10, M=20, T=1,000 (median)",
+        "",
+        "| call | ms | x one Viterbi |",
+        "|---|---:|---:|",
     ]
+    rows = nbest_rows(args.repeats)
+    for name, t in rows:
+        lines.append(f"| {name} | {1e3 * t:.3f} | {t / rows[0][1]:.1f} |")
+    T = 10 ** 6
+    ckpt, same = checkpoint_rows(T)
+    path_bytes = 8 * T / 2 ** 20
+    lines += [
+        "",
+        f"Checkpointed Viterbi, categorical N=64, T={T:,} (one run each, fresh process; "
+        f"memory = peak RSS growth during the call, including the {path_bytes:.1f} MiB "
+        "returned path)",
+        "",
+        "| memory= | seconds | peak growth MiB |",
+        "|---|---:|---:|",
+    ]
+    for memory in ("full", "checkpoint"):
+        elapsed, growth, _, _ = ckpt[memory]
+        lines.append(f"| {memory} | {elapsed:.2f} | {growth:.1f} |")
+    lines += ["", f"Same score and path: {'yes' if same else 'NO'}."]
     write_table(lines, args.out)
 
 
