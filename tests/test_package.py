@@ -50,3 +50,19 @@ def test_cli_usage_errors_exit_2():
     assert result.returncode == 2 and "--rolls" in result.stderr
     result = run(sys.executable, "-m", "hmmfast")
     assert result.returncode == 2
+
+
+@pytest.mark.skipif(os.environ.get("HMMFAST_TEST_WHEEL") != "1",
+                    reason="set HMMFAST_TEST_WHEEL=1 when testing an installed wheel")
+def test_installed_from_a_wheel_outside_the_source_tree():
+    import json
+    from importlib import metadata
+
+    dist = metadata.distribution("hmmfast")
+    assert dist.read_text("WHEEL") is not None  # installed from a wheel
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    assert direct.get("url", "").endswith(".whl"), direct
+    assert not direct.get("dir_info", {}).get("editable", False)
+    here = Path(__file__).resolve()
+    assert not (here.parents[1] / "setup.py").exists()  # the tests are a copy, not the repo
+    assert Path(hmmfast.__file__).resolve().parents[1].name == "site-packages"
