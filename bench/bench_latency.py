@@ -84,9 +84,9 @@ def main():
         for peer in peers.values():
             assert abs(peer.score(X) - ours.score(X)) <= 1e-9 * abs(ours.score(X))
             assert abs(peer.decode(X)[0] - ours.decode(X)[0]) <= 1e-9 * abs(ours.score(X))
-        ours_score, ours_decode = (lambda: ours.score(X)), (lambda: ours.decode(X))  # noqa: B023
-        peer_score = lambda p: (lambda: p.score(X))  # noqa: B023, E731
-        peer_decode = lambda p: (lambda: p.decode(X))  # noqa: B023, E731
+        ours_score, ours_decode = (lambda: ours.score(X)), (lambda: ours.decode(X))
+        peer_score = lambda p: (lambda: p.score(X))  # noqa: E731
+        peer_decode = lambda p: (lambda: p.decode(X))  # noqa: E731
         ops = [("score", ours_score, "log", peer_score),
                ("score", None, "scaling", peer_score),
                ("decode", ours_decode, "log", peer_decode)]

@@ -114,7 +114,7 @@ def main():
         for name, make in (("StreamScorer.push(int)", model.stream_scorer),
                            ("StreamDecoder.push(int)", model.stream_decoder)):
             median, p99 = measure(make, symbols)
-            whole = lambda: make().push(X)  # noqa: B023, E731
+            whole = lambda: make().push(X)  # noqa: E731
             chunk_ns = median_seconds(whole, repeats=5) / len(X) * 1e9
             rows.append(f"| N={n}, M={m} | {name} | {median:.3f} | {p99:.3f} | {loop:.3f} | "
                         f"{chunk_ns:.0f} |")

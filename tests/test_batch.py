@@ -28,7 +28,7 @@ def ragged(rng, model, count, longest):
 def test_categorical_batch_equals_per_sequence_calls(n_threads):
     rng = np.random.default_rng(0)
     model = categorical(rng, zeros=True)
-    seqs = ragged(rng, model, 300, 60) + [model.sample(10_000, random_state=1)[0]]
+    seqs = [*ragged(rng, model, 300, 60), model.sample(10_000, random_state=1)[0]]
     seqs[5] = seqs[5][:1]  # a length-1 sequence
     scores = model.score_batch(seqs, n_threads)
     assert scores.dtype == np.float64 and scores.shape == (len(seqs),)

@@ -1,6 +1,7 @@
 """Large state spaces (issue 15): sparse transition matrices (same bits as dense) and
 beam-pruned Viterbi (Kaldi's conventions; exact with an infinite beam)."""
 
+import itertools
 import pickle
 import warnings
 
@@ -121,7 +122,7 @@ def test_sparse_fit_supervised_counts_and_forbidden_transitions():
     states = np.array([0, 0, 1, 2, 2, 3, 4])
     model.fit_supervised(X, states)
     expected = np.zeros((5, 5))
-    for i, j in zip(states[:-1], states[1:], strict=True):
+    for i, j in itertools.pairwise(states):
         expected[i, j] += 1
     rows = expected.sum(axis=1, keepdims=True)
     got = model.transmat_.toarray()
@@ -225,7 +226,6 @@ def test_pruning_that_removes_every_path_says_so():
 
 
 def test_beam_through_the_model_api_and_batches():
-    rng = np.random.default_rng(8)
     n = 100
     start, A = left_to_right(n)
     B = np.full((n, 20), 0.01)

@@ -197,7 +197,7 @@ def test_scores_are_path_log_densities_distinct_and_sorted(seed):
     assert len(scores) == n  # long sequences have far more than n paths
     assert np.all(np.diff(scores) <= 0)
     assert len({tuple(p) for p in paths}) == len(paths)
-    for score, path in zip(scores, paths):
+    for score, path in zip(scores, paths, strict=True):
         ref = _reference.path_log_prob(startprob, transmat, log_em, path)[0]
         np.testing.assert_allclose(score, ref, rtol=1e-12, atol=1e-9)
         # the kernel's own path density adds the same terms in the same order
