@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from hmm_oracles import brute_force, log, random_model
+from hmm_oracles import brute_force, random_model
 from scipy.special import logsumexp
 
 import hmmfast
