@@ -34,8 +34,27 @@
 # Driver: the shared ``run_kernel`` (sequences across threads, one scratch buffer per
 # thread, statuses and errors exactly as _viterbi's), with the scratch size passed as
 # ``bytes_per_state`` computed from the largest per-sequence requirement.
+#
+# Segment-fed API (dense log-emissions computed block by block)
+# -------------------------------------------------------------
+# For the continuous families the (T, N) float64 log-emission matrix is 8x the uint8
+# backpointer table, so saving backpointers alone does not bound memory. Two calls let a
+# Python driver (hmmfast/_checkpoint_blocks.py) feed one block of log-emission rows at a
+# time, computing each block only when it is needed:
+#
+# * ``maxplus_forward(chain, log_em, delta, first)``: advance delta over the block's
+#   frames, no backpointers (the first pass; the driver copies delta at checkpoints).
+#   ``first``: the block starts the sequence, delta_0 = log pi + log b_0.
+# * ``viterbi_segment(chain, log_em, delta, end_state, states_out)``: the same steps
+#   keeping the block's (B, N) backpointers, then the trace back from ``end_state`` (the
+#   state after the block, fixed by the segment after it) or, at the sequence end
+#   (``end_state = -1``), from the first argmax, down to the frame before the block.
+#
+# Both run ``advance`` (the arithmetic above, hence the full decoder's) and return the
+# block row of the first impossible frame, or -1; the driver raises with global indices.
 
 from libc.math cimport INFINITY, sqrt, ceil
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport uint8_t, uint16_t, int32_t
 
@@ -141,12 +160,23 @@ cdef inline SeqStatus advance(const Chain* ch, const Frames* fr, Py_ssize_t t_fr
     return st
 
 
+cdef inline bint start_delta(const Chain* ch, const double* log_b,
+                             double* delta) noexcept nogil:
+    """delta_0 = log pi + log b_0; false when no state is reachable."""
+    cdef Py_ssize_t j
+    cdef bint reachable = False
+    for j in range(ch.n_states):
+        delta[j] = ch.log_startprob[j] + log_b[j]
+        reachable |= delta[j] > -INFINITY
+    return reachable
+
+
 cdef inline SeqStatus checkpoint_sequence(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                           Py_ssize_t stop, char* scratch, backptr_t* kind,
                                           double* logprob_out,
                                           intp_t* states_out) noexcept nogil:
     """Decode one sequence (see the design note). ``kind`` only selects the type."""
-    cdef Py_ssize_t n = ch.n_states, sn = stride(ch.n_states), j, r, t, s, t0, t1, best_state
+    cdef Py_ssize_t n = ch.n_states, sn = stride(ch.n_states), r, t, s, t0, t1, best_state
     cdef Py_ssize_t big_t = stop - start
     cdef Py_ssize_t k = segment_length(big_t, sizeof(backptr_t))
     cdef Py_ssize_t n_seg = n_segments(big_t, k)
@@ -155,19 +185,12 @@ cdef inline SeqStatus checkpoint_sequence(const Chain* ch, const Frames* fr, Py_
     cdef double* arg = delta + 2 * sn
     cdef double* ckpt = delta + CHECKPOINT_VECTORS * sn          # (n_seg - 1, N)
     cdef backptr_t* psi = <backptr_t*> (ckpt + (n_seg - 1 if n_seg > 1 else 0) * n)  # (K, N)
-    cdef const double* log_b
-    cdef bint reachable
     cdef SeqStatus st
     logprob_out[0] = -INFINITY
     r = frame_row(fr, start)
     if r < 0:
         return status(STATUS_BAD_ROW, start)
-    log_b = fr.log_table + r * n
-    reachable = False
-    for j in range(n):
-        delta[j] = ch.log_startprob[j] + log_b[j]
-        reachable |= delta[j] > -INFINITY
-    if not reachable:
+    if not start_delta(ch, fr.log_table + r * n, delta):
         return status(STATUS_IMPOSSIBLE, start)
     # 1. forward: checkpoints at the start of every segment but the last, whose
     #    backpointers are kept
@@ -326,6 +349,149 @@ def viterbi_checkpoint(object chain, tuple emission, rows, offsets, logprob_out=
     return run_kernel(checkpoint_i32, per_state, 0, 0, False, OUTPUT_STATES,
                       raise_impossible, chain, emission, rows, offsets, logprob_out,
                       n_threads)
+
+
+# ---------------------------------------------------------------- segment-fed API
+
+cdef Py_ssize_t run_block(const Chain* ch, const double* log_em, Py_ssize_t n_rows,
+                          double* delta_io, bint first, double* work, backptr_t* psi,
+                          Py_ssize_t end_state, intp_t* states_out) noexcept nogil:
+    """Viterbi steps over a block of log-emission rows (see the segment-fed API).
+
+    delta_io: (N,) IN delta of the frame before the block (ignored when ``first``), OUT
+    delta of its last frame. work: 3 vectors stride(N) apart. psi: (n_rows, N)
+    backpointers, or NULL for no trace back; with psi, states_out (n_rows + 1,) receives
+    the states from the frame before the block to its last. Returns -1, or the block row
+    of the first impossible frame.
+    """
+    cdef Py_ssize_t n = ch.n_states, sn = stride(ch.n_states), t, state, t_from = 0
+    cdef double* delta = work
+    cdef double* nxt = work + sn
+    cdef Frames fr
+    cdef SeqStatus st
+    fr.extra = NULL
+    fr.log_table = log_em
+    fr.scaled_table = NULL
+    fr.row_log_scale = NULL
+    fr.rows = NULL
+    fr.n_rows = n_rows
+    if first:
+        if not start_delta(ch, log_em, delta):
+            return 0
+        t_from = 1
+    else:
+        memcpy(delta, delta_io, n * sizeof(double))
+    st = advance(ch, &fr, t_from, n_rows, &delta, &nxt, work + 2 * sn, psi)
+    memcpy(delta_io, delta, n * sizeof(double))
+    if st.code != STATUS_OK:
+        return st.frame
+    if psi != NULL:
+        state = end_state if end_state >= 0 else argmax_first(delta, n)
+        states_out[n_rows] = state
+        for t in range(n_rows - 1, -1, -1):
+            state = psi[t * n + state]
+            states_out[t] = state
+    return -1
+
+
+cdef inline Py_ssize_t check_block(const Chain* ch, const double[:, ::1] log_em,
+                                   double[::1] delta) except -1:
+    if log_em.shape[1] != ch.n_states or delta.shape[0] != ch.n_states:
+        raise ValueError(f"internal: log_em must be (B, {ch.n_states}) and delta "
+                         f"({ch.n_states},), got {tuple(log_em.shape)[:2]} and "
+                         f"({delta.shape[0]},)")
+    return log_em.shape[0]
+
+
+def maxplus_forward(object chain, const double[:, ::1] log_em, double[::1] delta,
+                    bint first=False):
+    """Advance Viterbi's delta over a block of frames, keeping no backpointers.
+
+    The full decoder's steps (ties, -inf and all): delta_t = max-plus(delta_{t-1}, log A)
+    + log b_t.
+
+    Parameters
+    ----------
+    chain : PyCapsule
+        From :func:`hmmfast._chain.compile_chain` (dense or sparse).
+    log_em : ndarray of shape (B, N), float64, C-contiguous
+        Log-emissions of the block's frames (B >= 1 when ``first``).
+    delta : ndarray of shape (N,), float64
+        IN: delta of the frame before the block (ignored when ``first``); OUT: delta of
+        the block's last frame.
+    first : bool
+        The block starts a sequence: delta_0 = log pi + log b_0, then the other rows.
+
+    Returns
+    -------
+    int
+        -1, or the block row of the first frame no state path reaches (delta is then
+        unspecified).
+    """
+    cdef const Chain* ch = get_chain(chain)
+    cdef Py_ssize_t b = check_block(ch, log_em, delta), bad
+    if b == 0:
+        if first:
+            raise ValueError("internal: a first block needs a frame")
+        return -1
+    cdef double* work = <double*> malloc(CHECKPOINT_VECTORS * stride(ch.n_states)
+                                         * sizeof(double))
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        bad = run_block(ch, &log_em[0, 0], b, &delta[0], first, work, <uint8_t*> NULL, -1,
+                        NULL)
+    free(work)
+    return bad
+
+
+def viterbi_segment(object chain, const double[:, ::1] log_em, double[::1] delta,
+                    Py_ssize_t end_state, intp_t[::1] states_out):
+    """Redo a segment's Viterbi steps from its checkpoint and trace its states back.
+
+    Parameters
+    ----------
+    chain : PyCapsule
+    log_em : ndarray of shape (B, N), float64, C-contiguous
+        Log-emissions of the segment's frames t0 + 1 .. t0 + B (B >= 0).
+    delta : ndarray of shape (N,), float64
+        IN: delta of frame t0 (the checkpoint); OUT: delta of frame t0 + B.
+    end_state : int
+        The state at frame t0 + B (fixed by the segment after it), or -1 at the end of a
+        sequence: the first argmax of delta there (ties to the lowest index).
+    states_out : ndarray of shape (B + 1,), intp
+        OUT: the states of frames t0 .. t0 + B.
+
+    Returns
+    -------
+    int
+        -1, or the block row of the first frame no state path reaches.
+    """
+    cdef const Chain* ch = get_chain(chain)
+    cdef Py_ssize_t n = ch.n_states, b = check_block(ch, log_em, delta), bad
+    if states_out.shape[0] != b + 1:
+        raise ValueError(f"internal: states_out must have {b + 1} entries")
+    if end_state < -1 or end_state >= n:
+        raise ValueError(f"internal: end_state must be -1 or a state, got {end_state}")
+    cdef size_t bp = backptr_bytes(n)
+    cdef double* work = <double*> malloc(CHECKPOINT_VECTORS * stride(n) * sizeof(double)
+                                         + b * n * bp + 1)
+    if work == NULL:
+        raise MemoryError()
+    cdef char* psi = <char*> (work + CHECKPOINT_VECTORS * stride(n))
+    cdef const double* rows = &log_em[0, 0] if b > 0 else NULL
+    with nogil:
+        if bp == 1:
+            bad = run_block(ch, rows, b, &delta[0], False, work, <uint8_t*> psi, end_state,
+                            &states_out[0])
+        elif bp == 2:
+            bad = run_block(ch, rows, b, &delta[0], False, work, <uint16_t*> psi,
+                            end_state, &states_out[0])
+        else:
+            bad = run_block(ch, rows, b, &delta[0], False, work, <int32_t*> psi, end_state,
+                            &states_out[0])
+    free(work)
+    return bad
 
 
 def _force_simd(int flag):

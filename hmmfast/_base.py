@@ -351,8 +351,10 @@ class BaseHMM:
         memory : {"full", "checkpoint"}
             Viterbi backpointer storage. "checkpoint": O(sqrt(T) N) memory by storing
             delta every K steps and recomputing each segment, the same path at ~2x the
-            time. "full" (default) keeps the T x N table, and switches to checkpointing
-            by itself when that table would exceed 256 MiB
+            time; a continuous family then computes its log-emissions one segment at a
+            time too. "full" (default) keeps the T x N table, and switches to
+            checkpointing by itself when that table (with the log-emission matrix a
+            continuous family would compute) would exceed 256 MiB
             (``hmmfast._decoders.AUTO_CHECKPOINT_BYTES``).
 
         Returns
@@ -380,6 +382,9 @@ class BaseHMM:
         if algorithm != "viterbi" and algorithm != "map":
             self._check_algorithm(algorithm)
         c = self._cache or self._prepare()
+        if algorithm == "viterbi" and pruning is None and _decoders.blocked_frames(self):
+            # continuous families: checkpointing never builds the (T, N) log-emissions
+            return _decoders.viterbi_dense(self, c, X, lengths, memory)
         emission, rows, n = self._frames(c, X, algorithm == "map")
         offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
         if algorithm == "viterbi":

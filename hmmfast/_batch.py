@@ -85,7 +85,13 @@ def score_batch(model, sequences, n_threads=None, lengths=None, per_step=False):
 
 def decode_batch(model, sequences, n_threads=None, lengths=None, algorithm=None,
                  errors="raise", **pruning):
-    """See BaseHMM.decode_batch."""
+    """See BaseHMM.decode_batch.
+
+    Unlike ``decode``, a continuous family's ``memory="checkpoint"`` here still builds
+    the batch's whole (T, N) log-emission matrix (only the backpointers are
+    checkpointed): batches are many short sequences decoded across threads, for which
+    that matrix is small; decode one long sequence with ``decode`` (_checkpoint_blocks).
+    """
     if errors not in ERRORS:
         raise ParameterError(f"errors must be one of {ERRORS}, got {errors!r}")
     pruned = model._check_pruning(**pruning)

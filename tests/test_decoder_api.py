@@ -148,3 +148,13 @@ def test_automatic_switch_above_the_threshold(monkeypatch):
     assert _decoders.viterbi_kernel("full", 4, None, 12) is _viterbi.viterbi
     assert _decoders.viterbi_kernel("full", 4, None, 13) is spy
     assert _decoders.viterbi_kernel("checkpoint", 4, None, 1) is spy
+
+
+def test_automatic_switch_counts_computed_emissions():
+    """A continuous family's full decode also computes the (T, N) float64 log-emissions:
+    at N = 8 the switch comes at 256 MiB / (8 + 64) bytes per frame."""
+    limit = _decoders.AUTO_CHECKPOINT_BYTES // 72
+    assert _decoders.viterbi_kernel("full", 8, None, limit, True) is _viterbi.viterbi
+    assert _decoders.viterbi_kernel("full", 8, None, limit + 1, True) is (
+        _checkpoint.viterbi_checkpoint)
+    assert _decoders.viterbi_kernel("full", 8, None, limit + 1) is _viterbi.viterbi
