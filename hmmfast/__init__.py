@@ -25,6 +25,7 @@ from ._errors import (
     HMMInputError,
     HMMTypeError,
     ImpossibleSequenceError,
+    ModelFileError,
     NotFittedError,
     ParameterError,
     PruningError,
@@ -34,6 +35,7 @@ from ._functional import forward, forward_backward, nbest, viterbi
 from ._fit import ConvergenceMonitor
 from ._gaussian import GaussianHMM
 from ._gmm import GMMHMM
+from ._io import load, read_header
 from ._poisson import PoissonHMM
 from ._stream import StreamDecoder, StreamScorer
 
@@ -47,6 +49,7 @@ __all__ = [
     "HMMInputError",
     "HMMTypeError",
     "ImpossibleSequenceError",
+    "ModelFileError",
     "NotFittedError",
     "ParameterError",
     "PoissonHMM",
@@ -56,6 +59,8 @@ __all__ = [
     "__version__",
     "forward",
     "forward_backward",
+    "load",
     "nbest",
+    "read_header",
     "viterbi",
 ]

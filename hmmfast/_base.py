@@ -782,8 +782,10 @@ class BaseHMM:
             log_em = _fit.mask_labels(log_em, data.labels)
         return _kernel_inputs.emission(log_em, c.scaling, c.n_threads), None
 
-    def _record_fit(self, data):
-        """Remember what the last fit saw (for model files)."""
+    def _record_fit(self, data, training_data_sha256=None, method="fit"):
+        """Remember what the last fit saw (saved in model files' headers): the final
+        objective and M-steps, the data's sizes and hash (``_io_format.
+        training_data_sha256``) and ``method`` ("fit" or "fit_supervised")."""
         monitor = self.monitor_
         object.__setattr__(self, "_fit_record", {
             "log_likelihood": monitor.history[-1] if monitor.history else None,
@@ -791,7 +793,61 @@ class BaseHMM:
             "converged": bool(monitor.converged),
             "n_samples": int(data.offsets[-1]),
             "n_sequences": int(data.n_seq),
+            "training_data_sha256": training_data_sha256,
+            "method": method,
         })
+
+    # ---- model files (hmmfast/_io.py) -------------------------------------------
+
+    def save(self, path, metadata=None):
+        """Write the model to one ``.npz`` file, atomically (hmmfast addition).
+
+        The file holds every parameter array and a JSON header: format version, class,
+        structure, constructor parameters, library version, a SHA-256 of every array,
+        the ``fingerprint``, the last fit's record (log-likelihood, iterations,
+        ``training_data_sha256``) and ``metadata``. Read it back with
+        :func:`hmmfast.load`, its header alone with :func:`hmmfast.read_header`; the
+        format is described in ``hmmfast/_io.py``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Written exactly as given (no ``.npz`` is appended). A temporary file in the
+            same directory is written, fsynced and renamed onto it, so a crash leaves
+            the previous file intact.
+        metadata : dict, optional
+            JSON-safe values (dict with str keys, list, str, int, finite float, bool,
+            None), returned as ``read_header(path)["metadata"]``.
+
+        Raises
+        ------
+        HMMTypeError
+            For a class other than CategoricalHMM, GaussianHMM, GMMHMM and PoissonHMM
+            (a subclass may compute what a file cannot record: pickle it instead), or
+            metadata that is not JSON-safe.
+        NotFittedError, ParameterError
+            For a model without valid parameters, or settings ``hmmfast.load`` would
+            refuse. Nothing is written when any of these is raised.
+        """
+        from . import _io
+
+        _io.save(self, path, metadata)
+
+    @property
+    def fingerprint(self):
+        """str: hex SHA-256 of the class, structure and parameters (hmmfast addition).
+
+        Structure: n_components, n_features, covariance_type and n_mix where they apply,
+        and whether transmat_ is dense or sparse. Parameters: every fitted array, bit for
+        bit. Not included: priors, fit controls (n_iter, tol, params, init_params,
+        n_init, min_covar) and run-time settings (n_threads, verbose, random_state,
+        algorithm, implementation, missing). Stable across save/load, processes and
+        platforms; see ``hmmfast/_io.py``. Raises NotFittedError before the parameters
+        are set, HMMTypeError for a class other than the four built-in ones.
+        """
+        from . import _io
+
+        return _io.fingerprint(self)
 
     # ---------------------------------------------------------------- estimator protocol
 

@@ -21,6 +21,12 @@ class NotFittedError(ValueError, AttributeError):
     """A model used before its parameters were fitted or set."""
 
 
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: not a model file, a newer format version, a
+    checksum mismatch, shapes that contradict the header, invalid parameters. The message
+    names the file, what is wrong, and what was expected."""
+
+
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``n_iter`` iterations before its gain fell below ``tol``."""
 

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from . import _estep, _functional, _kernel_inputs, _sparse, _trellis
+from . import _estep, _functional, _io_format, _kernel_inputs, _sparse, _trellis
 from . import _validation as V
 from ._errors import ConvergenceWarning, HMMInputError, ImpossibleSequenceError, ParameterError
 
@@ -442,7 +442,8 @@ def _fit(model, X, lengths, sample_weight, states):
     if runs > 1:
         _restore(model, best[1])
     object.__delattr__(model, "_rng")
-    model._record_fit(data)
+    model._record_fit(data, _io_format.training_data_sha256(X_canon, missing, offsets,
+                                                            weights, labels))
     monitor = model.monitor_
     if monitor.iter == monitor.n_iter and monitor.n_iter > 0 and not monitor.converged:
         warnings.warn(
@@ -515,7 +516,9 @@ def fit_supervised(model, X, states, lengths=None):
         monitor._reset()
         monitor.report(objective(model, TrainingData(X_canon, offsets, None, None, missing)))
         object.__setattr__(model, "monitor_", monitor)
-        model._record_fit(data)
+        model._record_fit(data, _io_format.training_data_sha256(X_canon, missing, offsets,
+                                                                labels=labels),
+                          "fit_supervised")
         return model
     except BaseException:
         _restore(model, before)
