@@ -1,7 +1,8 @@
 """The ``hmmfast`` command line (also ``python -m hmmfast``).
 
 ``main(argv) -> int`` builds one argparse tree and runs one command: demo, fit, score,
-decode, info, bench. Exit status: 0 success, 1 failure (a bad data or model file, an
+decode, info, bench, serve (the HTTP service of the [serve] extra, whose own parser
+hmmfast.serve provides). Exit status: 0 success, 1 failure (a bad data or model file, an
 error from the library), 2 usage (bad or conflicting options), 130 interrupted (Ctrl-C),
 141 when the reader of the output went away (``| head``). Every expected error is one
 line on stderr, ``hmmfast: error: ...``, without a traceback; an unexpected one (a bug)
@@ -11,6 +12,7 @@ hmmfast._bench.
 """
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -114,8 +116,9 @@ def build_parser():
 
     fit = sub.add_parser("fit", help="fit a model to sequences (Baum-Welch), write a model "
                          "file", formatter_class=raw, epilog=DATA_HELP,
-                         description="Fit a model to the sequences in DATA and save it to "
-                                     "MODEL (an .npz model file; see 'hmmfast info').")
+                         description="Fit a model to the sequences in DATA (Baum-Welch) and "
+                                     "save it to MODEL,\nan .npz model file (see 'hmmfast "
+                                     "info'). Progress goes to stderr on a terminal.")
     fit.add_argument("data", metavar="DATA", help="data file ('-': standard input)")
     fit.add_argument("-o", "--output", required=True, metavar="MODEL",
                      help="model file to write (replaced atomically)")
@@ -130,7 +133,8 @@ def build_parser():
     fit.add_argument("--n-init", type=_count(1), default=1, metavar="R",
                      help="restarts from random initialisations; the best is kept "
                           "(default 1)")
-    fit.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    fit.add_argument("--seed", type=int, default=None,
+                     help="random seed of the initialisation (default: random)")
     fit.add_argument("--covariance-type", choices=("diag", "full", "spherical", "tied"),
                      help="gaussian and gmm: covariance form (default diag)")
     fit.add_argument("--n-mix", type=_count(1), metavar="K",
@@ -141,10 +145,10 @@ def build_parser():
 
     for name, what in (("score", "the log-likelihood of each sequence"),
                        ("decode", "the most likely state path of each sequence")):
-        p = sub.add_parser(name, help=f"{name}: {what}", formatter_class=raw,
-                           epilog=APPLY_EPILOG[name],
-                           description=f"Print {what} in DATA under the model in MODEL, "
-                                       "one line per sequence.")
+        p = sub.add_parser(name, help=what, formatter_class=raw, epilog=APPLY_EPILOG[name],
+                           description=f"Print {what} in DATA under the model in\n"
+                                       "MODEL, one line per sequence, in batches of --chunk "
+                                       "sequences.")
         p.add_argument("model", metavar="MODEL", help="model file (from 'hmmfast fit' or "
                        "model.save)")
         p.add_argument("data", metavar="DATA", help="data file ('-': standard input)")
@@ -180,7 +184,24 @@ def build_parser():
     bench.add_argument("--quick", action="store_true", help="fewer repeats (a few seconds)")
     bench.add_argument("--threads", type=_count(1), metavar="N",
                        help="threads for the batch rows (default: every core)")
+    # listed here for --help; main() hands "serve" to hmmfast.serve's own parser, so the
+    # service's packages are imported only when it runs
+    sub.add_parser("serve", help="serve a model file over HTTP (extra [serve]; see "
+                   "'hmmfast serve --help')", add_help=False)
     return parser
+
+
+def serve(argv):
+    """``hmmfast serve ...``: the [serve] extra's parser and runner."""
+    try:
+        service = importlib.import_module("hmmfast.serve")
+    except ImportError as exc:
+        sys.stderr.write(f"hmmfast: error: {_one_line(exc)}\n")
+        return 1
+    parser = Parser(prog="hmmfast serve", description="Serve a model file over HTTP "
+                    "(POST /v1/score, /v1/decode, /v1/anomaly; GET /metrics).")
+    service.add_arguments(parser)
+    return service.run_args(parser.parse_args(argv))
 
 
 def _one_line(exc):
@@ -220,8 +241,13 @@ def run(args, argv):
 def main(argv=None):
     """Run the command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        try:
+            return serve(argv[1:])
+        except KeyboardInterrupt:
+            return 130
     args = build_parser().parse_args(argv)
-    from ._cli_commands import UsageError
+    from ._cli_data import UsageError
 
     try:
         return run(args, argv)
