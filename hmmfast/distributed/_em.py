@@ -1,0 +1,360 @@
+"""fit_distributed: Baum-Welch with the E-step mapped over partitions.
+
+The flow mirrors ``hmmfast._fit.fit`` (validation, initialisation, restarts, the EM loop
+and its monitor, rollback on failure), with three differences: the data never comes to
+the client (each worker converts its partitions once and keeps them for every
+iteration), the E-step runs per partition and its additive statistics are summed in a
+tree, and the initialisation sees a sample (the first ``init_sessions`` sessions).
+"""
+
+import math
+import os
+import time
+import uuid
+import warnings
+from types import SimpleNamespace
+
+import dask
+import numpy as np
+
+from .. import _fit
+from .. import _validation as V
+from .._categorical import CategoricalHMM
+from .._errors import ConvergenceWarning, HMMInputError, ParameterError
+from . import _partitions as P
+from . import _tasks as T
+from ._source import ship, source, worker_threads
+
+CHECKPOINT_KEY = "hmmfast.distributed"  # the checkpoint's entry in the file's metadata
+
+
+class _Cluster:
+    """persist / compute on the given client, the default one, or in this process."""
+
+    def __init__(self, client):
+        if client is None:
+            try:
+                from distributed import get_client
+
+                client = get_client()
+            except ValueError:  # no client: Dask's local scheduler
+                client = None
+        self.client = client
+
+    def persist(self, items):
+        if self.client is not None:
+            return self.client.persist(items)
+        return list(dask.persist(*items))
+
+    def compute(self, item):
+        if self.client is not None:
+            return self.client.compute(item, sync=True)
+        return dask.compute(item)[0]
+
+
+def _tree(leaves, combine, split_every, name):
+    """Reduce ``leaves`` (in order) with ``combine`` over groups of ``split_every``."""
+    level = 0
+    while len(leaves) > 1:
+        leaves = [dask.delayed(combine, pure=True)(leaves[i:i + split_every],
+                                                   dask_key_name=f"{name}-{level}-{i}")
+                  for i in range(0, len(leaves), split_every)]
+        level += 1
+    return leaves[0]
+
+
+class _Job:
+    """The partitions kept on the cluster for one fit and the iterations over them."""
+
+    def __init__(self, cluster, parts, summaries, threads, split_every):
+        self.cluster = cluster
+        self.parts = parts
+        self.summaries = summaries
+        self.threads = threads
+        self.split_every = split_every
+        self.n_sessions = sum(s["n_sessions"] for s in summaries)
+        self.n_frames = sum(s["n_frames"] for s in summaries)
+
+    def _map_reduce(self, model, func, combine, what):
+        token = uuid.uuid4().hex[:12]
+        key = ship(model, self.threads)
+        leaves = [dask.delayed(func, pure=True)(key, part, p,
+                                                dask_key_name=f"hmmfast-{what}-{token}-{p}")
+                  for p, part in enumerate(self.parts)]
+        return self.cluster.compute(_tree(leaves, combine, self.split_every,
+                                          f"hmmfast-{what}-sum-{token}"))
+
+    def estep(self, model):
+        """(summed statistics ready for the M-step, objective incl. the log prior)."""
+        stats, value = self._map_reduce(model, T.partition_estep, T.combine, "estep")
+        return T.finish(model, stats), value + model._log_prior()
+
+    def objective(self, model):
+        return (self._map_reduce(model, T.partition_loglik, T.add_values, "loglik")
+                + model._log_prior())
+
+    def sample(self, n_sessions):
+        """The first ``n_sessions`` sessions (all with None) as TrainingData."""
+        wanted = []
+        left = self.n_sessions if n_sessions is None else n_sessions
+        for p, s in enumerate(self.summaries):
+            if left <= 0:
+                break
+            take = min(left, s["n_sessions"])
+            wanted.append(dask.delayed(T.head, pure=True)(self.parts[p], take))
+            left -= take
+        heads = self.cluster.compute(wanted)
+        X = np.concatenate([h.X for h in heads])
+        lengths = np.concatenate([h.lengths for h in heads])
+        missing = None
+        if any(h.missing is not None for h in heads):
+            missing = np.concatenate([np.zeros(len(h.X), bool) if h.missing is None
+                                      else h.missing for h in heads])
+        offsets = np.zeros(len(lengths) + 1, dtype=np.intp)
+        np.cumsum(lengths, out=offsets[1:])
+        return _fit.TrainingData(X, offsets, None, None, missing)
+
+
+def _check_summaries(summaries, src):
+    """Sessions split at partition boundaries; weights not all zero."""
+    if src.is_frame:
+        for p in range(1, len(summaries)):
+            if bool(summaries[p - 1]["last"] == summaries[p]["first"]):
+                raise P.split_error(summaries[p]["first"], p - 1, p, src.spec.session_col)
+    if (src.is_frame and src.spec.weight_col is not None) or src.weights is not None:
+        if not any(s["weight_total"] > 0 for s in summaries):
+            raise HMMInputError("sample_weight is zero for every session: nothing to fit")
+    features = {s["n_features"] for s in summaries}
+    if len(features) > 1:
+        raise HMMInputError(f"the partitions' sequences have different numbers of features "
+                            f"{sorted(features)}")
+
+
+def _check_settings(model, checkpoint, resume, split_every, init_sessions):
+    n_init = V.check_n("n_init", model.n_init)
+    V.check_n("n_iter", model.n_iter, minimum=0)
+    tol = model.tol
+    if (not isinstance(tol, (int, float, np.floating, np.integer)) or isinstance(tol, bool)
+            or math.isnan(tol)):
+        raise ParameterError(f"tol must be a number (-inf: never stop early), got {tol!r}")
+    V.check_n("split_every", split_every, minimum=2)
+    if init_sessions is not None:
+        V.check_n("init_sessions", init_sessions)
+    if resume and checkpoint is None:
+        raise ParameterError("resume=True needs checkpoint=path (the file to resume from)")
+    if checkpoint is not None:
+        if n_init > 1 and _fit._can_restart(model):
+            raise ParameterError(
+                f"checkpoint= supports one EM run; the model has n_init={n_init} restarts "
+                "(set n_init=1, or fit without checkpoint=)")
+        if not hasattr(model, "save"):
+            raise ParameterError("checkpoint= needs model files (model.save / hmmfast.load), "
+                                 "which this hmmfast does not have")
+    return n_init
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+
+def _save(model, path, monitor, done):
+    """Write the model and the fit's progress (parameters after ``monitor.iter`` M-steps;
+    ``history`` = the objectives of the parameters before them). The header's fit record
+    is null until the fit is done."""
+    object.__setattr__(model, "monitor_", monitor)
+    if not done:
+        object.__setattr__(model, "_fit_record", None)
+    meta = {CHECKPOINT_KEY: {"iter": int(monitor.iter), "history": list(monitor.history),
+                             "done": bool(done)}}
+    model.save(os.fspath(path), metadata=meta)
+
+
+def _resume(model, path, monitor):
+    """Parameters and progress from a checkpoint; returns whether the fit was done."""
+    import hmmfast
+
+    header = hmmfast.read_header(path)
+    saved = hmmfast.load(path)
+    progress = (header.get("metadata") or {}).get(CHECKPOINT_KEY)
+    if progress is None:
+        raise ParameterError(f"{os.fspath(path)!r} is a model file but not a "
+                             "fit_distributed checkpoint (no progress in its metadata)")
+    if type(saved) is not type(model):
+        raise ParameterError(f"checkpoint {os.fspath(path)!r} holds a "
+                             f"{type(saved).__name__}, the model is a {type(model).__name__}")
+    for name in ("n_components", "n_mix", "covariance_type", "n_features"):
+        if not hasattr(saved, name):
+            continue
+        mine, theirs = getattr(model, name, None), getattr(saved, name)
+        if mine is None:
+            setattr(model, name, theirs)
+        elif mine != theirs:
+            raise ParameterError(f"checkpoint {os.fspath(path)!r} has {name}={theirs!r}, the "
+                                 f"model {name}={mine!r}: resume with the same model")
+    for name in saved._param_shapes(saved._n()):
+        model._set_fitted(name, getattr(saved, "_" + name[:-1]))
+    monitor.history = [float(v) for v in progress["history"]]
+    monitor.iter = int(progress["iter"])
+    return bool(progress["done"])
+
+
+# ---------------------------------------------------------------------- the loop
+
+
+def _run_em(model, job, monitor, *, checkpoint=None, callback=None):
+    """EM until convergence or n_iter M-steps (``hmmfast._fit.run_em`` over the job)."""
+    n_iter = V.check_n("n_iter", model.n_iter, minimum=0)
+    while monitor.iter < n_iter:
+        stats, value = job.estep(model)
+        monitor.report(value)
+        if callback is not None:
+            callback(monitor)
+        if monitor.converged:
+            return
+        model._do_mstep(stats)
+        monitor.iter += 1
+        if checkpoint is not None:
+            _save(model, checkpoint, monitor, done=False)
+    monitor.report(job.objective(model))
+    if callback is not None:
+        callback(monitor)
+
+
+def fit_distributed(model, data, client=None, *, session_col="session", obs_col="obs",
+                    sample_weight=None, n_threads=None, init_sessions=10_000,
+                    checkpoint=None, resume=False, split_every=8, callback=None):
+    """Baum-Welch on a Dask cluster; computes and returns the fitted ``model``.
+
+    Each iteration ships the parameters inside the task graph, runs the E-step on every
+    partition (the batch kernels, the worker's partitions kept in memory between
+    iterations), sums the sufficient statistics in a tree (only they travel, O(N² + N·M)
+    floats per partition, never posteriors) and runs the M-step here. The result equals
+    ``model.fit`` on the concatenated sessions (to rounding, 1e-10) for the same start.
+
+    Parameters
+    ----------
+    model : hmmfast model
+        CategoricalHMM, GaussianHMM, GMMHMM or PoissonHMM (and subclasses); its own
+        options apply: n_iter, tol, priors, params, init_params, n_init, random_state,
+        verbose (progress per iteration on stderr).
+    data : dask.bag.Bag or dask.dataframe.DataFrame
+        As for :func:`score_partitions`; each session is one training sequence.
+    client : distributed.Client, optional
+        Default: the current client (``distributed.get_client()``), else Dask's local
+        scheduler in this process.
+    session_col, obs_col, n_threads
+        As for :func:`score_partitions`.
+    sample_weight : str or dask.bag.Bag, optional
+        Weight per session: for a DataFrame the name of a column holding the session's
+        weight on each of its rows; for a Bag a Bag of numbers partitioned as ``data``.
+    init_sessions : int or None
+        Parameters to initialise (``init_params``, or not set) are initialised with the
+        family's ``_init`` on the first ``init_sessions`` sessions (partition order),
+        gathered here; None takes all of them, which gives ``fit``'s start for the same
+        ``random_state``. With ``init_params=""`` and the parameters set nothing is
+        gathered. A CategoricalHMM without ``n_features`` takes the largest symbol in
+        the whole data + 1.
+    checkpoint : path, optional
+        Write the model file (``model.save``, with the fit's progress in its metadata)
+        after every iteration and at the end. Needs ``n_init == 1``.
+    resume : bool
+        With ``checkpoint``: if the file exists, continue from it (its parameters,
+        iteration count and objective history) instead of initialising; the result
+        equals the uninterrupted fit. If it does not exist, start afresh.
+    split_every : int
+        Fan-in of the reduction tree (>= 2).
+    callback : callable, optional
+        ``callback(monitor)`` after every recorded objective (``monitor.history``,
+        ``monitor.iter``), on the client.
+
+    Returns
+    -------
+    model
+        The same object, fitted; ``model.monitor_`` as after ``fit``.
+
+    Raises
+    ------
+    HMMTypeError, HMMInputError, ParameterError
+        Bad collection, columns, dtypes or settings; a bad partition (empty, split or
+        non-contiguous session, symbol out of range), naming it.
+    ImpossibleSequenceError
+        A session the current parameters give probability zero (partition and id named).
+
+    Notes
+    -----
+    If the fit raises (or is interrupted), the model keeps the parameters it had; the
+    checkpoint file, if any, keeps the last completed iteration. A worker that dies is
+    replaced by Dask, which recomputes what it held (reading its partitions again); the
+    statistics are summed in a fixed order, so the result is the same. Not converging
+    within ``n_iter`` warns with ``hmmfast.ConvergenceWarning``.
+    """
+    n_init = _check_settings(model, checkpoint, resume, split_every, init_sessions)
+    threads = worker_threads(model, n_threads)
+    src = source(model, data, session_col, obs_col, sample_weight)
+    symbols = isinstance(model, CategoricalHMM)
+    cluster = _Cluster(client)
+    before = _fit._snapshot(model)
+    parts = None
+    try:
+        # convert every partition once, on the workers, and keep it there
+        weights = src.weights or [None] * len(src.parts)
+        key = ship(model)
+        parts = cluster.persist([
+            dask.delayed(T.training_partition, pure=True)(key, part, p, src.spec, w)
+            for p, (part, w) in enumerate(zip(src.parts, weights, strict=True))])
+        summaries = cluster.compute([dask.delayed(T.summary, pure=True)(part, symbols)
+                                     for part in parts])
+        _check_summaries(summaries, src)
+        if symbols and model.n_features is None:
+            model.n_features = max(s["max_symbol"] for s in summaries) + 1
+        job = _Job(cluster, parts, summaries, threads, split_every)
+        _fit_job(model, job, n_init, init_sessions, checkpoint, resume, callback)
+    except BaseException:
+        _fit._restore(model, before)
+        raise
+    finally:
+        parts = job = None  # releases the partitions kept on the cluster
+    monitor = model.monitor_
+    if monitor.iter == monitor.n_iter and monitor.n_iter > 0 and not monitor.converged:
+        warnings.warn(
+            f"hmmfast: EM did not converge within n_iter={monitor.n_iter} iterations "
+            f"(last gain {monitor.gain:.4g} >= tol={monitor.tol}); raise n_iter or tol",
+            ConvergenceWarning, stacklevel=2)
+    return model
+
+
+def _fit_job(model, job, n_init, init_sessions, checkpoint, resume, callback):
+    """Initialisation, restarts and EM (``hmmfast._fit._fit`` over the job)."""
+    monitor = _fit._monitor_for(model)
+    if resume and os.path.exists(checkpoint):
+        done = _resume(model, checkpoint, monitor)
+        model._check()
+        monitor._started = time.perf_counter()
+        if not done:
+            _run_em(model, job, monitor, checkpoint=checkpoint, callback=callback)
+    else:
+        object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
+        runs = n_init if _fit._can_restart(model) else 1
+        sample = job.sample(init_sessions) if _fit._can_restart(model) else None
+        start = _fit._snapshot(model)
+        best = None
+        for run in range(runs):
+            if run:
+                _fit._restore(model, start)
+            monitor = _fit._monitor_for(model)
+            if sample is not None:
+                _fit._init(model, sample)
+            model._check()
+            monitor._reset()
+            _run_em(model, job, monitor, checkpoint=checkpoint, callback=callback)
+            object.__setattr__(model, "monitor_", monitor)
+            if best is None or monitor.history[-1] > best[0]:
+                best = (monitor.history[-1], _fit._snapshot(model))
+        if runs > 1:
+            _fit._restore(model, best[1])
+        model.__dict__.pop("_rng", None)
+        monitor = model.monitor_
+    object.__setattr__(model, "monitor_", monitor)
+    model._record_fit(SimpleNamespace(offsets=np.array([0, job.n_frames]),
+                                      n_seq=job.n_sessions), method="fit_distributed")
+    if checkpoint is not None:
+        _save(model, checkpoint, monitor, done=True)
