@@ -64,3 +64,11 @@ __all__ = [
     "read_header",
     "viterbi",
 ]
+
+
+def __getattr__(name):  # PEP 562: hmmfast.monitor on first use; `import hmmfast` stays light
+    if name == "monitor":
+        import importlib
+
+        return importlib.import_module(".monitor", __name__)
+    raise AttributeError(f"module 'hmmfast' has no attribute {name!r}")

@@ -107,12 +107,24 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
 
-    demo = sub.add_parser("demo", help="decode the dishonest-casino example",
-                          description="Sample rolls of the dishonest casino, decode them and "
-                                      "print the accuracy.")
-    demo.add_argument("--rolls", type=_count(1), default=300, help="number of rolls "
+    demo = sub.add_parser("demo", help="the dishonest casino, or anomaly detection on "
+                          "simulated shop sessions (demo clickstream)",
+                          description="casino (default): sample rolls of the dishonest "
+                                      "casino, decode them and print the accuracy. "
+                                      "clickstream: train on normal shop sessions, flag bots "
+                                      "and scrapers (hmmfast.monitor) and compare with an "
+                                      "order-blind baseline.")
+    demo.add_argument("case", nargs="?", choices=("casino", "clickstream"), default="casino",
+                      help="which demo (default casino)")
+    demo.add_argument("--rolls", type=_count(1), default=300, help="casino: number of rolls "
                       "(default 300)")
-    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--seed", type=int, default=None,
+                      help="random seed (default 7 for casino, 0 for clickstream)")
+    demo.add_argument("--plot", metavar="FILE", default=None,
+                      help='clickstream: write the figures to this PNG (needs matplotlib: '
+                           'pip install "hmmfast[plot]")')
+    demo.add_argument("--train", type=_count(100), default=3000,
+                      help="clickstream: normal training sessions (default 3000)")
 
     fit = sub.add_parser("fit", help="fit a model to sequences (Baum-Welch), write a model "
                          "file", formatter_class=raw, epilog=DATA_HELP,
@@ -219,9 +231,15 @@ def run(args, argv):
     from . import _cli_commands as C
 
     if args.command == "demo":
+        if args.case == "clickstream":
+            from ._demo_clickstream import run as clickstream
+
+            clickstream(n_train=args.train, seed=0 if args.seed is None else args.seed,
+                        plot=args.plot)
+            return 0
         from ._demo import run as demo
 
-        demo(n_rolls=args.rolls, seed=args.seed)
+        demo(n_rolls=args.rolls, seed=7 if args.seed is None else args.seed)
         return 0
     if args.command == "fit":
         return C.fit(args, argv)

@@ -633,3 +633,13 @@ def test_writer_lines_ids_and_json_escaping():
     assert lines[0] == json.dumps(records[0])
     many = _textio.format_results(np.full(5000, -3.0), [np.arange(3)] * 5000, n_threads=2)
     assert many == b"-3.0\t0 1 2\n" * 5000
+
+
+def test_demo_clickstream_and_serve_errors(tmp_path):
+    from hmmfast._cli import main
+
+    assert main(["serve", str(tmp_path / "missing.npz")]) == 1  # one-line error, exit 1
+    out = subprocess.run([sys.executable, "-m", "hmmfast", "demo", "clickstream", "--train",
+                          "300", "--seed", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "bag of pages" in out.stdout and "early termination" in out.stdout

@@ -1,0 +1,324 @@
+"""Model versions: the live one, the last few for rollback, and an A/B candidate.
+
+A :class:`ModelVersion` is a model file loaded, fully validated (``hmmfast.load``
+checks checksums and every parameter) and run once on a sampled session before it may
+serve. The :class:`Registry` holds an immutable :class:`Snapshot` (versions, split) and
+changes it by building a new one and assigning it, one reference: a request reads the
+snapshot once when it starts and finishes on the models it found there, however many
+swaps happen meanwhile; a swapped-out model stays alive until its last request is done.
+
+A/B split: a session goes to the candidate when :func:`unit_hash` of its id is below the
+fraction (sticky: the same id always lands on the same arm for a given fraction, and a
+larger fraction only adds ids); a session without an id is drawn at random.
+"""
+
+import hashlib
+import os
+import random
+import threading
+import time
+
+import numpy as np
+
+from .. import load, read_header
+from .._errors import ModelFileError
+from ._errors import ServeError
+from ._monitors import ArmStats, VersionMonitors
+from ._wire import _show
+
+
+def unit_hash(session_id):
+    """The session id's place in [0, 1): the first 8 bytes of SHA-256(id, UTF-8) as a
+    big-endian integer over 2**64. Clients can compute their own arm with it."""
+    digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 18446744073709551616.0
+
+
+class ModelVersion:
+    """A loaded, validated, warmed-up model file and its monitors.
+
+    Attributes
+    ----------
+    model : hmmfast model
+    fingerprint : str
+        The model's fingerprint (hex SHA-256); ``short`` is its first 12 characters,
+        used as the ``model`` label of the metrics.
+    path, file : str
+        The path the file was loaded from, and its base name (what GET /v1/models shows).
+    detector : hmmfast.monitor.AnomalyDetector or None
+        From ``metadata["anomaly_detector"]``.
+    monitors : VersionMonitors
+    """
+
+    def __init__(self, model, header, path, detector, monitors):
+        self.model = model
+        self.fingerprint = model.fingerprint
+        self.short = self.fingerprint[:12]
+        self.path = path
+        self.file = os.path.basename(path)
+        self.header = header
+        self.detector = detector
+        self.monitors = monitors
+        self.loaded_at = time.time()
+        self.symbols = model._symbol_frames()
+        self.n_features = int(model.n_features)
+
+    def takes(self):
+        """What a session's observations are, in words."""
+        if self.symbols:
+            return f"integer symbols < n_features={self.n_features}"
+        return f"frames of n_features={self.n_features} numbers"
+
+    def compatible(self, other):
+        return self.symbols == other.symbols and self.n_features == other.n_features
+
+    def describe(self):
+        """JSON-safe summary for GET /v1/models."""
+        return {
+            "fingerprint": self.fingerprint,
+            "class": self.header["class"],
+            "n_components": int(self.model.n_components),
+            "n_features": self.n_features,
+            "file": self.file,
+            "loaded_at": self.loaded_at,
+            "hmmfast_version": self.header.get("hmmfast_version"),
+            "anomaly_detector": self.detector is not None,
+            "drift_baseline": self.monitors.drift.source,
+        }
+
+
+def _warm_up(model, detector):
+    """Run every kernel the service calls once, on a short sampled session."""
+    X, _ = model.sample(4, random_state=0)
+    model.score_batch([X], 1, per_step=True)
+    model.decode_batch([X], 1, errors="mark")
+    model.decode_batch([X], 1, algorithm="map", errors="mark")
+    if detector is not None:
+        detector.predict([X])
+
+
+def load_version(path, settings):
+    """Load, validate and warm up the model file at ``path``.
+
+    Raises ModelFileError (a ValueError) for a file that is not a valid model, whose
+    metadata holds an unusable detector or drift baseline; OSError when it cannot be
+    opened.
+    """
+    path = os.fsdecode(os.fspath(path))
+    header = read_header(path)
+    model = load(path)
+    if model.fingerprint != header["fingerprint"]:
+        raise ModelFileError(f"model file {path!r} changed while it was being loaded (its "
+                             "header and arrays disagree); try again")
+    metadata = header.get("metadata") or {}
+    detector = None
+    try:
+        if "anomaly_detector" in metadata:
+            from ..monitor import AnomalyDetector
+
+            detector = AnomalyDetector.from_dict(metadata["anomaly_detector"], model)
+            detector.n_threads = settings.threads
+        monitors = VersionMonitors(model, metadata, settings)
+        _warm_up(model, detector)
+    except Exception as exc:  # whatever a file's metadata makes them raise: refused
+        what = "its metadata (anomaly_detector, drift_baseline) or a trial run"
+        raise ModelFileError(f"model file {path!r}: {what} failed: {type(exc).__name__}: "
+                             f"{exc}"[:500]) from None
+    return ModelVersion(model, header, path, detector, monitors)
+
+
+class Split:
+    """An A/B split: a candidate version serving ``fraction`` of the sessions."""
+
+    __slots__ = ("arms", "candidate", "fraction", "started_at")
+
+    def __init__(self, candidate, fraction):
+        self.candidate = candidate
+        self.fraction = fraction
+        self.started_at = time.time()
+        self.arms = {"live": ArmStats(), "candidate": ArmStats()}
+
+    def assign(self, ids, n_sessions, rng=random):
+        """Boolean (S,): True where a session goes to the candidate."""
+        f = self.fraction
+        if ids is None:
+            return np.fromiter((rng.random() < f for _ in range(n_sessions)), dtype=bool,
+                               count=n_sessions)
+        return np.fromiter((unit_hash(i) < f if i is not None else rng.random() < f
+                            for i in ids), dtype=bool, count=n_sessions)
+
+    def describe(self):
+        return {"candidate": self.candidate.describe(), "fraction": self.fraction,
+                "started_at": self.started_at,
+                "arms": {name: arm.state() for name, arm in self.arms.items()}}
+
+
+class Snapshot:
+    """The registry's state at one instant: versions (live first) and the split."""
+
+    __slots__ = ("split", "versions")
+
+    def __init__(self, versions, split):
+        self.versions = tuple(versions)
+        self.split = split
+
+    @property
+    def live(self):
+        return self.versions[0]
+
+
+def check_fraction(value):
+    """The A/B fraction: a number in [0, 1], or a 422."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not 0 <= value <= 1:
+        raise ServeError(422, "bad_request", f"fraction must be a number in [0, 1] (the "
+                         f"share of sessions for the candidate; 0 ends the split), got "
+                         f"{_show(value)}")
+    return float(value)
+
+
+class Registry:
+    """The model versions a service holds; every change is one reference assignment.
+
+    Parameters
+    ----------
+    first : ModelVersion
+        The live model at start-up.
+    keep : int
+        Versions held, the live one included (default 3): after a swap the oldest
+        beyond it is dropped.
+    """
+
+    def __init__(self, first, keep=3):
+        self.keep = keep
+        self._snapshot = Snapshot((first,), None)
+        self._lock = threading.Lock()  # one change at a time
+        self.closing = False
+
+    @property
+    def snapshot(self):
+        """The current :class:`Snapshot` (read it once per request)."""
+        return self._snapshot
+
+    def _set(self, versions, split):
+        self._snapshot = Snapshot(versions, split)
+
+    def swap(self, version):
+        """Make ``version`` live; the previous live one is kept for rollback.
+
+        A split keeps running against the new live model (its arm statistics restart),
+        unless the new live model is the candidate (promoted: the split ends) or takes
+        other observations than the candidate (the split ends).
+        """
+        with self._lock:
+            snap = self._snapshot
+            previous = snap.live
+            if version.fingerprint == previous.fingerprint:
+                return {"live": previous.fingerprint, "previous": None, "unchanged": True,
+                        "split": self._split_state(snap.split)}
+            older = [v for v in snap.versions if v.fingerprint != version.fingerprint]
+            versions = [version, *older][:self.keep]
+            split = snap.split
+            if split is not None:
+                if split.candidate.fingerprint == version.fingerprint or \
+                        not split.candidate.compatible(version):
+                    split = None
+                else:
+                    split = Split(split.candidate, split.fraction)
+            self._set(versions, split)
+            return {"live": version.fingerprint, "previous": previous.fingerprint,
+                    "unchanged": False, "split": self._split_state(split)}
+
+    def rollback(self, fingerprint=None):
+        """Make an earlier version live again: the one before the live one, or the held
+        version whose fingerprint is (or starts with, >= 8 characters) ``fingerprint``.
+        The versions after it are dropped."""
+        with self._lock:
+            snap = self._snapshot
+            if fingerprint is None:
+                if len(snap.versions) < 2:
+                    raise ServeError(409, "no_earlier_version", "there is no earlier version "
+                                     "to roll back to: the live model is the only one held")
+                i = 1
+            else:
+                if not isinstance(fingerprint, str) or len(fingerprint) < 8:
+                    raise ServeError(422, "bad_request", "fingerprint must be a string of at "
+                                     f"least 8 hex characters, got {_show(fingerprint)}")
+                hits = [i for i, v in enumerate(snap.versions)
+                        if v.fingerprint.startswith(fingerprint.lower())]
+                if not hits:
+                    held = [v.fingerprint[:12] for v in snap.versions]
+                    raise ServeError(404, "unknown_version", f"no held version has "
+                                     f"fingerprint {_show(fingerprint)}; held: {held}")
+                if len(hits) > 1:
+                    raise ServeError(422, "ambiguous_fingerprint", f"{_show(fingerprint)} starts "
+                                     "several held fingerprints; give more characters")
+                i = hits[0]
+                if i == 0:
+                    raise ServeError(409, "already_live", f"version {fingerprint[:12]} is "
+                                     "already live")
+            previous = snap.live
+            versions = snap.versions[i:]
+            split = snap.split
+            if split is not None:
+                if split.candidate.fingerprint == versions[0].fingerprint or \
+                        not split.candidate.compatible(versions[0]):
+                    split = None
+                else:
+                    split = Split(split.candidate, split.fraction)
+            self._set(versions, split)
+            return {"live": versions[0].fingerprint, "previous": previous.fingerprint,
+                    "dropped": [v.fingerprint for v in snap.versions[:i]],
+                    "split": self._split_state(split)}
+
+    def start_split(self, candidate, fraction):
+        """Serve ``fraction`` of the sessions with ``candidate`` (replacing any split)."""
+        fraction = check_fraction(fraction)
+        with self._lock:
+            snap = self._snapshot
+            if fraction == 0:
+                return self._end(snap)
+            if candidate is None:
+                if snap.split is None:
+                    raise ServeError(422, "bad_request", 'no split is running: give "path" '
+                                     "(the candidate model file) with the fraction")
+                split = Split(snap.split.candidate, fraction)
+            else:
+                live = snap.live
+                if candidate.fingerprint == live.fingerprint:
+                    raise ServeError(422, "candidate_is_live", "the candidate is the live "
+                                     f"model (fingerprint {live.fingerprint[:12]}); give "
+                                     "another model file")
+                if not candidate.compatible(live):
+                    raise ServeError(422, "incompatible_candidate", "the candidate takes "
+                                     f"{candidate.takes()} but the live model takes "
+                                     f"{live.takes()}; both arms must accept the same "
+                                     "sessions")
+                split = Split(candidate, fraction)
+            self._set(snap.versions, split)
+            return {"live": snap.live.fingerprint, "split": self._split_state(split)}
+
+    def end_split(self):
+        with self._lock:
+            return self._end(self._snapshot)
+
+    def _end(self, snap):
+        ended = snap.split
+        self._set(snap.versions, None)
+        return {"live": snap.live.fingerprint, "split": None,
+                "ended": self._split_state(ended)}
+
+    @staticmethod
+    def _split_state(split):
+        return None if split is None else split.describe()
+
+    def describe(self):
+        """JSON-safe: live fingerprint, versions held (live first), the split."""
+        snap = self._snapshot
+        return {
+            "live": snap.live.fingerprint,
+            "versions": [{**v.describe(), "live": i == 0}
+                         for i, v in enumerate(snap.versions)],
+            "keep": self.keep,
+            "split": self._split_state(snap.split),
+        }
