@@ -5,13 +5,20 @@
 Covers N = 1..20, 33, 257 (every remainder of the vector blocks, 8- and 16-bit
 backpointers), T = 1, 2, 5 in three sequences, random structural zeros and -inf
 emissions, both SIMD paths, both implementations, the two-thread driver, the scaled
-kernels' precision-guard fallbacks and the out-of-range symbol path. Valgrind reported no errors on the version that added it.
+kernels' precision-guard fallbacks and the out-of-range symbol path; then the decoders
+(beam, n-best, checkpointed, the N <= 8 register kernel, sparse-only chains), the E-step
+(fit), the streams (exact and beam-pruned), the continuous densities, the text reader and
+writer, and the monitor's reason reductions. Valgrind reported no errors on the version
+that added it.
 """
 
+import warnings
+
 import numpy as np
+from scipy import sparse
 
 import hmmfast
-from hmmfast import _trellis, _viterbi
+from hmmfast import _textio, _trellis, _viterbi
 
 
 def run_functional(rng):
@@ -33,9 +40,10 @@ def run_functional(rng):
 
 
 def attempt(fn, *args, **kwargs):
+    """Run fn; the library's errors for bad or impossible input are expected here."""
     try:
         fn(*args, **kwargs)
-    except hmmfast.ImpossibleSequenceError:
+    except (hmmfast.ImpossibleSequenceError, hmmfast.HMMInputError, _textio.TextFormatError):
         pass
 
 
@@ -67,14 +75,67 @@ def run_guard_paths():
             attempt(fn, [0.5, 0.5, 0.0], transmat, log_em, lengths=lengths)
 
 
+def run_decoders(rng):
+    for n in (1, 3, 5, 8, 9, 70):  # 70: a sparse-only chain
+        startprob = rng.dirichlet(np.ones(n))
+        transmat = rng.dirichlet(np.ones(n) * 0.3, n)
+        if n == 70:
+            transmat[transmat < 0.01] = 0.0
+            transmat /= transmat.sum(axis=1, keepdims=True)
+            transmat = sparse.csr_array(transmat)
+        for big_t in (1, 2, 7):
+            log_em = rng.normal(size=(2 * big_t, n))
+            log_em[rng.random(log_em.shape) < 0.2] = -np.inf
+            for kw in ({"beam": 1.0}, {"max_active": 2, "min_active": 1},
+                       {"memory": "checkpoint"}):
+                attempt(hmmfast.viterbi, startprob, transmat, log_em, lengths=[big_t] * 2,
+                        **kw)
+            for k in (1, 3, 50):
+                attempt(hmmfast.nbest, startprob, transmat, log_em[:big_t], k)
+
+
+def run_models_and_streams(rng):
+    model = hmmfast.CategoricalHMM(4, n_iter=3, random_state=0)
+    X = rng.integers(0, 5, size=(300, 1))
+    model.fit(X, [1, 2, 97, 200])
+    for kw in ({}, {"beam": 0.5}, {"max_active": 1}):
+        decoder = model.stream_decoder(**kw)
+        for chunk in (X[:1], X[1:40], X[40:41], X[41:]):
+            attempt(decoder.push, chunk)
+        decoder.flush()
+    scorer = model.stream_scorer()
+    scorer.push(X[:50])
+    scorer.push(3)
+    for cov in ("diag", "full", "spherical", "tied"):
+        g = hmmfast.GaussianHMM(3, covariance_type=cov, n_iter=2, random_state=0)
+        F = rng.normal(size=(120, 3)).astype(np.float32)
+        g.fit(F, [20, 100])
+        g.decode(F, memory="checkpoint")
+    hmmfast.GMMHMM(2, n_mix=2, n_iter=2, random_state=0).fit(rng.normal(size=(80, 2)))
+    hmmfast.PoissonHMM(2, n_iter=2, random_state=0).fit(rng.poisson(3.0, size=(80, 2)))
+    data = b"1 2 3\n0,4\n\n5 x\n7"
+    for final in (True, False):
+        attempt(_textio.parse_symbols, data, final=final, n_symbols=6)
+        attempt(_textio.parse_numbers, b"1.5 -2 3e4\n0.1", final=final)
+    _textio.format_results(np.array([-1.5, -np.inf, 3.25e-300]),
+                           [np.arange(3), np.arange(0), np.arange(5)], json=True)
+    from hmmfast import monitor
+
+    detector = monitor.AnomalyDetector(model).fit([X[:30, 0], X[30:90, 0], X[90:, 0]])
+    detector.predict([X[:1, 0], X[:5, 0], X[5:200, 0]])
+
+
 def main():
+    warnings.simplefilter("ignore", hmmfast.ConvergenceWarning)  # 2-3 EM iterations on purpose
     rng = np.random.default_rng(0)
     for path in (0, 1):
         _trellis._force_simd(path)
         _viterbi._force_simd(path)
         run_functional(rng)
         run_guard_paths()
+        run_decoders(rng)
     run_model(rng)
+    run_models_and_streams(rng)
     print("done")
 
 
