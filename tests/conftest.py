@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -34,3 +36,14 @@ def umbrella():
 
 def pytest_report_header(config):
     return f"hmmfast {hmmfast.__version__} imported from {hmmfast.__file__}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _neutral_working_directory(tmp_path_factory):
+    """Run the suite from an empty directory: subprocesses (``python -c``/``-m``) put
+    their working directory first on sys.path, and the repository root would shadow the
+    installed, compiled package with the source tree."""
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(previous)

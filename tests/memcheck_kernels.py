@@ -8,8 +8,9 @@ emissions, both SIMD paths, both implementations, the two-thread driver, the sca
 kernels' precision-guard fallbacks and the out-of-range symbol path; then the decoders
 (beam, n-best, checkpointed, the N <= 8 register kernel, sparse-only chains), the E-step
 (fit), the streams (exact and beam-pruned), the continuous densities, the text reader and
-writer, and the monitor's reason reductions. Valgrind reported no errors on the version
-that added it.
+writer, and the monitor's reason reductions. On the version that extended it valgrind
+reported nothing in a hmmfast frame (only the interpreter's and the dynamic loader's own
+reports, which a Python built without valgrind support always shows).
 """
 
 import warnings
