@@ -265,11 +265,14 @@ AUTO_CHECKPOINT_BYTES = 256 * 2 ** 20
 
 def full_table_bytes(Py_ssize_t n_states, Py_ssize_t T):
     """Bytes of the full decoder's backpointer table for T frames: T N b, b = 1, 2 or 4
-    (the smallest unsigned type that holds N), as _viterbi allocates it per thread (8
-    bytes per frame up to N = 8, the row of the register-resident decoder)."""
+    (the smallest unsigned type that holds N), as _viterbi allocates it per thread (up to
+    N = 12, the register-resident decoder's rows: 8 bytes per frame up to 8 states, 16
+    above)."""
     if n_states < 1 or T < 0:
         raise ValueError("internal: n_states >= 1 and T >= 0")
-    return T * max(n_states, 8) * <Py_ssize_t> backptr_bytes(n_states)
+    if n_states <= 12:
+        return T * (8 if n_states <= 8 else 16)
+    return T * n_states * <Py_ssize_t> backptr_bytes(n_states)
 
 
 def checkpoint_segment_length(Py_ssize_t n_states, Py_ssize_t T):

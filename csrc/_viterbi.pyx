@@ -11,10 +11,10 @@
 # smallest read backwards from the last step.
 #
 # Backpointers take the smallest unsigned type that holds N (uint8 up to 256 states,
-# uint16 up to 65,536, int32 beyond): T*N bytes for most models. Up to 8 states on an AVX2
-# CPU a specialised forward pass runs instead (csrc/hmm_viterbi8.h: the state vector in
-# registers, 8 bytes of backpointers per step), with the same scores and path bit for
-# bit; ``_force_simd(0)`` selects the general decoder for tests. A step at which every
+# uint16 up to 65,536, int32 beyond): T*N bytes for most models. Up to 12 states on an
+# AVX2 CPU a specialised forward pass runs instead (csrc/hmm_viterbi_regs.h: the state
+# vector in registers, 8 or 16 bytes of backpointers per step), with the same scores and
+# path bit for bit; ``_force_simd(0)`` selects the general decoder for tests. A step at which every
 # delta is -inf makes the sequence impossible; the kernel stops there and reports that
 # step, and the Python layer raises ImpossibleSequenceError naming it.
 
@@ -31,11 +31,14 @@ from _common cimport (
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_STATES,
 )
 
-cdef extern from "hmm_viterbi8.h" nogil:
-    Py_ssize_t hmm_viterbi8_avx2(int n, const double* log_start, const double* log_a_pad,
-                                 const double* table, const intp_t* rows, Py_ssize_t n_rows,
-                                 Py_ssize_t T, uint8_t* bp, double* delta_out, int* code)
-    int HMM_HAVE_VITERBI8
+cdef extern from "hmm_viterbi_regs.h" nogil:
+    Py_ssize_t hmm_viterbi_regs_avx2(int n, const double* log_start, const double* log_a_pad,
+                                     const double* table, const intp_t* rows,
+                                     Py_ssize_t n_rows, Py_ssize_t T, uint8_t* bp,
+                                     double* delta_out, int* code)
+    Py_ssize_t hmm_viterbi_regs_row(Py_ssize_t n)
+    int HMM_HAVE_VITERBI_REGS
+    int HMM_VR_MAX_STATES
 
 cdef extern from "hmm_steps.h" nogil:
     int hmm_use_avx2()
@@ -128,8 +131,9 @@ cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, 
 cdef SeqStatus viterbi_small(const Chain* ch, const Frames* fr, Py_ssize_t start,
                             Py_ssize_t stop, char* scratch, double* logprob_out,
                             double* posteriors_out, intp_t* states_out) noexcept nogil:
-    """Decode one sequence of a dense chain with N <= 8 on an AVX2 CPU (hmm_viterbi8.h).
-    scratch: 8 doubles (the last delta), then (T, 8) uint8 backpointers."""
+    """Decode one sequence of a dense chain with N <= 12 on an AVX2 CPU
+    (hmm_viterbi_regs.h). scratch: the last delta (4 ceil(N / 4) doubles), then
+    (T, row) uint8 backpointers, row = hmm_viterbi_regs_row(N)."""
     cdef Py_ssize_t n = ch.n_states, t, best_state, done
     cdef double* delta = <double*> scratch
     cdef uint8_t* bp = <uint8_t*> (scratch + VITERBI_VECTORS * stride(n) * sizeof(double))
@@ -138,15 +142,16 @@ cdef SeqStatus viterbi_small(const Chain* ch, const Frames* fr, Py_ssize_t start
     cdef const double* table = fr.log_table if fr.rows != NULL else fr.log_table + start * n
     cdef Py_ssize_t n_rows = fr.n_rows if fr.rows != NULL else fr.n_rows - start
     logprob_out[0] = -INFINITY
-    done = hmm_viterbi8_avx2(<int> n, ch.log_startprob, ch.log_transmat_pad, table, rows,
-                             n_rows, stop - start, bp, delta, &code)
+    cdef Py_ssize_t row = hmm_viterbi_regs_row(n)
+    done = hmm_viterbi_regs_avx2(<int> n, ch.log_startprob, ch.log_transmat_pad, table, rows,
+                                 n_rows, stop - start, bp, delta, &code)
     if code != STATUS_OK:  # the header's codes are _common.pxd's
         return status(code, start + done)
     best_state = argmax_first(delta, n)
     logprob_out[0] = delta[best_state]
     states_out[stop - 1] = best_state
     for t in range(stop - 1, start, -1):
-        best_state = bp[(t - start) * 8 + best_state]
+        best_state = bp[(t - start) * row + best_state]
         states_out[t - 1] = best_state
     return status(STATUS_OK, 0)
 
@@ -172,9 +177,10 @@ def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n
     """
     cdef const Chain* c = get_chain(chain)
     cdef Py_ssize_t n = c.n_states
-    if (HMM_HAVE_VITERBI8 and n <= 8 and not c.sparse and c.n_pad == (4 if n <= 4 else 8)
-            and hmm_use_avx2()):
-        return run_kernel(viterbi_small, VITERBI_VECTORS * sizeof(double), 8, 0, False,
+    if (HMM_HAVE_VITERBI_REGS and n <= HMM_VR_MAX_STATES and not c.sparse
+            and c.n_pad == 4 * ((n + 3) // 4) and hmm_use_avx2()):
+        return run_kernel(viterbi_small, VITERBI_VECTORS * sizeof(double),
+                          hmm_viterbi_regs_row(n), 0, False,
                           OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
                           logprob_out, n_threads)
     if n <= 256:
@@ -200,7 +206,9 @@ cdef inline bint below_auto_checkpoint(object chain, object X) except -1:
     cdef Py_ssize_t n = get_chain(chain).n_states
     cdef Py_ssize_t width = 1 if n <= 256 else (2 if n <= 65536 else 4)
     # the rule of _checkpoint.full_table_bytes
-    return cnp.PyArray_SIZE(<cnp.ndarray> X) * max(n, 8) * width <= AUTO_CHECKPOINT_BYTES
+    cdef Py_ssize_t per_frame = (hmm_viterbi_regs_row(n) if n <= HMM_VR_MAX_STATES
+                                 else n * width)
+    return cnp.PyArray_SIZE(<cnp.ndarray> X) * per_frame <= AUTO_CHECKPOINT_BYTES
 
 
 def _auto_checkpoint_bytes():

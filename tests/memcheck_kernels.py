@@ -6,7 +6,7 @@ Covers N = 1..20, 33, 257 (every remainder of the vector blocks, 8- and 16-bit
 backpointers), T = 1, 2, 5 in three sequences, random structural zeros and -inf
 emissions, both SIMD paths, both implementations, the two-thread driver, the scaled
 kernels' precision-guard fallbacks and the out-of-range symbol path; then the decoders
-(beam, n-best, checkpointed, the N <= 8 register kernel, sparse-only chains), the E-step
+(beam, n-best, checkpointed, the N <= 12 register kernel, sparse-only chains), the E-step
 (fit), the streams (exact and beam-pruned), the continuous densities, the text reader and
 writer, and the monitor's reason reductions. On the version that extended it valgrind
 reported nothing in a hmmfast frame (only the interpreter's and the dynamic loader's own

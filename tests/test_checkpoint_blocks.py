@@ -242,7 +242,7 @@ def test_sparse_transmat():
 
 @pytest.mark.parametrize("flag", [0, 1])
 def test_both_vector_paths(flag):
-    """SSE2/AVX2 max-plus steps and the register-resident N <= 8 full decoder."""
+    """SSE2/AVX2 max-plus steps and the register-resident N <= 12 full decoder."""
     rng = np.random.default_rng(19)
     try:
         for n in (1, 3, 5, 8, 13):

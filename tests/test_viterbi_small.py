@@ -1,4 +1,4 @@
-"""The register-resident Viterbi for N <= 8 (csrc/hmm_viterbi8.h) against independent
+"""The register-resident Viterbi for N <= 12 (csrc/hmm_viterbi_regs.h) against independent
 oracles: brute-force enumeration of every path (ties included), and the general decoder
 (csrc/hmm_steps.h, selected with ``_viterbi._force_simd(0)``), which must agree bit for
 bit on scores and paths, errors included. The compiled fast entries of ``decode`` and
@@ -34,7 +34,7 @@ def categorical(startprob, transmat, emissionprob):
     return model
 
 
-@pytest.mark.parametrize("n", range(1, 9))
+@pytest.mark.parametrize("n", range(1, 14))
 @pytest.mark.parametrize("zeros", [False, True])
 def test_matches_brute_force_and_the_general_decoder(n, zeros, both_decoders):
     rng = np.random.default_rng(100 * n + zeros)
@@ -56,7 +56,7 @@ def test_matches_brute_force_and_the_general_decoder(n, zeros, both_decoders):
         np.testing.assert_array_equal(fast[1], oracle["viterbi_path"])
 
 
-@pytest.mark.parametrize("n", range(1, 9))
+@pytest.mark.parametrize("n", range(1, 14))
 def test_exact_ties_go_to_the_lowest_state(n, both_decoders):
     """Uniform everything: every path ties; the answer is all zeros (the smallest path
     read backwards), as brute force says."""
@@ -71,7 +71,7 @@ def test_exact_ties_go_to_the_lowest_state(n, both_decoders):
         np.testing.assert_array_equal(fast[1], oracle["viterbi_path"])
 
 
-@pytest.mark.parametrize("n", [2, 5, 8])
+@pytest.mark.parametrize("n", [2, 5, 8, 9, 12])
 def test_long_sequences_many_sequences_and_dense_frames(n, both_decoders):
     rng = np.random.default_rng(n)
     startprob, transmat, emissionprob = random_model(rng, n, 7, zeros=True)
