@@ -21,116 +21,51 @@ cdef struct BeamParams:
     Py_ssize_t min_active  # 0: none
 
 
-cdef inline void sort_by_score(intp_t* ids, const double* score, Py_ssize_t n) noexcept nogil:
-    """Order ``ids`` best first: score descending, ties to the lower index (heap sort)."""
-    cdef Py_ssize_t start, end, root, child, swap_i
+cdef inline bint goes_before(intp_t a, intp_t b, const double* score) noexcept nogil:
+    """The sort order: with ``score``, a higher score first, ties to the lower index;
+    with ``score == NULL``, ascending index."""
+    if score != NULL and score[a] != score[b]:
+        return score[a] > score[b]
+    return a < b
+
+
+cdef inline void sift_down(intp_t* ids, Py_ssize_t root, Py_ssize_t end,
+                           const double* score) noexcept nogil:
+    """Restore the heap below ``root`` in ids[:end] (the root of a heap goes last)."""
+    cdef Py_ssize_t child, swap_i
+    cdef intp_t tmp
+    while 2 * root + 1 < end:
+        child = 2 * root + 1
+        swap_i = root
+        if goes_before(ids[swap_i], ids[child], score):
+            swap_i = child
+        if child + 1 < end and goes_before(ids[swap_i], ids[child + 1], score):
+            swap_i = child + 1
+        if swap_i == root:
+            return
+        tmp = ids[root]
+        ids[root] = ids[swap_i]
+        ids[swap_i] = tmp
+        root = swap_i
+
+
+cdef inline void sort_ids(intp_t* ids, Py_ssize_t n, const double* score=NULL) noexcept nogil:
+    """Heap sort of ``ids`` in the order of ``goes_before``: best first by ``score``
+    (ties to the lower index), or ascending index without it. O(n log n), in place."""
+    cdef Py_ssize_t start, end
     cdef intp_t tmp
     if n < 2:
         return
-    # build a min-heap on the order "worse first" so that the heap sort leaves the best
-    # first: key(a) < key(b) when a is worse (lower score, or equal score and higher id)
     start = (n - 2) // 2
-    while True:
-        root = start
-        while 2 * root + 1 < n:
-            child = 2 * root + 1
-            swap_i = root
-            if worse(ids[swap_i], ids[child], score):
-                swap_i = child
-            if child + 1 < n and worse(ids[swap_i], ids[child + 1], score):
-                swap_i = child + 1
-            if swap_i == root:
-                break
-            tmp = ids[root]
-            ids[root] = ids[swap_i]
-            ids[swap_i] = tmp
-            root = swap_i
-        if start == 0:
-            break
+    while start >= 0:
+        sift_down(ids, start, n, score)
         start -= 1
     end = n - 1
     while end > 0:
         tmp = ids[end]
         ids[end] = ids[0]
         ids[0] = tmp
-        root = 0
-        while 2 * root + 1 < end:
-            child = 2 * root + 1
-            swap_i = root
-            if worse(ids[swap_i], ids[child], score):
-                swap_i = child
-            if child + 1 < end and worse(ids[swap_i], ids[child + 1], score):
-                swap_i = child + 1
-            if swap_i == root:
-                break
-            tmp = ids[root]
-            ids[root] = ids[swap_i]
-            ids[swap_i] = tmp
-            root = swap_i
-        end -= 1
-    # the max-heap on "better" left the worst first: reverse into best first
-    start = 0
-    end = n - 1
-    while start < end:
-        tmp = ids[start]
-        ids[start] = ids[end]
-        ids[end] = tmp
-        start += 1
-        end -= 1
-
-
-cdef inline bint worse(intp_t a, intp_t b, const double* score) noexcept nogil:
-    """True when state b ranks before state a (higher score, or equal and lower index):
-    the heap keeps the best at its root."""
-    if score[b] != score[a]:
-        return score[b] > score[a]
-    return b < a
-
-
-cdef inline void sort_ids(intp_t* ids, Py_ssize_t n) noexcept nogil:
-    """Ascending indices (heap sort)."""
-    cdef Py_ssize_t start, end, root, child, swap_i
-    cdef intp_t tmp
-    if n < 2:
-        return
-    start = (n - 2) // 2
-    while True:
-        root = start
-        while 2 * root + 1 < n:
-            child = 2 * root + 1
-            swap_i = root
-            if ids[swap_i] < ids[child]:
-                swap_i = child
-            if child + 1 < n and ids[swap_i] < ids[child + 1]:
-                swap_i = child + 1
-            if swap_i == root:
-                break
-            tmp = ids[root]
-            ids[root] = ids[swap_i]
-            ids[swap_i] = tmp
-            root = swap_i
-        if start == 0:
-            break
-        start -= 1
-    end = n - 1
-    while end > 0:
-        tmp = ids[end]
-        ids[end] = ids[0]
-        ids[0] = tmp
-        root = 0
-        while 2 * root + 1 < end:
-            child = 2 * root + 1
-            swap_i = root
-            if ids[swap_i] < ids[child]:
-                swap_i = child
-            if child + 1 < end and ids[swap_i] < ids[child + 1]:
-                swap_i = child + 1
-            if swap_i == root:
-                break
-            tmp = ids[root]
-            ids[root] = ids[swap_i]
-            ids[swap_i] = tmp
-            root = swap_i
+        sift_down(ids, 0, end, score)
         end -= 1
 
 
@@ -160,7 +95,7 @@ cdef inline Py_ssize_t prune(const BeamParams* p, intp_t* reached, Py_ssize_t n_
             k += 1
     if (p.max_active > 0 and k > p.max_active) or (p.min_active > 0 and k < p.min_active
                                                     and finite > k):
-        sort_by_score(reached, score, finite)  # best first, ties to the lower index
+        sort_ids(reached, finite, score)  # best first, ties to the lower index
         if p.max_active > 0 and k > p.max_active:
             k = p.max_active
         if p.min_active > 0 and k < p.min_active:
