@@ -10,25 +10,13 @@ import ipaddress
 import logging
 import sys
 
+from .._cli import _count  # the command line's integer option type
 from ._auth import ENV_VAR, read_token
 from ._settings import Settings
 
 log = logging.getLogger("hmmfast.serve")
 
 LOOPBACK = ("localhost",)
-
-
-def _count(minimum):
-    def convert(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-    convert.__name__ = f"integer >= {minimum}"
-    return convert
 
 
 def add_arguments(parser):
