@@ -35,15 +35,39 @@ def gather(model, c, sequences, lengths, scaled):
             "concatenated form by keyword: score_batch(X, lengths=lengths)")
     if len(sequences) == 0:
         return None
-    if model._symbol_frames():
+    X, offsets = concatenate(sequences, model._symbol_frames())
+    emission, rows, n = model._frames(c, X, scaled)
+    return emission, rows, offsets, n
+
+
+def concatenate(sequences, symbols):
+    """A non-empty list of sequences as one array and offsets, each sequence checked.
+
+    Parameters
+    ----------
+    sequences : list or tuple of array-like
+    symbols : bool
+        True: symbol sequences, validated by ``V.symbols`` and copied into one intp
+        array (csrc/_emissions.pyx ``gather_symbols``); False: feature arrays of shape
+        (n_samples, n_features) (1-D: one feature), non-empty and sharing n_features.
+
+    Returns
+    -------
+    X : ndarray, (T,) intp symbols or (T, n_features) features
+    offsets : ndarray of shape (n_seq + 1,), intp
+
+    Raises
+    ------
+    HMMInputError, HMMTypeError
+        Naming the sequence.
+    """
+    if symbols:
         def convert(item, s):
             try:
                 return V.symbols(item)
             except (HMMInputError, HMMTypeError) as exc:
                 raise type(exc)(f"sequence {s}: {exc}") from None
-        rows, offsets = _emissions.gather_symbols(sequences, convert)
-        emission, rows, n = model._frames(c, rows, scaled)
-        return emission, rows, offsets, n
+        return _emissions.gather_symbols(sequences, convert)
     arrays = []
     for s, item in enumerate(sequences):
         arr = np.asarray(item)
@@ -54,15 +78,13 @@ def gather(model, c, sequences, lengths, scaled):
                 f"sequence {s} must be a non-empty (n_samples, n_features) array, got shape "
                 f"{V._shape_str(arr.shape)}")
         arrays.append(arr)
-    lengths = np.fromiter((len(a) for a in arrays), dtype=np.intp, count=len(arrays))
     try:
         X = np.concatenate(arrays)
     except ValueError as exc:
         raise HMMInputError(f"sequences do not share one number of features ({exc})") from None
-    emission, rows, n = model._frames(c, X, scaled)
     offsets = np.zeros(len(arrays) + 1, dtype=np.intp)
-    np.cumsum(lengths, out=offsets[1:])
-    return emission, rows, offsets, n
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    return X, offsets
 
 
 def score_batch(model, sequences, n_threads=None, lengths=None, per_step=False):

@@ -20,8 +20,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .. import _emissions, _fit
+from .. import _fit
 from .. import _validation as V
+from .._batch import concatenate
 from .._categorical import CategoricalHMM
 from .._errors import HMMInputError, HMMTypeError, ImpossibleSequenceError
 
@@ -235,31 +236,7 @@ def bag_partition(model, seqs, index, weights=None):
     if not seqs:
         raise empty_error(index)
     try:
-        if isinstance(model, CategoricalHMM):
-            def convert(item, s):
-                try:
-                    return V.symbols(item)
-                except (HMMInputError, HMMTypeError) as exc:
-                    raise type(exc)(f"sequence {s}: {exc}") from None
-
-            X, offsets = _emissions.gather_symbols(seqs, convert)
-        else:
-            arrays = []
-            for s, item in enumerate(seqs):
-                arr = np.asarray(item)
-                arr = arr[:, None] if arr.ndim == 1 else arr
-                if arr.ndim != 2 or arr.shape[0] == 0:
-                    raise HMMInputError(
-                        f"sequence {s} must be a non-empty (n_samples, n_features) array, "
-                        f"got shape {V._shape_str(arr.shape)}")
-                arrays.append(arr)
-            offsets = np.zeros(len(arrays) + 1, dtype=np.intp)
-            np.cumsum([len(a) for a in arrays], out=offsets[1:])
-            try:
-                X = np.concatenate(arrays)
-            except ValueError as exc:
-                raise HMMInputError(
-                    f"sequences do not share one number of features ({exc})") from None
+        X, offsets = concatenate(seqs, isinstance(model, CategoricalHMM))
     except (HMMInputError, HMMTypeError) as exc:
         reraise(exc, index)
     w = None

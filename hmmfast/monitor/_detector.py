@@ -2,8 +2,9 @@
 
 import numpy as np
 
+from .._batch import concatenate
 from .._categorical import CategoricalHMM
-from .._errors import HMMInputError, HMMTypeError, NotFittedError, ParameterError
+from .._errors import HMMInputError, NotFittedError, ParameterError
 from .._poisson import PoissonHMM
 from . import _checks, _evaluate, _reasons
 from ._record import Record, level_codes, level_names
@@ -123,24 +124,11 @@ class AnomalyDetector:
                 offsets = V.lengths_to_offsets(lengths, len(rows))
                 rows, offsets = _evaluate.append_end(rows, offsets, self.end_symbol)
                 X, lengths = rows, np.diff(offsets)
-        elif model._symbol_frames():
-            from .. import _emissions
-            from .. import _validation as V
-
-            def convert(item, s):
-                try:
-                    return V.symbols(item)
-                except (HMMInputError, HMMTypeError) as exc:
-                    raise type(exc)(f"sequence {s}: {exc}") from None
-
-            rows, offsets = _emissions.gather_symbols(sequences, convert)
-            if self.end_symbol is not None:
-                rows, offsets = _evaluate.append_end(rows, offsets, self.end_symbol)
-            X, lengths = rows, np.diff(offsets)
         else:
-            arrays = [np.asarray(s) for s in sequences]
-            arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
-            X, lengths = np.concatenate(arrays), [len(a) for a in arrays]
+            X, offsets = concatenate(sequences, model._symbol_frames())
+            if self.end_symbol is not None:
+                X, offsets = _evaluate.append_end(X, offsets, self.end_symbol)
+            lengths = np.diff(offsets)
         model.fit(X, lengths=lengths)
 
     def fit(self, sequences, *, lengths=None):
