@@ -158,14 +158,7 @@ def check_states(states, n_samples, n_components, *, allow_unknown):
 
 def check_prior(name, value, shape):
     """A Dirichlet concentration (scalar or array) broadcast to ``shape``, all > 0."""
-    arr = V._real_array(name, value)
-    try:
-        arr = np.broadcast_to(np.asarray(arr, dtype=np.float64), shape)
-    except ValueError:
-        raise ParameterError(
-            f"{name} must be a number or an array broadcastable to {shape}, "
-            f"got shape {V._shape_str(np.shape(arr))}"
-        ) from None
+    arr = V.broadcast_real(name, value, shape)
     if not np.all(np.isfinite(arr) & (arr > 0)):
         raise ParameterError(f"{name} must be finite and > 0 (a Dirichlet concentration)")
     return arr

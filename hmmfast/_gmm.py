@@ -223,13 +223,7 @@ class GMMHMM(ContinuousHMM):
         ct = C.check_type(self.covariance_type)
 
         def broadcast(name, value, shape):
-            arr = V._real_array(name, value)
-            try:
-                arr = np.broadcast_to(np.asarray(arr, dtype=np.float64), shape)
-            except ValueError:
-                raise ParameterError(
-                    f"{name} must be a number or an array broadcastable to {shape}, "
-                    f"got shape {V._shape_str(np.shape(value))}") from None
+            arr = V.broadcast_real(name, value, shape)
             if not np.all(np.isfinite(arr)):
                 raise ParameterError(f"{name} must be finite")
             return arr

@@ -33,6 +33,19 @@ def _real_array(name, value, what="an array of numbers"):
     return arr
 
 
+def broadcast_real(name, value, shape):
+    """``value`` (a number or an array of real numbers) as a read-only float64 view
+    broadcast to ``shape``, or a clear error (values are the caller's to check)."""
+    arr = _real_array(name, value)
+    try:
+        return np.broadcast_to(np.asarray(arr, dtype=np.float64), shape)
+    except ValueError:
+        raise ParameterError(
+            f"{name} must be a number or an array broadcastable to {shape}, "
+            f"got shape {_shape_str(np.shape(arr))}"
+        ) from None
+
+
 def as_float_array(name, value, shape, expected):
     """``value`` as a new float64 array of exactly ``shape``, or a clear error.
 
