@@ -60,6 +60,7 @@ from libc.stdint cimport uint8_t, uint16_t, int32_t
 
 cimport numpy as cnp
 from _passes cimport maxplus_step
+from _viterbi_table cimport backptr_bytes, table_bytes_per_frame
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, argmax_first, run_kernel,
     get_chain, intp_data, hmm_force_avx2, STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE,
@@ -75,15 +76,6 @@ ctypedef fused backptr_t:
     uint8_t
     uint16_t
     int32_t
-
-
-cdef inline size_t backptr_bytes(Py_ssize_t n_states) noexcept nogil:
-    """Bytes per backpointer: the smallest type that holds N (as in _viterbi)."""
-    if n_states <= 256:
-        return 1
-    if n_states <= 65536:
-        return 2
-    return 4
 
 
 cdef inline Py_ssize_t segment_length(Py_ssize_t big_t, size_t bp_bytes) noexcept nogil:
@@ -270,9 +262,7 @@ def full_table_bytes(Py_ssize_t n_states, Py_ssize_t T):
     above)."""
     if n_states < 1 or T < 0:
         raise ValueError("internal: n_states >= 1 and T >= 0")
-    if n_states <= 12:
-        return T * (8 if n_states <= 8 else 16)
-    return T * n_states * <Py_ssize_t> backptr_bytes(n_states)
+    return T * table_bytes_per_frame(n_states)
 
 
 def checkpoint_segment_length(Py_ssize_t n_states, Py_ssize_t T):

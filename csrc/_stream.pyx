@@ -100,6 +100,7 @@ from _common cimport (
 )
 from _passes cimport LOG_TINY, exact_column_lse, forward_product, maxplus_step
 from _prune cimport BeamParams, prune
+from _viterbi_table cimport backptr_bytes
 
 cdef extern from "hmm_exp.h" nogil:
     void hmm_exp_nonpos(const double* values, Py_ssize_t n, double* out)
@@ -718,7 +719,7 @@ cdef class StreamDecoder(_Stream):
             self._params.beam, self._params.max_active, self._params.min_active = pruning
         self._attach(model)
         cdef Py_ssize_t n = self._n, sn = stride(self._n)
-        self._width = 1 if n <= 256 else (2 if n <= 65536 else 4)
+        self._width = <int> backptr_bytes(n)
         self._vec = <double*> checked_malloc(4 * sn * sizeof(double))
         self._delta = self._vec
         self._next = self._vec + sn

@@ -23,6 +23,7 @@ from libc.stdint cimport uint8_t, uint16_t, int32_t
 
 cimport numpy as cnp
 from _passes cimport log_transition, maxplus_step
+from _viterbi_table cimport HMM_VR_MAX_STATES, hmm_viterbi_regs_row, table_bytes_per_frame
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_maxplus_step,
     hmm_force_avx2,
@@ -36,9 +37,7 @@ cdef extern from "hmm_viterbi_regs.h" nogil:
                                      const double* table, const intp_t* rows,
                                      Py_ssize_t n_rows, Py_ssize_t T, uint8_t* bp,
                                      double* delta_out, int* code)
-    Py_ssize_t hmm_viterbi_regs_row(Py_ssize_t n)
     int HMM_HAVE_VITERBI_REGS
-    int HMM_VR_MAX_STATES
 
 cdef extern from "hmm_steps.h" nogil:
     int hmm_use_avx2()
@@ -204,11 +203,8 @@ cdef enum:
 
 cdef inline bint below_auto_checkpoint(object chain, object X) except -1:
     cdef Py_ssize_t n = get_chain(chain).n_states
-    cdef Py_ssize_t width = 1 if n <= 256 else (2 if n <= 65536 else 4)
-    # the rule of _checkpoint.full_table_bytes
-    cdef Py_ssize_t per_frame = (hmm_viterbi_regs_row(n) if n <= HMM_VR_MAX_STATES
-                                 else n * width)
-    return cnp.PyArray_SIZE(<cnp.ndarray> X) * per_frame <= AUTO_CHECKPOINT_BYTES
+    return (cnp.PyArray_SIZE(<cnp.ndarray> X) * table_bytes_per_frame(n)
+            <= AUTO_CHECKPOINT_BYTES)
 
 
 def _auto_checkpoint_bytes():
