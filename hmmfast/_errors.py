@@ -17,8 +17,8 @@ position : int or None
 
 Each is None when the error is not about one place, or when the code that found it did
 not know that part (X is checked before its ``lengths``, so a bad frame of
-``score(X, lengths)`` names its ``position`` only; batch calls, the kernels and the
-streams name all three).
+``score(X, lengths)`` names its ``position`` only; batches given as a list of sequences,
+the kernels and the streams name all three).
 """
 
 _PLACE = ("sequence", "step", "position")
