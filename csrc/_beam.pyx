@@ -23,7 +23,7 @@
 # some step, the sequence is impossible if nothing had been pruned so far; otherwise the
 # pruning removed every path (STATUS_PRUNED: widen the beam or raise min_active).
 
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport realloc, free
 from libc.math cimport INFINITY
 
 cimport numpy as cnp
@@ -70,7 +70,7 @@ cdef SeqStatus beam_sequence(const Chain* ch, const Frames* fr, Py_ssize_t start
                              double* unused, intp_t* states_out) noexcept nogil:
     """Decode one sequence. scratch: per-state arrays (see beam_scratch)."""
     cdef Py_ssize_t n = ch.n_states, t, i, j, k, a, r, n_active = 0, n_reached, kept
-    cdef Py_ssize_t lo, hi, mid, step_first, best_k
+    cdef Py_ssize_t lo, hi, mid, best_k
     cdef double* score = <double*> scratch            # (N,) this step's scores
     cdef double* active_score = score + n             # (N,) previous step's, by position
     cdef intp_t* stamp = <intp_t*> (active_score + n)  # (N,) step that last reached j

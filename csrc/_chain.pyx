@@ -37,7 +37,7 @@ import numpy as np
 from scipy import sparse
 
 cimport numpy as cnp
-from _common cimport Chain, CHAIN_CAPSULE, intp_t, f64_data, intp_data, padded_width
+from _common cimport Chain, CHAIN_CAPSULE, f64_data, intp_data, padded_width
 
 cnp.import_array()
 

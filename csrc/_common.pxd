@@ -46,8 +46,9 @@ cdef enum:
     STATUS_BAD_ROW = 1        # rows[frame] outside [0, n_rows)
     STATUS_IMPOSSIBLE = 2     # no state path explains frames start..frame
     STATUS_NO_MEMORY = 3      # scratch allocation failed
-    STATUS_UNDERFLOW = 4      # a scaled pass could lose precision here (never leaves
-                              # _trellis: the sequence is finished in log space)
+    # STATUS_UNDERFLOW: a scaled pass could lose precision here (never leaves _trellis: the
+    # sequence is finished in log space)
+    STATUS_UNDERFLOW = 4
     STATUS_PRUNED = 5         # beam pruning removed every path at this frame
 
 cdef struct SeqStatus:
@@ -57,8 +58,9 @@ cdef struct SeqStatus:
 cdef struct Chain:
     Py_ssize_t n_states
     Py_ssize_t n_pad              # N rounded up to a multiple of 4
-    bint sparse                   # only the non-zero forms below exist: the dense and
-                                  # padded matrices are NULL (see _chain.pyx)
+    # sparse: only the non-zero forms below exist, the dense and padded matrices are NULL
+    # (see _chain.pyx)
+    bint sparse
     const double* startprob       # (N,)
     const double* log_startprob   # (N,)
     const double* transmat        # (N, N), row i = P(next | i)
@@ -75,8 +77,9 @@ cdef struct Chain:
     const intp_t* col_from        # (nnz,)
     const double* col_prob        # (nnz,)
     const double* col_log         # (nnz,)
-    double mass_floor             # 0: every transition >= WELL_MIXED (no per-state guard);
-                                  # else scaled alpha entries below it end the scaled pass
+    # mass_floor: 0 when every transition is >= WELL_MIXED (no per-state guard); else
+    # scaled alpha entries below it end the scaled pass
+    double mass_floor
 
 cdef extern from *:
     """
@@ -192,7 +195,8 @@ cdef inline const double* f64_data(object arr, Py_ssize_t size, str name) except
             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> arr)
             or not cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray> arr)
             or cnp.PyArray_SIZE(<cnp.ndarray> arr) != size):
-        raise TypeError(f"internal: {name} must be a native C-contiguous float64 array of size {size}")
+        raise TypeError(f"internal: {name} must be a native C-contiguous float64 array of "
+                        f"size {size}")
     return <const double*> cnp.PyArray_DATA(<cnp.ndarray> arr)
 
 

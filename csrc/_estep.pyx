@@ -41,11 +41,10 @@ import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange, parallel
 from _common cimport (
-    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_vecmat_step,
-    hmm_force_avx2,
+    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_force_avx2,
     get_chain, fill_frames, offsets_data, f64_data, raise_for_status, status_buffer,
     team_size,
-    STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_NO_MEMORY, STATUS_UNDERFLOW,
+    STATUS_OK, STATUS_BAD_ROW, STATUS_NO_MEMORY, STATUS_UNDERFLOW,
 )
 cdef extern from "hmm_lanes.h" nogil:
     ctypedef struct hmm_lanes_model:
@@ -308,7 +307,7 @@ cdef inline void estep_group(const Chain* ch, const Frames* fr, const intp_t* of
     lane_work : hmm_lanes_work(N, T_max) doubles, then 4 x (N, N) (xi), then, when
         gamma_out is NULL, 4 x (T_max, N) (posteriors).
     """
-    cdef Py_ssize_t n = ch.n_states, l, s
+    cdef Py_ssize_t n = ch.n_states, lane, s
     cdef hmm_lanes_model m
     cdef Py_ssize_t start[4]
     cdef Py_ssize_t length[4]
@@ -330,26 +329,26 @@ cdef inline void estep_group(const Chain* ch, const Frames* fr, const intp_t* of
     m.small_scale = SMALL_SCALE
     m.small_product = SMALL_PRODUCT
     m.posterior_deficit = POSTERIOR_DEFICIT
-    for l in range(n_lanes):
-        s = seqs[l]
-        start[l] = offsets[s]
-        length[l] = offsets[s + 1] - offsets[s]
+    for lane in range(n_lanes):
+        s = seqs[lane]
+        start[lane] = offsets[s]
+        length[lane] = offsets[s + 1] - offsets[s]
         if gamma_out != NULL:
-            gamma[l] = gamma_out + offsets[s] * n
+            gamma[lane] = gamma_out + offsets[s] * n
         else:
-            gamma[l] = xi + 4 * n * n + l * t_max * n
+            gamma[lane] = xi + 4 * n * n + lane * t_max * n
     hmm_lanes_estep(&m, start, length, n_lanes, lane_work, gamma, xi, loglik, code, frame)
-    for l in range(n_lanes):
-        s = seqs[l]
-        if code[l] == HMM_LANE_OK:
-            logprob_out[s] = loglik[l]
+    for lane in range(n_lanes):
+        s = seqs[lane]
+        if code[lane] == HMM_LANE_OK:
+            logprob_out[s] = loglik[lane]
             status_out[s] = status(STATUS_OK, 0)
-            add_statistics(ch, fr, s, start[l], start[l] + length[l],
-                           weights[s] if weights != NULL else 1.0, gamma[l], xi + l * n * n,
+            add_statistics(ch, fr, s, start[lane], start[lane] + length[lane],
+                           weights[s] if weights != NULL else 1.0, gamma[lane], xi + lane * n * n,
                            n, gamma_out != NULL, acc, status_out)
-        elif code[l] == HMM_LANE_BAD_ROW:
+        elif code[lane] == HMM_LANE_BAD_ROW:
             logprob_out[s] = -INFINITY
-            status_out[s] = status(STATUS_BAD_ROW, frame[l])
+            status_out[s] = status(STATUS_BAD_ROW, frame[lane])
         else:
             estep_one(ch, fr, offsets, s, t_max, True, weights, scratch, gamma_out, acc,
                       logprob_out, status_out)

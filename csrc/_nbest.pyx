@@ -112,8 +112,9 @@ cdef enum:
 
 cdef struct Work:
     Py_ssize_t m              # list length per state
-    double* cur               # (N, m) scores at t - 1, best first; cur[i * m] = -inf
-                              # when state i has no finite path
+    # cur: (N, m) scores at t - 1, best first; cur[i * m] = -inf when state i has no
+    # finite path
+    double* cur
     double* nxt               # (N, m) scores at t
     intp_t* cnt_cur           # (N,) finite entries per state at t - 1
     intp_t* cnt_nxt           # (N,)
@@ -384,8 +385,8 @@ def nbest(object chain, tuple emission, rows, Py_ssize_t n):
     if big_t < 1:
         raise ValueError("internal: no frames")
     # m = min(n, N**(T-1)): no state has more partial paths than that
-    cdef Py_ssize_t m = 1, t
-    for t in range(big_t - 1):
+    cdef Py_ssize_t m = 1, t, _step
+    for _step in range(big_t - 1):
         if m >= n or n_states == 1:
             break
         if m > n // n_states:

@@ -211,9 +211,9 @@ cdef inline double log_sum(const double* x, double mx, Py_ssize_t n) noexcept no
 
 
 cdef inline SeqStatus log_forward_loop(const Chain* ch, const Frames* fr, Py_ssize_t start,
-                                Py_ssize_t t_from, Py_ssize_t stop, double* work, double* cur,
-                                double m, double* alpha_rows,
-                                double* logprob_out) noexcept nogil:
+                                       Py_ssize_t t_from, Py_ssize_t stop, double* work,
+                                       double* cur, double m, double* alpha_rows,
+                                       double* logprob_out) noexcept nogil:
     """Log forward over frames t_from..stop-1, from log alpha of frame t_from - 1.
 
     work : scratch of 4 vectors (stride(N) apart). Without alpha_rows, ``cur`` must be
@@ -244,8 +244,8 @@ cdef inline SeqStatus log_forward_loop(const Chain* ch, const Frames* fr, Py_ssi
 
 
 cdef inline SeqStatus log_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t start,
-                                Py_ssize_t stop, double* work, double* alpha_rows,
-                                double* logprob_out) noexcept nogil:
+                                       Py_ssize_t stop, double* work, double* alpha_rows,
+                                       double* logprob_out) noexcept nogil:
     """Log forward over one sequence.
 
     work : scratch of 4 vectors (stride(N) apart).
@@ -282,10 +282,11 @@ cdef inline bint mass_lost(const double* predicted, const double* alpha, const d
     return lost
 
 
-cdef inline SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_ssize_t start,
-                                   Py_ssize_t stop, double* work, double* alpha_rows,
-                                   double* scales, double* logprob_out,
-                                   double** last_out, double* log_scale_out) noexcept nogil:
+cdef inline SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr,
+                                          Py_ssize_t start, Py_ssize_t stop, double* work,
+                                          double* alpha_rows, double* scales,
+                                          double* logprob_out, double** last_out,
+                                          double* log_scale_out) noexcept nogil:
     """Scaled forward over one sequence.
 
     work : scratch of 3 vectors (stride(N) apart).
@@ -302,7 +303,6 @@ cdef inline SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_
     cdef double* acc = work + 2 * sn
     cdef double* nxt
     cdef const double* b
-    cdef const double* log_b
     cdef double c = 0.0, inv, shift, prod, log_c_sum = 0.0, pending = 1.0
     cdef double floor = ch.mass_floor
     logprob_out[0] = -INFINITY
@@ -366,7 +366,6 @@ cdef inline SeqStatus scaled_forward_pass(const Chain* ch, const Frames* fr, Py_
         cur = nxt
     logprob_out[0] = log_c_sum + log(prod) + log(pending) + shift
     return status(STATUS_OK, 0)
-
 
 
 # ---------------------------------------------------------------- Viterbi

@@ -93,8 +93,8 @@ cdef inline Py_ssize_t prune(const BeamParams* p, intp_t* reached, Py_ssize_t n_
             reached[k] = reached[i]
             reached[i] = tmp
             k += 1
-    if (p.max_active > 0 and k > p.max_active) or (p.min_active > 0 and k < p.min_active
-                                                    and finite > k):
+    if ((p.max_active > 0 and k > p.max_active)
+            or (p.min_active > 0 and k < p.min_active and finite > k)):
         sort_ids(reached, finite, score)  # best first, ties to the lower index
         if p.max_active > 0 and k > p.max_active:
             k = p.max_active

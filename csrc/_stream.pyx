@@ -21,9 +21,9 @@
 #
 # StreamScorer keeps log alpha normalised: a_t(j) = log P(state_t = j | o_1..o_t). A step
 # is the arithmetic of ``log_forward_step`` (_passes.pxd): p = exp(a_{t-1} - max), one
-# vector-matrix product s = pA (``forward_product``), a_t = max + log s + log b_t, and the exact logsumexp
-# rescue (``exact_column_lse``) of any entry whose shifted sum underflows, so it is exact
-# for any model, structural zeros included, and any stream length. Its logsumexp
+# vector-matrix product s = pA (``forward_product``), a_t = max + log s + log b_t, and the
+# exact logsumexp rescue (``exact_column_lse``) of any entry whose shifted sum underflows, so
+# it is exact for any model, structural zeros included, and any stream length. Its logsumexp
 # c_t = log P(o_t | o_<t) (``last_step``) is then subtracted; the exponentials that
 # logsumexp computes are the next step's p, so a step costs N exps (vectorised by
 # hmm_exp.h, within 2 ulp, from 16 states) and N logs. The running log-likelihood is the

@@ -34,8 +34,7 @@ from libc.math cimport exp, log, INFINITY
 cimport numpy as cnp
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, max_of, run_kernel,
-    symbol_array,
-    hmm_vecmat_step, hmm_force_avx2,
+    symbol_array, hmm_force_avx2,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, STATUS_UNDERFLOW, OUTPUT_NONE,
     OUTPUT_POSTERIORS, OUTPUT_STEPS,
 )
@@ -128,7 +127,7 @@ cdef SeqStatus steps_scaling_kernel(const Chain* ch, const Frames* fr, Py_ssize_
     the log kernel when the precision guard fires. scratch: 4 vectors."""
     cdef Py_ssize_t t, r
     cdef double* unused_last
-    cdef double unused_scale, total = 0.0
+    cdef double unused_scale
     cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, <double*> scratch, NULL,
                                             steps_out + start, logprob_out, &unused_last,
                                             &unused_scale)

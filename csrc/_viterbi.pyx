@@ -25,8 +25,7 @@ cimport numpy as cnp
 from _passes cimport log_transition, maxplus_step
 from _viterbi_table cimport HMM_VR_MAX_STATES, hmm_viterbi_regs_row, table_bytes_per_frame
 from _common cimport (
-    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_maxplus_step,
-    hmm_force_avx2,
+    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_force_avx2,
     argmax_first, run_kernel, symbol_array,
     get_chain, fill_frames, offsets_data, intp_data, f64_data,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_STATES,
@@ -106,30 +105,30 @@ cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssi
 cdef SeqStatus viterbi_u8(const Chain* ch, const Frames* fr, Py_ssize_t start, Py_ssize_t stop,
                           char* scratch, double* logprob_out, double* posteriors_out,
                           intp_t* states_out) noexcept nogil:
-    return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <uint8_t*> (scratch + VITERBI_VECTORS * stride(ch.n_states) * sizeof(double)),
+    cdef char* table = scratch + VITERBI_VECTORS * stride(ch.n_states) * sizeof(double)
+    return viterbi_sequence(ch, fr, start, stop, <double*> scratch, <uint8_t*> table,
                             logprob_out, states_out)
 
 
 cdef SeqStatus viterbi_u16(const Chain* ch, const Frames* fr, Py_ssize_t start, Py_ssize_t stop,
                            char* scratch, double* logprob_out, double* posteriors_out,
                            intp_t* states_out) noexcept nogil:
-    return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <uint16_t*> (scratch + VITERBI_VECTORS * stride(ch.n_states) * sizeof(double)),
+    cdef char* table = scratch + VITERBI_VECTORS * stride(ch.n_states) * sizeof(double)
+    return viterbi_sequence(ch, fr, start, stop, <double*> scratch, <uint16_t*> table,
                             logprob_out, states_out)
 
 
 cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, Py_ssize_t stop,
                            char* scratch, double* logprob_out, double* posteriors_out,
                            intp_t* states_out) noexcept nogil:
-    return viterbi_sequence(ch, fr, start, stop, <double*> scratch,
-                            <int32_t*> (scratch + VITERBI_VECTORS * stride(ch.n_states) * sizeof(double)),
+    cdef char* table = scratch + VITERBI_VECTORS * stride(ch.n_states) * sizeof(double)
+    return viterbi_sequence(ch, fr, start, stop, <double*> scratch, <int32_t*> table,
                             logprob_out, states_out)
 
 
 cdef SeqStatus viterbi_small(const Chain* ch, const Frames* fr, Py_ssize_t start,
-                            Py_ssize_t stop, char* scratch, double* logprob_out,
-                            double* posteriors_out, intp_t* states_out) noexcept nogil:
+                             Py_ssize_t stop, char* scratch, double* logprob_out,
+                             double* posteriors_out, intp_t* states_out) noexcept nogil:
     """Decode one sequence of a dense chain with N <= 12 on an AVX2 CPU
     (hmm_viterbi_regs.h). scratch: the last delta (4 ceil(N / 4) doubles), then
     (T, row) uint8 backpointers, row = hmm_viterbi_regs_row(N)."""
@@ -187,9 +186,9 @@ def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n
                           OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
                           logprob_out, n_threads)
     if n <= 65536:
-        return run_kernel(viterbi_u16, VITERBI_VECTORS * sizeof(double), 0, sizeof(uint16_t), False,
-                          OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
-                          logprob_out, n_threads)
+        return run_kernel(viterbi_u16, VITERBI_VECTORS * sizeof(double), 0, sizeof(uint16_t),
+                          False, OUTPUT_STATES, raise_impossible, chain, emission, rows,
+                          offsets, logprob_out, n_threads)
     return run_kernel(viterbi_i32, VITERBI_VECTORS * sizeof(double), 0, sizeof(int32_t), False,
                       OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
                       logprob_out, n_threads)

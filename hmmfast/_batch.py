@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _beam, _decoders, _emissions, _trellis, _viterbi
 from . import _validation as V
-from ._errors import HMMInputError, HMMTypeError, ParameterError
+from ._errors import HMMInputError, HMMTypeError, ParameterError, locate, reworded
 
 ERRORS = ("raise", "mark")
 
@@ -36,7 +36,11 @@ def gather(model, c, sequences, lengths, scaled):
     if len(sequences) == 0:
         return None
     X, offsets = concatenate(sequences, model._symbol_frames())
-    emission, rows, n = model._frames(c, X, scaled)
+    try:
+        emission, rows, n = model._frames(c, X, scaled)
+    except (HMMInputError, HMMTypeError) as exc:
+        locate(exc, offsets)  # a row of the concatenation: name its sequence too
+        raise
     return emission, rows, offsets, n
 
 
@@ -59,14 +63,14 @@ def concatenate(sequences, symbols):
     Raises
     ------
     HMMInputError, HMMTypeError
-        Naming the sequence.
+        Naming the sequence (also as its ``sequence`` attribute).
     """
     if symbols:
         def convert(item, s):
             try:
                 return V.symbols(item)
             except (HMMInputError, HMMTypeError) as exc:
-                raise type(exc)(f"sequence {s}: {exc}") from None
+                raise reworded(exc, f"sequence {s}: {exc}", sequence=s) from None
         return _emissions.gather_symbols(sequences, convert)
     arrays = []
     for s, item in enumerate(sequences):
@@ -76,7 +80,7 @@ def concatenate(sequences, symbols):
         if arr.ndim != 2 or arr.shape[0] == 0:
             raise HMMInputError(
                 f"sequence {s} must be a non-empty (n_samples, n_features) array, got shape "
-                f"{V._shape_str(arr.shape)}")
+                f"{V._shape_str(arr.shape)}", sequence=s)
         arrays.append(arr)
     try:
         X = np.concatenate(arrays)

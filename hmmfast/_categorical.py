@@ -124,8 +124,7 @@ class CategoricalHMM(BaseHMM):
             t = int(np.argmax(bad))
             raise HMMInputError(
                 f"observation symbol out of range at X[{t}]: expected 0 <= symbol < "
-                f"n_features={m}, got {symbols[t]}"
-            )
+                f"n_features={m}, got {symbols[t]}", position=t)
         return symbols[:, None]
 
     def _compute_log_likelihood(self, X):
@@ -145,15 +144,14 @@ class CategoricalHMM(BaseHMM):
         if symbols.min() < 0:
             t = int(np.argmax(symbols < 0))
             raise HMMInputError(f"observation symbol out of range at X[{t}]: symbols must be "
-                                f">= 0, got {symbols[t]}")
+                                f">= 0, got {symbols[t]}", position=t)
         if self.n_features is not None:
             m = V.check_n("n_features", self.n_features)
             if symbols.max() >= m:
                 t = int(np.argmax(symbols >= m))
                 raise HMMInputError(
                     f"observation symbol out of range at X[{t}]: expected 0 <= symbol < "
-                    f"n_features={m}, got {symbols[t]}"
-                )
+                    f"n_features={m}, got {symbols[t]}", position=t)
         return symbols[:, None]
 
     def _init(self, X, lengths=None):

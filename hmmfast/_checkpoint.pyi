@@ -2,13 +2,13 @@
 import numpy as np
 import numpy.typing as npt
 
-from ._trellis import Chain, Emission
+from ._trellis import _Chain, _Emission
 
 AUTO_CHECKPOINT_BYTES: int
 
 def viterbi_checkpoint(
-    chain: Chain,
-    emission: Emission,
+    chain: _Chain,
+    emission: _Emission,
     rows: npt.NDArray[np.intp] | None,
     offsets: npt.NDArray[np.intp] | None,
     logprob_out: npt.NDArray[np.float64] | None = ...,
@@ -19,13 +19,13 @@ def checkpoint_scratch_bytes(n_states: int, T: int) -> int: ...
 def checkpoint_segment_length(n_states: int, T: int) -> int: ...
 def full_table_bytes(n_states: int, T: int) -> int: ...
 def maxplus_forward(
-    chain: Chain,
+    chain: _Chain,
     log_em: npt.NDArray[np.float64],
     delta: npt.NDArray[np.float64],
     first: bool = ...,
 ) -> int: ...
 def viterbi_segment(
-    chain: Chain,
+    chain: _Chain,
     log_em: npt.NDArray[np.float64],
     delta: npt.NDArray[np.float64],
     end_state: int,

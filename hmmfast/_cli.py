@@ -16,6 +16,8 @@ import importlib
 import os
 import sys
 
+from ._options import at_least
+
 DATA_HELP = """\
 data files (by extension; --format overrides):
   text     one sequence per line; observations separated by spaces, tabs or commas.
@@ -61,19 +63,6 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _count(minimum):
-    def convert(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-    convert.__name__ = f"integer >= {minimum}"
-    return convert
-
-
 def _number(text):
     try:
         return float(text)
@@ -87,10 +76,10 @@ def _add_common(p, *, model_data=True):
                        help="data format (default: from the file's extension)")
         p.add_argument("--ids", action="store_true",
                        help="text data: each line's first field is the sequence's id")
-        p.add_argument("--dim", type=_count(1), metavar="D",
+        p.add_argument("--dim", type=at_least(1), metavar="D",
                        help="continuous models: numbers per frame in text and flat JSON "
                             "lists")
-    p.add_argument("--threads", type=_count(1), metavar="N",
+    p.add_argument("--threads", type=at_least(1), metavar="N",
                    help="threads (default: every core)")
     p.add_argument("--progress", action="store_true",
                    help="report progress on stderr even when it is not a terminal")
@@ -116,14 +105,14 @@ def build_parser():
                                       "order-blind baseline.")
     demo.add_argument("case", nargs="?", choices=("casino", "clickstream"), default="casino",
                       help="which demo (default casino)")
-    demo.add_argument("--rolls", type=_count(1), default=300, help="casino: number of rolls "
+    demo.add_argument("--rolls", type=at_least(1), default=300, help="casino: number of rolls "
                       "(default 300)")
     demo.add_argument("--seed", type=int, default=None,
                       help="random seed (default 7 for casino, 0 for clickstream)")
     demo.add_argument("--plot", metavar="FILE", default=None,
                       help='clickstream: write the figures to this PNG (needs matplotlib: '
                            'pip install "hmmfast[plot]")')
-    demo.add_argument("--train", type=_count(100), default=3000,
+    demo.add_argument("--train", type=at_least(100), default=3000,
                       help="clickstream: normal training sessions (default 3000)")
 
     fit = sub.add_parser("fit", help="fit a model to sequences (Baum-Welch), write a model "
@@ -136,22 +125,22 @@ def build_parser():
                      help="model file to write (replaced atomically)")
     fit.add_argument("--family", choices=("categorical", "gaussian", "gmm", "poisson"),
                      default="categorical", help="emission family (default categorical)")
-    fit.add_argument("--states", type=_count(1), default=2, metavar="N",
+    fit.add_argument("--states", type=at_least(1), default=2, metavar="N",
                      help="hidden states (default 2)")
-    fit.add_argument("--iter", type=_count(0), default=100, metavar="K",
+    fit.add_argument("--iter", type=at_least(0), default=100, metavar="K",
                      help="most EM iterations (default 100)")
     fit.add_argument("--tol", type=_number, default=1e-2,
                      help="stop when the log-likelihood gains less (default 0.01)")
-    fit.add_argument("--n-init", type=_count(1), default=1, metavar="R",
+    fit.add_argument("--n-init", type=at_least(1), default=1, metavar="R",
                      help="restarts from random initialisations; the best is kept "
                           "(default 1)")
     fit.add_argument("--seed", type=int, default=None,
                      help="random seed of the initialisation (default: random)")
     fit.add_argument("--covariance-type", choices=("diag", "full", "spherical", "tied"),
                      help="gaussian and gmm: covariance form (default diag)")
-    fit.add_argument("--n-mix", type=_count(1), metavar="K",
+    fit.add_argument("--n-mix", type=at_least(1), metavar="K",
                      help="gmm: mixture components per state (default 1)")
-    fit.add_argument("--n-features", type=_count(1), metavar="M",
+    fit.add_argument("--n-features", type=at_least(1), metavar="M",
                      help="categorical: number of symbols (default: largest symbol + 1)")
     _add_common(fit)
 
@@ -171,7 +160,7 @@ def build_parser():
             p.add_argument("--algorithm", choices=("viterbi", "map"), default="viterbi",
                            help="viterbi: the jointly most likely path (default); map: the "
                                 "most likely state at each step")
-        p.add_argument("--chunk", type=_count(1), default=100_000, metavar="N",
+        p.add_argument("--chunk", type=at_least(1), default=100_000, metavar="N",
                        help="sequences per batch (bounds memory; default 100000)")
         _add_common(p)
 
@@ -194,7 +183,7 @@ def build_parser():
     bench.add_argument("--png", metavar="FILE.png", help="also draw a chart (needs "
                        "matplotlib)")
     bench.add_argument("--quick", action="store_true", help="fewer repeats (a few seconds)")
-    bench.add_argument("--threads", type=_count(1), metavar="N",
+    bench.add_argument("--threads", type=at_least(1), metavar="N",
                        help="threads for the batch rows (default: every core)")
     # listed here for --help; main() hands "serve" to hmmfast.serve's own parser, so the
     # service's packages are imported only when it runs

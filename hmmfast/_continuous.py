@@ -67,14 +67,16 @@ class ContinuousHMM(BaseHMM):
         if np.any(bad) or self.missing == "raise":
             t = int(np.argmax(bad.any(axis=1))) if np.any(bad) else int(np.argmax(whole))
             if np.isinf(arr[t]).any():
-                raise HMMInputError(f"X[{t}] contains infinity; observations must be finite")
+                raise HMMInputError(f"X[{t}] contains infinity; observations must be finite",
+                                    position=t)
             if self.missing == "raise":
                 raise HMMInputError(
                     f"X[{t}] contains NaN; observations must be finite (or give the "
-                    "model missing='marginalize' to treat all-NaN rows as missing frames)")
+                    "model missing='marginalize' to treat all-NaN rows as missing frames)",
+                    position=t)
             raise HMMInputError(
                 f"X[{t}] is partly NaN; with missing='marginalize' a frame is either "
-                "missing (all NaN) or observed (all finite)")
+                "missing (all NaN) or observed (all finite)", position=t)
         filled = arr.copy()
         filled[whole] = 0.0
         self._check_values(filled)  # missing rows hold 0, so row indices are X's

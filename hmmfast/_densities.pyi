@@ -3,19 +3,19 @@ import numpy as np
 import numpy.typing as npt
 from typing import TypeAlias
 
-Frames: TypeAlias = npt.NDArray[np.float64] | npt.NDArray[np.float32]
+_Frames: TypeAlias = npt.NDArray[np.float64] | npt.NDArray[np.float32]
 
 def gaussian_diag(
-    X: Frames, means_t: npt.NDArray[np.float64], precisions_t: npt.NDArray[np.float64],
+    X: _Frames, means_t: npt.NDArray[np.float64], precisions_t: npt.NDArray[np.float64],
     log_norm: npt.NDArray[np.float64], n_threads: int = ...,
 ) -> npt.NDArray[np.float64]: ...
 def gaussian_cholesky(
-    X: Frames, means: npt.NDArray[np.float64], cholesky: npt.NDArray[np.float64],
+    X: _Frames, means: npt.NDArray[np.float64], cholesky: npt.NDArray[np.float64],
     inv_diagonal: npt.NDArray[np.float64], log_norm: npt.NDArray[np.float64],
     n_threads: int = ...,
 ) -> npt.NDArray[np.float64]: ...
 def poisson(
-    X: Frames, log_lambdas_t: npt.NDArray[np.float64], lambda_sums: npt.NDArray[np.float64],
+    X: _Frames, log_lambdas_t: npt.NDArray[np.float64], lambda_sums: npt.NDArray[np.float64],
     n_threads: int = ...,
 ) -> npt.NDArray[np.float64]: ...
 def mixture_reduce(

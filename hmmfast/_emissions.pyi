@@ -1,4 +1,6 @@
 # Type stub for the compiled module built from csrc/_emissions.pyx.
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -7,6 +9,6 @@ def scaled_rows(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 def canonical_symbols(X: object) -> npt.NDArray[np.intp] | None: ...
 def gather_symbols(
-    sequences: object, convert: object
+    sequences: Sequence[object], convert: Callable[[object, int], npt.NDArray[np.intp]]
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]: ...
 def split_by_offsets(values: np.ndarray, offsets: npt.NDArray[np.intp]) -> list[np.ndarray]: ...

@@ -2,15 +2,54 @@
 
 Every error is a ValueError or TypeError subclass whose message names the argument, what
 was expected and what came, so callers that catch hmmlearn's ValueErrors keep working.
+
+An error about one place in the input (a symbol out of range, a NaN frame, a negative
+count, an impossible or pruned sequence, a bad sequence of a batch) also carries that
+place as attributes, so a caller never parses the message for it:
+
+sequence : int or None
+    Index of the sequence (0 for a single one).
+step : int or None
+    The time step within that sequence.
+position : int or None
+    The row of X, the observations as the call took them (concatenated for ``lengths``
+    or a batch's list of sequences; for a stream, the chunk given to ``push``).
+
+Each is None when the error is not about one place, or when the code that found it did
+not know that part (X is checked before its ``lengths``, so a bad frame of
+``score(X, lengths)`` names its ``position`` only; batches given as a list of sequences,
+the kernels and the streams name all three).
 """
+
+_PLACE = ("sequence", "step", "position")
+
+
+def _set_place(exc, sequence, step, position):
+    exc.sequence = None if sequence is None else int(sequence)
+    exc.step = None if step is None else int(step)
+    exc.position = None if position is None else int(position)
 
 
 class HMMInputError(ValueError):
-    """Observations, lengths or states that do not fit the model."""
+    """Observations, lengths or states that do not fit the model.
+
+    Attributes ``sequence``, ``step``, ``position``: where (see the module docstring).
+    """
+
+    def __init__(self, message, *, sequence=None, step=None, position=None):
+        super().__init__(message)
+        _set_place(self, sequence, step, position)
 
 
 class HMMTypeError(TypeError, ValueError):
-    """An argument of the wrong type or dtype (also a ValueError, as in hmmlearn)."""
+    """An argument of the wrong type or dtype (also a ValueError, as in hmmlearn).
+
+    Attributes ``sequence``, ``step``, ``position``: where (see the module docstring).
+    """
+
+    def __init__(self, message, *, sequence=None, step=None, position=None):
+        super().__init__(message)
+        _set_place(self, sequence, step, position)
 
 
 class ParameterError(ValueError):
@@ -42,13 +81,14 @@ class ImpossibleSequenceError(ValueError):
         The first time step, within that sequence, that no state path can explain.
     position : int
         The same step as a row index into the concatenated X.
+
+    The library always sets all three; the arguments are optional so that the error can
+    be rebuilt from its message alone (pickling, ``reworded``).
     """
 
-    def __init__(self, message, sequence, step, position):
+    def __init__(self, message, sequence=None, step=None, position=None):
         super().__init__(message)
-        self.sequence = sequence
-        self.step = step
-        self.position = position
+        _set_place(self, sequence, step, position)
 
 
 class PruningError(ImpossibleSequenceError):
@@ -70,7 +110,8 @@ def raise_kernel_status(code, sequence, frame, seq_start, value, n_rows):
     if code == _STATUS_BAD_ROW:
         raise HMMInputError(
             f"observation symbol out of range at {where}: expected 0 <= symbol < "
-            f"n_features={n_rows}, got {value}"
+            f"n_features={n_rows}, got {value}",
+            sequence=sequence, step=step, position=frame,
         )
     if code == _STATUS_IMPOSSIBLE:
         raise ImpossibleSequenceError(
@@ -88,3 +129,33 @@ def raise_kernel_status(code, sequence, frame, seq_start, value, n_rows):
             sequence, step, frame,
         )
     raise RuntimeError(f"hmmfast kernel returned unknown status {code} at {where}")
+
+
+def place(exc):
+    """``{"sequence", "step", "position"}`` of an error (None where it names none)."""
+    return {name: getattr(exc, name, None) for name in _PLACE}
+
+
+def reworded(exc, message, **where):
+    """A new error of ``exc``'s type saying ``message`` at ``exc``'s place (``where``:
+    ``sequence=``, ``step=``, ``position=`` to set instead)."""
+    new = type(exc)(message)
+    for name, value in {**place(exc), **where}.items():
+        if value is not None:
+            setattr(new, name, int(value))
+    return new
+
+
+def locate(exc, offsets):
+    """Complete ``exc``'s place from ``offsets`` ((S + 1,) ndarray), the sequence bounds of the
+    concatenated X it was raised about: the sequence and step of its position, or the
+    position of its sequence's step. Returns ``exc``."""
+    sequence, step, position = (getattr(exc, name, None) for name in _PLACE)
+    n_seq = len(offsets) - 1
+    if position is not None and sequence is None and 0 <= position < offsets[n_seq]:
+        s = int(offsets.searchsorted(position, side="right")) - 1
+        _set_place(exc, s, position - offsets[s], position)
+    elif (position is None and sequence is not None and step is not None
+          and 0 <= sequence < n_seq):
+        _set_place(exc, sequence, step, offsets[sequence] + step)
+    return exc

@@ -2,11 +2,11 @@
 import numpy as np
 import numpy.typing as npt
 
-from ._trellis import Chain, Emission
+from ._trellis import _Chain, _Emission
 
 def estep(
-    chain: Chain,
-    emission: Emission,
+    chain: _Chain,
+    emission: _Emission,
     rows: npt.NDArray[np.intp] | None,
     offsets: npt.NDArray[np.intp] | None,
     weights: npt.NDArray[np.float64] | None,
@@ -22,6 +22,6 @@ def estep(
     npt.NDArray[np.float64] | None,
 ]: ...
 def log_lattices(
-    chain: Chain, emission: Emission
+    chain: _Chain, emission: _Emission
 ) -> tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 def _force_simd(flag: int) -> int: ...

@@ -124,7 +124,8 @@ def check_sample_weight(sample_weight, n_seq):
                          f"(n_sequences,) = ({n_seq},), one weight per sequence")
     if np.any(w < 0):
         i = int(np.argmax(w < 0))
-        raise HMMInputError(f"sample_weight[{i}] = {w[i].item()!r}: weights must be >= 0")
+        raise HMMInputError(f"sample_weight[{i}] = {w[i].item()!r}: weights must be >= 0",
+                            sequence=i)
     if not np.any(w > 0):
         raise HMMInputError("sample_weight is zero for every sequence: nothing to fit")
     return w
@@ -148,8 +149,8 @@ def check_states(states, n_samples, n_components, *, allow_unknown):
         i = int(np.argmax(bad))
         what = "-1 (unknown) or " if allow_unknown else ""
         raise HMMInputError(
-            f"states[{i}] = {arr[i]}: expected {what}a state index in [0, {n_components})"
-        )
+            f"states[{i}] = {arr[i]}: expected {what}a state index in [0, {n_components})",
+            position=i)
     return np.ascontiguousarray(arr, dtype=np.intp)
 
 

@@ -2,11 +2,11 @@
 import numpy as np
 import numpy.typing as npt
 
-from ._trellis import Chain, Emission
+from ._trellis import _Chain, _Emission
 
 def nbest(
-    chain: Chain,
-    emission: Emission,
+    chain: _Chain,
+    emission: _Emission,
     rows: npt.NDArray[np.intp] | None,
     n: int,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]: ...

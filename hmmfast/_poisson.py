@@ -147,7 +147,7 @@ class PoissonHMM(ContinuousHMM):
             t, d = (int(i) for i in np.argwhere(bad)[0])
             raise HMMInputError(
                 f"X[{t}, {d}] = {frames[t, d].item()!r}: PoissonHMM observations must be "
-                f"{self._X_what} (row {t})")
+                f"{self._X_what} (row {t})", position=t)
 
     def _get_n_fit_scalars_per_param(self):
         counts = super()._get_n_fit_scalars_per_param()

@@ -13,7 +13,7 @@ from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
 from . import _validation as V
-from ._errors import HMMInputError, HMMTypeError, ParameterError
+from ._errors import HMMInputError, HMMTypeError, ParameterError, locate
 
 
 def is_sparse(value):
@@ -177,7 +177,7 @@ def transition_counts(pattern, labels, offsets):
     if np.any(bad):
         k = int(np.argmax(bad))
         t = int(frames[k])
-        raise HMMInputError(
+        raise locate(HMMInputError(
             f"states[{t}] = {src[k]} -> states[{t + 1}] = {dst[k]}: a transition the sparse "
-            "transmat_ forbids (zeros stay zeros)")
+            "transmat_ forbids (zeros stay zeros)", position=t + 1), offsets)
     return np.bincount(pos, minlength=pattern.nnz).astype(np.float64)

@@ -3,12 +3,17 @@ import numpy as np
 import numpy.typing as npt
 from typing import TypeAlias
 
-Chain: TypeAlias = object  # a capsule from hmmfast._chain.compile_chain
-Emission: TypeAlias = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+# Stub-only names (private, so stubtest does not look for them at runtime):
+_Chain: TypeAlias = object  # the PyCapsule "hmmfast.Chain" from hmmfast._chain.compile_chain
+# (log_table (K, N), scaled table (K, N) or None, row log-scales (K,) or None), K = rows
+# of a table (rows given) or frames (rows None); see hmmfast._kernel_inputs.emission
+_Emission: TypeAlias = tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64] | None, npt.NDArray[np.float64] | None
+]
 
 def forward(
-    chain: Chain,
-    emission: Emission,
+    chain: _Chain,
+    emission: _Emission,
     rows: npt.NDArray[np.intp] | None,
     offsets: npt.NDArray[np.intp] | None,
     scaling: bool,
@@ -16,8 +21,18 @@ def forward(
     n_threads: int = ...,
 ) -> float: ...
 def forward_backward(
-    chain: Chain,
-    emission: Emission,
+    chain: _Chain,
+    emission: _Emission,
+    rows: npt.NDArray[np.intp] | None,
+    offsets: npt.NDArray[np.intp] | None,
+    scaling: bool,
+    logprob_out: npt.NDArray[np.float64] | None = ...,
+    n_threads: int = ...,
+    raise_impossible: bool = ...,
+) -> tuple[float, npt.NDArray[np.float64]]: ...
+def forward_steps(
+    chain: _Chain,
+    emission: _Emission,
     rows: npt.NDArray[np.intp] | None,
     offsets: npt.NDArray[np.intp] | None,
     scaling: bool,

@@ -171,14 +171,14 @@ def lengths_to_offsets(lengths, n_samples):
     if np.any(bad):
         i = int(np.argmax(bad))
         raise HMMInputError(
-            f"lengths[{i}] = {arr[i].item()!r}: every sequence length must be a positive integer"
-        )
+            f"lengths[{i}] = {arr[i].item()!r}: every sequence length must be a positive integer",
+            sequence=i)
     too_long = arr > n_samples
     if np.any(too_long):
         i = int(np.argmax(too_long))
         raise HMMInputError(
-            f"lengths[{i}] = {arr[i].item()!r} is longer than X, which has {n_samples} samples"
-        )
+            f"lengths[{i}] = {arr[i].item()!r} is longer than X, which has {n_samples} samples",
+            sequence=i)
     offsets = np.zeros(arr.size + 1, dtype=np.intp)
     np.cumsum(arr.astype(np.intp), out=offsets[1:])  # no overflow: each length <= n_samples
     if offsets[-1] != n_samples:
@@ -247,15 +247,14 @@ def log_emission_matrix(value, n_states, name="log_emissions"):
     if np.any(bad):
         t, j = (int(i) for i in np.argwhere(bad)[0])
         raise HMMInputError(
-            f"{name}[{t}, {j}] = {arr[t, j]}: log-densities must be finite or -inf"
-        )
+            f"{name}[{t}, {j}] = {arr[t, j]}: log-densities must be finite or -inf",
+            position=t)
     huge = (np.abs(arr) > MAX_LOG_DENSITY) & (arr != -np.inf)
     if np.any(huge):
         t, j = (int(i) for i in np.argwhere(huge)[0])
         raise HMMInputError(
             f"{name}[{t}, {j}] = {arr[t, j]!r}: finite log-densities must have magnitude "
-            f"<= {MAX_LOG_DENSITY:g} (use -inf for an impossible emission)"
-        )
+            f"<= {MAX_LOG_DENSITY:g} (use -inf for an impossible emission)", position=t)
     return arr
 
 
@@ -274,7 +273,8 @@ def features(X):
         raise HMMInputError("X is empty; expected at least one observation")
     if not np.all(np.isfinite(arr)):
         t = int(np.argwhere(~np.isfinite(arr))[0][0])
-        raise HMMInputError(f"X[{t}] contains NaN or infinity; observations must be finite")
+        raise HMMInputError(f"X[{t}] contains NaN or infinity; observations must be finite",
+                            position=t)
     return arr
 
 

@@ -8,9 +8,10 @@ emissions, both SIMD paths, both implementations, the two-thread driver, the sca
 kernels' precision-guard fallbacks and the out-of-range symbol path; then the decoders
 (beam, n-best, checkpointed, the N <= 12 register kernel, sparse-only chains), the E-step
 (fit), the streams (exact and beam-pruned), the continuous densities, the text reader and
-writer, and the monitor's reason reductions. On the version that extended it valgrind
-reported nothing in a hmmfast frame (only the interpreter's and the dynamic loader's own
-reports, which a Python built without valgrind support always shows).
+writer, and the monitor's per-session reductions (hmmfast._session_stats). On the version
+that extended it valgrind reported nothing in a hmmfast frame (only the interpreter's and
+the dynamic loader's own reports, which a Python built without valgrind support always
+shows).
 """
 
 import warnings

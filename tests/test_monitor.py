@@ -18,7 +18,7 @@ from scipy.stats import percentileofscore
 
 import hmmfast
 from hmmfast import _reference
-from hmmfast import _reasons as reasons_kernel
+from hmmfast import _session_stats
 from hmmfast.monitor import AnomalyDetector, SegmentedDetector, SessionStream
 
 N, M = 4, 6
@@ -183,8 +183,8 @@ def test_reasons_kernel_against_python(threads=(1, 2)):
     own[1:] = np.cumsum(lengths - 1)
     states.flags.writeable = steps.flags.writeable = False
     for n_threads in threads:
-        sw, lr = reasons_kernel.path_stats(states, offsets, n_threads)
-        mn, below = reasons_kernel.step_stats(steps, offsets, own, -3.0, n_threads)
+        sw, lr = _session_stats.path_stats(states, offsets, n_threads)
+        mn, below = _session_stats.step_stats(steps, offsets, own, -3.0, n_threads)
         for s in range(0, len(lengths), 97):
             path = states[offsets[s]:offsets[s + 1]]
             rate, longest = python_reasons(path)
@@ -193,9 +193,9 @@ def test_reasons_kernel_against_python(threads=(1, 2)):
             assert mn[s] == v.min()
             assert below[s] == np.sum(v[:len(v) - 1] < -3.0)
     with pytest.raises(ValueError, match="offsets"):
-        reasons_kernel.path_stats(states, offsets[::-1].copy(), 1)
+        _session_stats.path_stats(states, offsets[::-1].copy(), 1)
     with pytest.raises(TypeError, match="intp"):
-        reasons_kernel.path_stats(states.astype(np.int32), offsets, 1)
+        _session_stats.path_stats(states.astype(np.int32), offsets, 1)
 
 
 # ---------------------------------------------------------------- end of session

@@ -24,7 +24,7 @@ from .. import _fit
 from .. import _validation as V
 from .._batch import concatenate
 from .._categorical import CategoricalHMM
-from .._errors import HMMInputError, HMMTypeError, ImpossibleSequenceError
+from .._errors import HMMInputError, HMMTypeError, ImpossibleSequenceError, reworded
 
 
 class FrameSpec(NamedTuple):
@@ -113,12 +113,12 @@ def split_error(session_id, left, right, session_col):
 
 
 def reraise(exc, index, part=None):
-    """The library error ``exc`` again, prefixed with the partition (and session)."""
+    """The library error ``exc`` again, prefixed with the partition (and session); its
+    place (``sequence``, ``step``, ``position``) stays the partition's."""
     if isinstance(exc, ImpossibleSequenceError):
         who = part.session_name(exc.sequence) if part is not None else f"sequence {exc.sequence}"
-        raise type(exc)(f"{where(index)}{who}: {exc}", exc.sequence, exc.step,
-                        exc.position) from None
-    raise type(exc)(f"{where(index)}{exc}") from None
+        raise reworded(exc, f"{where(index)}{who}: {exc}") from None
+    raise reworded(exc, f"{where(index)}{exc}") from None
 
 
 # ---------------------------------------------------------------------- DataFrame input
@@ -170,10 +170,10 @@ def _obs_array(df, index, spec):
         # NaN in a float column reaches the model (a missing frame with
         # missing="marginalize", else its error); NA in an integer column cannot
         if not pd.api.types.is_float_dtype(dtype) and df[c].hasnans:
+            row = int(np.argmax(df[c].isna().to_numpy()))
             raise HMMInputError(
                 f"{where(index)}column {c!r} (obs_col) has missing values (NA) at row "
-                f"{int(np.argmax(df[c].isna().to_numpy()))}; every observation must be "
-                "present")
+                f"{row}; every observation must be present", position=row)
     if spec.symbols:
         return V.symbols(df[cols[0]].to_numpy())
     if len(cols) == 1:
@@ -195,7 +195,7 @@ def _session_weights(df, starts, ids, index, spec):
     if bad.any():
         r = int(np.argmax(bad))
         raise HMMInputError(f"{where(index)}column {c!r} (sample_weight) is {rows[r]} at "
-                            f"row {r}: weights must be finite numbers >= 0")
+                            f"row {r}: weights must be finite numbers >= 0", position=r)
     lengths = np.diff(np.append(starts, len(rows)))
     differ = np.repeat(w, lengths) != rows
     if differ.any():
@@ -251,5 +251,5 @@ def bag_partition(model, seqs, index, weights=None):
         if bad.any():
             s = int(np.argmax(bad))
             raise HMMInputError(f"{where(index)}sample_weight[{s}] = {w[s].item()!r}: weights must "
-                                "be finite numbers >= 0")
+                                "be finite numbers >= 0", sequence=s)
     return Partition(X, offsets, None, w)

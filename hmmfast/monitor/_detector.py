@@ -161,7 +161,7 @@ class AnomalyDetector:
             raise HMMInputError(
                 f"training session {s} has probability zero under the model (score "
                 f"{scores[s]}); normal sessions must be possible: fit the model on them or "
-                "leave it unfitted so that fit trains it")
+                "leave it unfitted so that fit trains it", sequence=s)
         self.thresholds_ = {
             "suspicious": float(np.percentile(scores, self.suspicious)),
             "anomalous": float(np.percentile(scores, self.anomalous)),

@@ -88,7 +88,7 @@ def append_end(rows, offsets, end_symbol):
         raise HMMInputError(
             f"sequence {s} holds the end-of-session symbol {end_symbol} at step "
             f"{t - offsets[s]}: the detector appends it to every session itself; expected "
-            "page symbols only")
+            "page symbols only", sequence=s, step=t - offsets[s], position=t)
     n_seq = len(offsets) - 1
     return (np.insert(rows, offsets[1:], end_symbol),
             offsets + np.arange(n_seq + 1, dtype=offsets.dtype))

@@ -33,7 +33,7 @@ def _paths(state_paths, lengths, n_states):
     if bad.any():
         i = int(np.argmax(bad))
         raise HMMInputError(f"state_paths hold state {states[i]} at position {i}: expected "
-                            f"0 <= state < n_components={n_states}")
+                            f"0 <= state < n_components={n_states}", position=i)
     return states.astype(np.intp, copy=False), offsets
 
 

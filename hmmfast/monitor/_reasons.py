@@ -1,8 +1,8 @@
 """Reasons read from the Viterbi path and the per-step scores, and their percentiles.
 
 Per-session reductions over concatenated per-frame arrays and session ``offsets``
-(S + 1,) run in one pass per session in the compiled helper ``hmmfast._reasons``
-(csrc/_reasons.pyx; NumPy's ``ufunc.reduceat`` needed several whole-batch passes and a
+(S + 1,) run in one pass per session in the compiled helper ``hmmfast._session_stats``
+(csrc/_session_stats.pyx; NumPy's ``ufunc.reduceat`` needed several whole-batch passes and a
 third of the detector's time at 100,000 sessions):
 
 * ``switch_rate``: the fraction of a session's T - 1 transitions where the decoded state
@@ -21,7 +21,7 @@ what a detector carries into a model file.
 
 import numpy as np
 
-from .. import _reasons as _kernel
+from .. import _session_stats
 from .._errors import ParameterError
 
 #: Integer-valued distributions up to this value get a lookup table for percentiles.
@@ -33,7 +33,7 @@ def path_reasons(states, offsets, n_threads=1):
 
     ``states`` (F,) concatenated paths, ``offsets`` (S + 1,) their boundaries.
     """
-    return _kernel.path_stats(np.ascontiguousarray(states, dtype=np.intp),
+    return _session_stats.path_stats(np.ascontiguousarray(states, dtype=np.intp),
                               np.ascontiguousarray(offsets, dtype=np.intp), n_threads)
 
 
@@ -41,7 +41,7 @@ def step_reasons(steps, step_offsets, own_offsets, floor, n_threads=1):
     """Per-session smallest step (over all of ``steps``) and count of steps below
     ``floor`` (over each session's first own_offsets[s+1] - own_offsets[s] steps):
     ndarrays of shape (S,), float64 and intp."""
-    return _kernel.step_stats(np.ascontiguousarray(steps, dtype=np.float64),
+    return _session_stats.step_stats(np.ascontiguousarray(steps, dtype=np.float64),
                               np.ascontiguousarray(step_offsets, dtype=np.intp),
                               np.ascontiguousarray(own_offsets, dtype=np.intp),
                               float(floor), n_threads)

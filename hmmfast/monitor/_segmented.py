@@ -63,7 +63,7 @@ class SegmentedDetector:
                     raise HMMInputError(
                         f"segments[{i}] = {key!r} is not a known segment (expected one of "
                         f"{sorted(map(repr, known))}); give SegmentedDetector a default= to "
-                        "route unknown segments")
+                        "route unknown segments", sequence=i)
                 key = self.default
             groups.setdefault(key, []).append(i)
         return groups

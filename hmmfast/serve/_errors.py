@@ -1,15 +1,15 @@
 """ServeError: a refused request, answered as a JSON error with a 4xx status.
 
 Every refusal says what was expected and what came; a limit names the option that sets
-it. ``from_library`` turns the library's input errors (which name rows of the
-concatenated observations, ``X[t]``) into errors that name the session and position.
+it. ``from_library`` turns the library's input errors (which carry their place in the
+concatenated observations as attributes) into errors that name the session and position.
 """
 
 import re
 
 import numpy as np
 
-from .._errors import ImpossibleSequenceError
+from .._errors import ImpossibleSequenceError, place
 from ._settings import OPTION
 
 
@@ -56,34 +56,34 @@ def bad_observation(session, position, message):
                       f"{message}", session=session, position=position)
 
 
-_ROW = re.compile(r"X\[(\d+)")
-_SEQUENCE = re.compile(r"\bsequence (\d+)")
-
-
 def from_library(exc, offsets, index=None):
     """A ServeError for a library error raised on a batch with session ``offsets``.
 
-    Row indices of the concatenated observations in the message (``X[t]``) become the
-    session index and position; ImpossibleSequenceError carries them itself. ``index``
-    maps the batch's sessions to the request's (for one arm of an A/B split).
+    The error's place (its ``sequence``, ``step`` and ``position`` attributes, see
+    hmmfast._errors; ``position`` is a row of the concatenated observations) becomes the
+    session index and the position inside it; an error without one is a plain
+    ``bad_input``. The library counts the sequences of the batch it was given, which are
+    the request's sessions: its message says "session" for the sequence it names.
+    ``index`` maps the batch's sessions to the request's (for one arm of an A/B split).
     """
     message = " ".join(str(exc).split()) or type(exc).__name__
+    where = place(exc)
+    sequence, step, position = where["sequence"], where["step"], where["position"]
 
     def session(s):
         return int(index[s]) if index is not None and 0 <= s < len(index) else int(s)
 
-    # the library counts "sequence"s of the batch it was given: the request's sessions
-    message = _SEQUENCE.sub(lambda m: f"session {session(int(m.group(1)))}", message)
-
-    if isinstance(exc, ImpossibleSequenceError) and offsets is not None:
-        s = session(exc.sequence)
+    if sequence is not None:
+        message = re.sub(rf"\bsequence {sequence}\b", f"session {session(sequence)}", message)
+    if offsets is None:
+        return ServeError(422, "bad_input", message)
+    if isinstance(exc, ImpossibleSequenceError) and sequence is not None and step is not None:
+        s = session(sequence)
         return ServeError(422, "impossible_session", f"session {s}: {message}", session=s,
-                          position=int(exc.step))
-    match = _ROW.search(message)
-    if match and offsets is not None:
-        row = int(match.group(1))
-        s = int(np.searchsorted(offsets, row, side="right")) - 1
+                          position=step)
+    if position is not None:
+        s = int(np.searchsorted(offsets, position, side="right")) - 1
         if 0 <= s < len(offsets) - 1:
             # X is the request's observations concatenated: name the session instead
-            return bad_observation(session(s), row - int(offsets[s]), message)
+            return bad_observation(session(s), position - int(offsets[s]), message)
     return ServeError(422, "bad_input", message)

@@ -10,7 +10,7 @@ import ipaddress
 import logging
 import sys
 
-from .._cli import _count  # the command line's integer option type
+from .._options import at_least
 from ._auth import ENV_VAR, read_token
 from ._settings import Settings
 
@@ -26,24 +26,24 @@ def add_arguments(parser):
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1, this machine only; "
                              "0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=_count(0), default=8000, help="port (default 8000)")
-    parser.add_argument("--threads", type=_count(1), metavar="N", default=1,
+    parser.add_argument("--port", type=at_least(0), default=8000, help="port (default 8000)")
+    parser.add_argument("--threads", type=at_least(1), metavar="N", default=1,
                         help="kernel threads per request (default 1: the kernels are a "
                              "small part of a request; more pay for big batches on "
                              "otherwise idle cores)")
     parser.add_argument("--admin-token-file", metavar="FILE",
                         help=f"file holding the admin token (default: ${ENV_VAR}; without "
                              "either, the admin endpoints are off)")
-    parser.add_argument("--max-body-bytes", type=_count(1), metavar="B",
+    parser.add_argument("--max-body-bytes", type=at_least(1), metavar="B",
                         default=Settings.max_body_bytes,
                         help="largest request body (default 16 MiB)")
-    parser.add_argument("--max-sessions", type=_count(1), metavar="S",
+    parser.add_argument("--max-sessions", type=at_least(1), metavar="S",
                         default=Settings.max_sessions,
                         help="most sessions per request (default 10000)")
-    parser.add_argument("--max-observations", type=_count(1), metavar="T",
+    parser.add_argument("--max-observations", type=at_least(1), metavar="T",
                         default=Settings.max_observations,
                         help="most observations per session (default 100000)")
-    parser.add_argument("--drift-window", type=_count(1), metavar="W",
+    parser.add_argument("--drift-window", type=at_least(1), metavar="W",
                         default=Settings.drift_window,
                         help="sessions in the likelihood-drift window (default 1000)")
     parser.add_argument("--log-level", default="info",

@@ -1,4 +1,4 @@
-# Type stub for the compiled module built from csrc/_reasons.pyx.
+# Type stub for the compiled module built from csrc/_session_stats.pyx.
 import numpy as np
 import numpy.typing as npt
 

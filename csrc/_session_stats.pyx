@@ -1,4 +1,5 @@
-# Per-session reductions for hmmfast.monitor: the anomaly detector's reasons.
+# Per-session reductions for hmmfast.monitor: the statistics behind the anomaly detector's
+# reasons (hmmfast/monitor/_reasons.py).
 #
 # Design note
 # -----------
