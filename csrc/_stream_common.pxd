@@ -13,17 +13,17 @@
 #   that (M, N) float64 C-contiguous table; otherwise None;
 # * ``read``: a callable for every push the kernel does not take itself. With a table,
 #   ``read(obs)`` returns None for an empty chunk or a kernel-ready intp array of symbols
-#   in [0, M) (``symbol_array`` of _common.pxd); without one, None or (T, log_emissions),
+#   (``symbol_array`` of _common.pxd), which the kernel range-checks as every kernel
+#   checks the rows it reads; without one, None or (T, log_emissions),
 #   ``log_emissions(a, b)`` giving the (b - a, N) float64 C-contiguous log-emissions of
 #   frames a..b-1 of the push, computed in Python (``model._emission_blocks``). ``read``
 #   validates the whole push before returning and raises the library's error for
 #   anything invalid (what ``model.score`` raises on it), so a failed push changes nothing.
 #
 # Hot path. With a table, one Python or NumPy integer in [0, M) (``symbol_row``) and a
-# kernel-ready array of in-range symbols (``symbol_rows``) are taken in C: pushing one
-# symbol never calls a Python-level function nor touches NumPy. Anything else, an
-# out-of-range symbol included, goes through ``read``, which explains the error. What
-# ``read`` returns is checked again here (O(T)) before a kernel indexes with it.
+# kernel-ready intp array of symbols (``symbol_rows``) are taken in C: pushing one symbol
+# never calls a Python-level function nor touches NumPy. Anything else goes through
+# ``read``. What ``read`` returns is checked here (O(T)) before a kernel indexes with it.
 #
 # Snapshot. A kernel keeps references to ``chain`` and ``table`` (and ``read`` to the
 # model's compiled parameters), so assigning new parameters to the model afterwards never
@@ -110,22 +110,27 @@ cdef inline Py_ssize_t symbol_row(const Inputs* inputs, object obs) except -2:
     return <Py_ssize_t> v
 
 
-cdef inline bint in_range_symbols(object arr, Py_ssize_t n_rows) noexcept:
-    return symbol_array(arr) and first_bad_row(
-        <const intp_t*> cnp.PyArray_DATA(<cnp.ndarray> arr),
-        cnp.PyArray_SIZE(<cnp.ndarray> arr), n_rows) < 0
-
-
 cdef inline object symbol_rows(const Inputs* inputs, object obs, object read):
     """A push to a table stream as a kernel-ready intp array of rows in [0, n_rows) (its
     size is the number of steps), or None for an empty chunk: ``obs`` itself when it
-    already is one, else what ``read`` makes of it."""
-    if in_range_symbols(obs, inputs.n_rows):
-        return obs
-    rows = read(obs)
-    if rows is not None and not in_range_symbols(rows, inputs.n_rows):
-        raise RuntimeError("internal: a stream's read(obs) must return None or an intp "
-                           "array of symbols in range")
+    already is a kernel-ready array, else what ``read`` makes of it. The rows are
+    range-checked here, as every kernel checks the rows it reads (_common.pxd): the first
+    symbol outside [0, n_rows) raises what ``model.score`` raises for it."""
+    cdef Py_ssize_t bad
+    cdef const intp_t* data
+    rows = obs
+    if not symbol_array(rows):
+        rows = read(obs)
+        if rows is None:
+            return None
+        if not symbol_array(rows):
+            raise RuntimeError("internal: a stream's read(obs) must return None or a "
+                               "C-contiguous intp array of symbols")
+    data = <const intp_t*> cnp.PyArray_DATA(<cnp.ndarray> rows)
+    bad = first_bad_row(data, cnp.PyArray_SIZE(<cnp.ndarray> rows), inputs.n_rows)
+    if bad >= 0:
+        from hmmfast._errors import raise_kernel_status, _STATUS_BAD_ROW
+        raise_kernel_status(_STATUS_BAD_ROW, 0, bad, 0, data[bad], inputs.n_rows)
     return rows
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from . import _stream_decoder, _stream_scorer
 from . import _validation as V
 from ._base import BaseHMM
-from ._errors import _STATUS_BAD_ROW, HMMTypeError, raise_kernel_status
+from ._errors import HMMTypeError
 
 
 def kernel_inputs(model):
@@ -39,8 +39,7 @@ def kernel_inputs(model):
             f"model must be an hmmfast model (a BaseHMM), got {type(model).__name__}")
     c = model._cache or model._prepare()
     if c.symbols is not None:
-        table = c.symbols[0]  # (M, N) log P(symbol | state)
-        return c.chain, table, _symbol_reader(table.shape[0])
+        return c.chain, c.symbols[0], _symbol_reader  # (M, N) log P(symbol | state)
     return c.chain, None, _block_reader(model, c, model._observation_kind() == "symbols")
 
 
@@ -61,22 +60,11 @@ def _symbol_push(obs):
     return arr
 
 
-def _symbol_reader(n_rows):
-    """``read`` for a table stream: None or a C-contiguous intp array of symbols in
-    [0, n_rows); an out-of-range symbol raises what the kernels raise for it."""
-
-    def read(obs):
-        arr = _symbol_push(obs)
-        if arr is None:
-            return None
-        rows = V.symbols(arr)
-        bad = (rows < 0) | (rows >= n_rows)
-        if bad.any():
-            t = int(np.argmax(bad))
-            raise_kernel_status(_STATUS_BAD_ROW, 0, t, 0, int(rows[t]), n_rows)
-        return rows
-
-    return read
+def _symbol_reader(obs):
+    """``read`` for a table stream: None or a C-contiguous (T,) intp array of symbols
+    (the kernel range-checks them against its table)."""
+    arr = _symbol_push(obs)
+    return None if arr is None else V.symbols(arr)
 
 
 def _block_reader(model, c, symbols):

@@ -936,22 +936,25 @@ def test_one_symbol_never_leaves_compiled_code():
 
 
 def test_kernels_refuse_a_read_that_breaks_the_contract():
-    """Kernels run without bounds checks: what ``read`` returns is checked before use."""
+    """Kernels run without bounds checks: what ``read`` returns is checked before use (and
+    symbols are range-checked by the kernel, as every kernel checks the rows it reads)."""
     from hmmfast import _stream_intake
 
     model = impossible_model()
     chain, table, _ = _stream_intake.kernel_inputs(model)
     g = gaussian(1, n=3, d=2)
     g_chain = _stream_intake.kernel_inputs(g)[0]
+    internal = (RuntimeError, TypeError)
     bad_reads = [
-        (chain, table, lambda obs: np.array([0, 3])),  # a symbol outside the table
-        (chain, table, lambda obs: np.array([0.0, 1.0])),  # not intp symbols
-        (g_chain, None, lambda obs: (2, lambda a, b: np.zeros((b - a, 2)))),  # N is 3
-        (g_chain, None, lambda obs: (2, lambda a, b: np.zeros((b - a, 3), np.float32))),
+        (chain, table, lambda obs: np.array([0, 3]), hmmfast.HMMInputError),  # outside M
+        (chain, table, lambda obs: np.array([0.0, 1.0]), internal),  # not intp symbols
+        (g_chain, None, lambda obs: (2, lambda a, b: np.zeros((b - a, 2))), internal),  # N=3
+        (g_chain, None, lambda obs: (2, lambda a, b: np.zeros((b - a, 3), np.float32)),
+         internal),
     ]
     for kernel_class in (StreamScorerKernel, StreamDecoderKernel):
-        for args in bad_reads:
-            kernel = kernel_class(*args)
-            with pytest.raises((RuntimeError, TypeError), match="internal"):
+        for chain_, table_, read, error in bad_reads:
+            kernel = kernel_class(chain_, table_, read)
+            with pytest.raises(error, match="internal|out of range at X\\[1\\]"):
                 kernel.push([0, 1])
             assert kernel.n_seen == 0
