@@ -1,5 +1,5 @@
 # Beam pruning of one step's reached states, shared by the beam decoder (_beam.pyx) and
-# the streaming decoder (_stream.pyx) so both prune identically.
+# the streaming decoder (_stream_decoder.pyx) so both prune identically.
 #
 # Design note
 # -----------

@@ -37,7 +37,7 @@ from ._gaussian import GaussianHMM
 from ._gmm import GMMHMM
 from ._io import load, read_header
 from ._poisson import PoissonHMM
-from ._stream import StreamDecoder, StreamScorer
+from ._stream_intake import StreamDecoder, StreamScorer
 
 __all__ = [
     "GMMHMM",

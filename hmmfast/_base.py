@@ -271,6 +271,58 @@ class BaseHMM:
         )
         return _kernel_inputs.emission(log_em, c.scaling and scaled), None, log_em.shape[0]
 
+    def _emission_blocks(self, c, X, n_threads=1):
+        """Family hook: validate X once and compute its log-emissions a block at a time.
+
+        The one way the layers above (the streams, block-fed decoders) turn observations
+        into log-emissions without the whole (T, N) matrix. The default validates with
+        ``_check_X`` and evaluates ``_compute_log_likelihood`` on each block, so hmmlearn's
+        custom-emission hook works; the continuous families run their compiled density.
+
+        Parameters
+        ----------
+        c : the model's compiled inputs (``model._cache``), read by the families' densities
+        X : array-like of shape (n_samples, n_features)
+            Observations as ``score`` takes them.
+        n_threads : int
+            Threads for a family's density kernel.
+
+        Returns
+        -------
+        n_samples : int
+        log_emissions : callable
+            ``log_emissions(a, b)``: ndarray of shape (b - a, n_components), float64,
+            C-contiguous, the log-emissions of frames a..b-1 (0 <= a < b <= n_samples).
+        """
+        X = self._check_X(X)
+
+        def log_emissions(a, b):
+            return V.log_emission_matrix(self._compute_log_likelihood(X[a:b]), c.n_components,
+                                         "_compute_log_likelihood(X)")
+
+        return X.shape[0], log_emissions
+
+    def _observation_kind(self):
+        """What one observation is, the one answer for every layer that must know.
+
+        "features" (the default: GaussianHMM, GMMHMM, a subclass with its own
+        ``_compute_log_likelihood``): a vector of ``n_features`` real numbers, X of shape
+        (n_samples, n_features). "symbols" (CategoricalHMM): one integer in
+        [0, n_features), X a 1-D array (or hmmlearn's (n_samples, 1) column). "counts"
+        (PoissonHMM): a vector of ``n_features`` non-negative whole numbers. The layers
+        above the families (streams, monitor, service, Dask, CLI) ask this instead of
+        testing the class. (Whether symbols index the cached emission table, the compiled
+        fast path, is a different question: ``_symbol_frames``.)
+        """
+        return "features"
+
+    def _emission_moments(self):
+        """Family hook: (means, standard deviations), each ndarray of shape (n_components,
+        n_features), of every state's emission distribution per feature, or None for a
+        family without emission means (CategoricalHMM, a custom subclass). Read by the
+        monitor's emission-drift check."""
+        return None
+
     def _check_X(self, X):
         return V.features(X)
 
@@ -507,7 +559,10 @@ class BaseHMM:
                                    memory=memory)
 
     def _symbol_frames(self):
-        """True when observations are symbols indexing a cached table (CategoricalHMM)."""
+        """True when frames are rows of the cached emission table picked by symbols (a
+        CategoricalHMM without its own ``_compute_log_likelihood``): the compiled fast
+        paths' question (``_compile`` sets ``c.symbols``). What an observation is, is
+        ``_observation_kind()``."""
         return False
 
     def predict(self, X, lengths=None):
@@ -520,7 +575,7 @@ class BaseHMM:
         """A :class:`hmmfast.StreamScorer` over this model's current parameters: push
         observations one at a time (or in chunks) and read the running log-likelihood and
         the filtered state distribution, in O(N) memory for any stream length."""
-        from ._stream import StreamScorer
+        from ._stream_intake import StreamScorer
 
         return StreamScorer(self)
 
@@ -530,7 +585,7 @@ class BaseHMM:
         rest; with ``max_lag`` a state is emitted at most that many steps after its
         observation (fixed-lag decoding); ``beam``/``max_active``/``min_active`` prune
         as in :meth:`decode` (the output then equals the offline beam decoder's)."""
-        from ._stream import StreamDecoder
+        from ._stream_intake import StreamDecoder
 
         return StreamDecoder(self, max_lag, beam=beam, max_active=max_active,
                              min_active=min_active)

@@ -105,6 +105,9 @@ class CategoricalHMM(BaseHMM):
         log_table = V.read_only_log(self._emissionprob.T)
         return _kernel_inputs.emission(log_table, scaling)
 
+    def _observation_kind(self):
+        return "symbols"
+
     def _symbol_frames(self):
         return not self._dense_emissions
 

@@ -147,9 +147,7 @@ def load_model(path):
 
 
 def _source_for(model, args):
-    from . import CategoricalHMM
-
-    symbols = isinstance(model, CategoricalHMM)
+    symbols = model._observation_kind() == "symbols"
     if symbols and args.dim is not None:
         raise UsageError(f"--dim applies to continuous models; {args.model} holds a "
                          "CategoricalHMM (one symbol per observation)")

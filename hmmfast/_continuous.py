@@ -103,6 +103,18 @@ class ContinuousHMM(BaseHMM):
         return (_kernel_inputs.emission(log_em, c.scaling and scaled, c.n_threads), None,
                 frames.shape[0])
 
+    def _emission_blocks(self, c, X, n_threads=1):
+        """(n_samples, log_emissions(a, b)) through the compiled density (see BaseHMM);
+        a missing frame's row is 0."""
+        frames, missing = self._observations(X)
+
+        def log_emissions(a, b):
+            mask = None if missing is None else missing[a:b]
+            log_em = self._log_emissions(c, frames[a:b], mask, n_threads)
+            return np.ascontiguousarray(log_em, dtype=np.float64)
+
+        return frames.shape[0], log_emissions
+
     def _compute_log_likelihood(self, X):
         """log density of every frame in every state, ndarray (n_samples, n_components)
         (0 for a missing frame)."""

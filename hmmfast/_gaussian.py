@@ -208,6 +208,11 @@ class GaussianHMM(ContinuousHMM):
     def _sample_emissions(self, c, states, rng):
         return C.sample(rng, c.params["means_"], self._covars, self.covariance_type, states)
 
+    def _emission_moments(self):
+        """Each state's emission mean and standard deviation per feature: ``means_`` and
+        the square roots of the covariance diagonals."""
+        return np.asarray(self.means_), np.sqrt(np.diagonal(self.covars_, axis1=1, axis2=2))
+
     # ---------------------------------------------------------------- fitting
 
     _fast_family = True  # statistics from the E-step kernel's posteriors

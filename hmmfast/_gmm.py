@@ -22,8 +22,8 @@ from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
 from ._gaussian import data_covariance, kmeans_centres
-from ._mixture import (BLOCK, MixtureDensity, compact_shape, flat_components, mixture_reduce,
-                       validate_covars)
+from ._mixture import (BLOCK, MixtureDensity, compact_shape, flat_components, mixture_moments,
+                       mixture_reduce, validate_covars)
 
 
 class GMMHMM(ContinuousHMM):
@@ -211,6 +211,11 @@ class GMMHMM(ContinuousHMM):
         comp = np.minimum((cdf <= u[:, None]).sum(axis=1), k - 1)
         flat = flat_components(c.params["means_"], c.params["covars_"], self.covariance_type)
         return C.sample(rng, *flat[:2], flat[2], states * k + comp)
+
+    def _emission_moments(self):
+        """Each state's emission mean and standard deviation per feature (of the mixture)."""
+        return mixture_moments(np.asarray(self.weights_), np.asarray(self.means_),
+                               np.asarray(self.covars_), self.covariance_type)
 
     # ---------------------------------------------------------------- priors
 

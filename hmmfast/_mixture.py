@@ -74,6 +74,24 @@ def flat_components(means, compact, covariance_type):
     return flat_means, compact.reshape(n * k, *compact.shape[2:]), covariance_type
 
 
+def mixture_moments(weights, means, covars, covariance_type):
+    """(means (N, D), standard deviations (N, D)) of each state's mixture, per feature:
+    the mean sum_k w_k mu_k and the variance sum_k w_k (sigma_k^2 + mu_k^2) - mean^2
+    (sigma_k^2 the diagonal of component k's covariance; ``covars`` in the compact form)."""
+    k, d = means.shape[1:]
+    if covariance_type == "spherical":
+        var = np.repeat(covars[:, :, None], d, axis=2)
+    elif covariance_type == "diag":
+        var = covars
+    elif covariance_type == "full":
+        var = np.diagonal(covars, axis1=2, axis2=3)
+    else:  # tied: one (D, D) matrix per state, shared by its components
+        var = np.repeat(np.diagonal(covars, axis1=1, axis2=2)[:, None, :], k, axis=1)
+    mean = np.einsum("nk,nkd->nd", weights, means)
+    second = np.einsum("nk,nkd->nd", weights, var + means ** 2)
+    return mean, np.sqrt(np.maximum(second - mean ** 2, 0.0))
+
+
 def mixture_reduce(comp, want_resp=False):
     """(state log-likelihoods (T, N), responsibilities (T, N, K) or None) from the
     weighted component log-densities ``comp`` (T, N, K): a logsumexp over K and the

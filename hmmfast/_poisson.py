@@ -140,6 +140,14 @@ class PoissonHMM(ContinuousHMM):
     def _compile_density(self):
         return PoissonDensity(self._lambdas)
 
+    def _observation_kind(self):
+        return "counts"
+
+    def _emission_moments(self):
+        """Each state's emission mean and standard deviation: lambda and sqrt(lambda)."""
+        lam = np.asarray(self.lambdas_)
+        return lam, np.sqrt(lam)
+
     def _check_values(self, frames):
         """Refuse what a Poisson cannot emit: negative or fractional counts."""
         bad = (frames < 0) | (np.floor(frames) != frames)

@@ -7,11 +7,11 @@ backpointers), T = 1, 2, 5 in three sequences, random structural zeros and -inf
 emissions, both SIMD paths, both implementations, the two-thread driver, the scaled
 kernels' precision-guard fallbacks and the out-of-range symbol path; then the decoders
 (beam, n-best, checkpointed, the N <= 12 register kernel, sparse-only chains), the E-step
-(fit), the streams (exact and beam-pruned), the continuous densities, the text reader and
-writer, and the monitor's per-session reductions (hmmfast._session_stats). On the version
-that extended it valgrind reported nothing in a hmmfast frame (only the interpreter's and
-the dynamic loader's own reports, which a Python built without valgrind support always
-shows).
+(fit), the streams (exact, beam-pruned, fixed-lag, fed symbols or blocks of
+log-emissions), the continuous densities, the text reader and writer, and the monitor's
+per-session reductions (hmmfast._session_stats). On the version that extended it valgrind
+reported nothing in a hmmfast frame (only the interpreter's and the dynamic loader's own
+reports, which a Python built without valgrind support always shows).
 """
 
 import warnings
@@ -108,11 +108,18 @@ def run_models_and_streams(rng):
     scorer = model.stream_scorer()
     scorer.push(X[:50])
     scorer.push(3)
+    for bad in (7, [0, 9], np.array([1, -1])):  # out of range: refused by the intake
+        attempt(scorer.push, bad)
+        attempt(model.stream_decoder().push, bad)
     for cov in ("diag", "full", "spherical", "tied"):
         g = hmmfast.GaussianHMM(3, covariance_type=cov, n_iter=2, random_state=0)
         F = rng.normal(size=(120, 3)).astype(np.float32)
         g.fit(F, [20, 100])
         g.decode(F, memory="checkpoint")
+    # streams fed log-emissions in blocks (continuous): frames, chunks, fixed lag
+    for stream in (g.stream_scorer(), g.stream_decoder(), g.stream_decoder(max_lag=2)):
+        for piece in (F[0], F[1:40], F[40:41], F[41:]):
+            stream.push(piece)
     hmmfast.GMMHMM(2, n_mix=2, n_iter=2, random_state=0).fit(rng.normal(size=(80, 2)))
     hmmfast.PoissonHMM(2, n_iter=2, random_state=0).fit(rng.poisson(3.0, size=(80, 2)))
     data = b"1 2 3\n0,4\n\n5 x\n7"

@@ -13,7 +13,9 @@ from scipy.special import logsumexp
 
 import hmmfast
 from hmmfast import _reference
-from hmmfast._stream import StreamDecoder, StreamScorer
+from hmmfast import StreamDecoder, StreamScorer
+from hmmfast._stream_decoder import StreamDecoderKernel
+from hmmfast._stream_scorer import StreamScorerKernel
 
 
 # ---------------------------------------------------------------- models and chunkings
@@ -811,3 +813,148 @@ def test_sparse_transition_matrix(n):
     out.append(decoder.flush())
     np.testing.assert_allclose(scorer.logprob, model.score(X), rtol=1e-9)
     np.testing.assert_array_equal(np.concatenate(out), model.decode(X)[1])
+
+
+# ---------------------------------------------------------------- the model side (issue 23)
+
+class TemperedCategorical(hmmfast.CategoricalHMM):
+    """A CategoricalHMM with its own emission hook (log P(symbol | state) / 2), so it has no
+    table fast path: its symbols reach the kernels as blocks of log-emissions."""
+
+    def _compute_log_likelihood(self, X):
+        return 0.5 * np.log(self.emissionprob_.T[np.asarray(X).reshape(-1)])
+
+
+def test_categorical_subclass_with_its_own_hook_streams_symbols():
+    rng = np.random.default_rng(23)
+    startprob, transmat, emissionprob = random_model(rng, 4, 5)
+    model = TemperedCategorical(4)
+    model.startprob_, model.transmat_, model.emissionprob_ = startprob, transmat, emissionprob
+    X = rng.integers(0, 5, size=6000)
+    log_b = 0.5 * log(emissionprob).T[X]  # the hook's definition, evaluated here
+    alpha = _reference.log_alpha(startprob, transmat, log_b)
+    scorer, decoder = model.stream_scorer(), model.stream_decoder()
+    out, t = [], 0
+    for piece in chunks(rng, X):  # ints are single observations, as for any CategoricalHMM
+        value = scorer.push(piece)
+        out.append(decoder.push(piece))
+        t += np.size(piece)
+        assert scorer.n_seen == decoder.n_seen == t
+    np.testing.assert_allclose(value, logsumexp(alpha[-1]), rtol=1e-9)
+    np.testing.assert_allclose(scorer.posterior, np.exp(alpha[-1] - logsumexp(alpha[-1])),
+                               atol=1e-12)
+    out.append(decoder.flush())
+    np.testing.assert_array_equal(np.concatenate(out),
+                                  _reference.viterbi(startprob, transmat, log_b)[1])
+    for bad in (5, -1, [0, 7]):  # refused as model.score refuses them, nothing changed
+        with pytest.raises(hmmfast.HMMInputError) as want:
+            model.score(np.atleast_1d(bad))
+        with pytest.raises(hmmfast.HMMInputError) as got:
+            scorer.push(bad)
+        assert str(got.value) == str(want.value)
+    assert scorer.n_seen == len(X)
+
+
+def test_observation_kind_of_every_family():
+    assert hmmfast.BaseHMM()._observation_kind() == "features"
+    assert HookHMM(2)._observation_kind() == "features"
+    assert hmmfast.GaussianHMM(2)._observation_kind() == "features"
+    assert hmmfast.GMMHMM(2)._observation_kind() == "features"
+    assert hmmfast.PoissonHMM(2)._observation_kind() == "counts"
+    assert hmmfast.CategoricalHMM(2)._observation_kind() == "symbols"
+    # observations stay symbols when only the emission hook is the subclass's own
+    assert TemperedCategorical(2)._observation_kind() == "symbols"
+    assert not TemperedCategorical(2)._symbol_frames()
+
+
+@pytest.mark.parametrize("family", ["hook", "gaussian", "poisson"])
+def test_emission_blocks_equal_the_densities(family):
+    """model._emission_blocks(c, X): X validated once, then any block a..b of frames has
+    the log-densities of those frames (scipy.stats / the hook's formula as oracles)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    if family == "hook":
+        model = HookHMM(3)
+        X = rng.normal(1.0, 1.5, size=(50, 1))
+        want = -0.5 * (X - np.arange(3)) ** 2
+    elif family == "gaussian":
+        model = gaussian(7, n=3, d=2)
+        X = model.sample(50, random_state=0)[0]
+        want = np.stack([stats.multivariate_normal(model.means_[j], model.covars_[j]).logpdf(X)
+                         for j in range(3)], axis=1)
+    else:
+        model = hmmfast.PoissonHMM(3, missing="marginalize")
+        model.lambdas_ = rng.uniform(0.5, 6.0, (3, 2))
+        X = rng.poisson(3.0, size=(50, 2)).astype(float)
+        X[[4, 30]] = np.nan  # missing frames: log-emission 0 in every state
+        with np.errstate(invalid="ignore"):
+            want = np.stack([stats.poisson(model.lambdas_[j]).logpmf(X).sum(axis=1)
+                             for j in range(3)], axis=1)
+        want[[4, 30]] = 0.0
+    model.startprob_ = np.full(3, 1 / 3)
+    model.transmat_ = np.full((3, 3), 1 / 3)
+    n, log_emissions = model._emission_blocks(model._prepare(), X)
+    assert n == 50
+    for a, b in ((0, 50), (0, 1), (10, 37), (49, 50)):
+        block = log_emissions(a, b)
+        assert block.shape == (b - a, 3) and block.dtype == np.float64
+        assert block.flags.c_contiguous
+        np.testing.assert_allclose(block, want[a:b], rtol=1e-12, atol=1e-12)
+    with pytest.raises(hmmfast.HMMInputError):  # validated once, up front
+        model._emission_blocks(model._prepare(), np.zeros((0, X.shape[1])))
+
+
+def test_one_symbol_never_leaves_compiled_code():
+    """The kernel takes an in-range integer (and a ready intp array of in-range symbols)
+    itself; only other pushes reach the Python-side ``read``, which explains errors."""
+    from hmmfast import _stream_intake
+
+    model = impossible_model()
+    chain, table, read = _stream_intake.kernel_inputs(model)
+    calls = []
+
+    def counting_read(obs):
+        calls.append(obs)
+        return read(obs)
+
+    kernels = [StreamScorerKernel(chain, table, counting_read),
+               StreamDecoderKernel(chain, table, counting_read)]
+    for kernel in kernels:
+        kernel.push(0)
+        kernel.push(np.int64(1))
+        kernel.push(np.array([1, 2], dtype=np.intp))
+        assert calls == []
+        kernel.push([2, 1])
+        assert len(calls) == 1
+        with pytest.raises(hmmfast.HMMInputError, match="got 3"):
+            kernel.push(3)
+        assert len(calls) == 2 and kernel.n_seen == 6
+        calls.clear()
+    np.testing.assert_allclose(kernels[0].logprob, model.score([0, 1, 1, 2, 2, 1]),
+                               rtol=1e-12)
+
+
+def test_kernels_refuse_a_read_that_breaks_the_contract():
+    """Kernels run without bounds checks: what ``read`` returns is checked before use (and
+    symbols are range-checked by the kernel, as every kernel checks the rows it reads)."""
+    from hmmfast import _stream_intake
+
+    model = impossible_model()
+    chain, table, _ = _stream_intake.kernel_inputs(model)
+    g = gaussian(1, n=3, d=2)
+    g_chain = _stream_intake.kernel_inputs(g)[0]
+    internal = (RuntimeError, TypeError)
+    bad_reads = [
+        (chain, table, lambda obs: np.array([0, 3]), hmmfast.HMMInputError),  # outside M
+        (chain, table, lambda obs: np.array([0.0, 1.0]), internal),  # not intp symbols
+        (g_chain, None, lambda obs: (2, lambda a, b: np.zeros((b - a, 2))), internal),  # N=3
+        (g_chain, None, lambda obs: (2, lambda a, b: np.zeros((b - a, 3), np.float32)),
+         internal),
+    ]
+    for kernel_class in (StreamScorerKernel, StreamDecoderKernel):
+        for chain_, table_, read, error in bad_reads:
+            kernel = kernel_class(chain_, table_, read)
+            with pytest.raises(error, match="internal|out of range at X\\[1\\]"):
+                kernel.push([0, 1])
+            assert kernel.n_seen == 0

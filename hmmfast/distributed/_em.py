@@ -19,7 +19,6 @@ import numpy as np
 
 from .. import _fit
 from .. import _validation as V
-from .._categorical import CategoricalHMM
 from .._errors import ConvergenceWarning, HMMInputError, ParameterError
 from . import _partitions as P
 from . import _tasks as T
@@ -290,7 +289,7 @@ def fit_distributed(model, data, client=None, *, session_col="session", obs_col=
     n_init = _check_settings(model, checkpoint, resume, split_every, init_sessions)
     threads = worker_threads(model, n_threads)
     src = source(model, data, session_col, obs_col, sample_weight)
-    symbols = isinstance(model, CategoricalHMM)
+    symbols = model._observation_kind() == "symbols"
     cluster = _Cluster(client)
     before = _fit._snapshot(model)
     parts = None

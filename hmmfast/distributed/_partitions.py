@@ -23,7 +23,6 @@ import pandas as pd
 from .. import _fit
 from .. import _validation as V
 from .._batch import concatenate
-from .._categorical import CategoricalHMM
 from .._errors import HMMInputError, HMMTypeError, ImpossibleSequenceError, reworded
 
 
@@ -236,7 +235,7 @@ def bag_partition(model, seqs, index, weights=None):
     if not seqs:
         raise empty_error(index)
     try:
-        X, offsets = concatenate(seqs, isinstance(model, CategoricalHMM))
+        X, offsets = concatenate(seqs, model._observation_kind() == "symbols")
     except (HMMInputError, HMMTypeError) as exc:
         reraise(exc, index)
     w = None

@@ -9,7 +9,6 @@ import dask.dataframe as dd
 import pandas as pd
 
 from .. import _base
-from .._categorical import CategoricalHMM
 from .._errors import HMMInputError, HMMTypeError
 from . import _partitions as P
 
@@ -116,7 +115,7 @@ def source(model, data, session_col="session", obs_col="obs", sample_weight=None
             f"data has no column {session_col!r} (session_col) and its index is not named "
             f"so; its columns are {columns}")
     cols = _columns(obs_col)
-    symbols = isinstance(model, CategoricalHMM)
+    symbols = model._observation_kind() == "symbols"
     for c in cols:
         if c not in columns:
             raise HMMInputError(f"data has no column {c!r} (obs_col); its columns are "

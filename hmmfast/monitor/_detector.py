@@ -3,9 +3,7 @@
 import numpy as np
 
 from .._batch import concatenate
-from .._categorical import CategoricalHMM
 from .._errors import HMMInputError, NotFittedError, ParameterError
-from .._poisson import PoissonHMM
 from . import _checks, _evaluate, _reasons
 from ._record import Record, level_codes, level_names
 
@@ -103,7 +101,7 @@ class AnomalyDetector:
     # ---------------------------------------------------------------- fitting
 
     def _discrete(self):
-        return isinstance(self.model, (CategoricalHMM, PoissonHMM))
+        return self.model._observation_kind() in ("symbols", "counts")
 
     def _model_fitted(self):
         try:
@@ -125,7 +123,7 @@ class AnomalyDetector:
                 rows, offsets = _evaluate.append_end(rows, offsets, self.end_symbol)
                 X, lengths = rows, np.diff(offsets)
         else:
-            X, offsets = concatenate(sequences, model._symbol_frames())
+            X, offsets = concatenate(sequences, model._observation_kind() == "symbols")
             if self.end_symbol is not None:
                 X, offsets = _evaluate.append_end(X, offsets, self.end_symbol)
             lengths = np.diff(offsets)

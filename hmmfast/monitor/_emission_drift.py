@@ -4,41 +4,22 @@ import numpy as np
 
 from .. import _validation as V
 from .._errors import HMMInputError, HMMTypeError
-from .._gaussian import GaussianHMM
-from .._gmm import GMMHMM
-from .._poisson import PoissonHMM
 from . import _checks
 
 
 def state_moments(model):
-    """(means (N, D), standard deviations (N, D)) of each state's emission distribution.
+    """(means (N, D), standard deviations (N, D)) of each state's emission distribution
+    (the family's ``_emission_moments``).
 
     GaussianHMM: ``means_`` and the square roots of the covariance diagonals. GMMHMM: the
     mixture's mean sum_k w_k mu_k and its variance sum_k w_k (sigma_k^2 + mu_k^2) - mean^2,
     per feature. PoissonHMM: lambda and sqrt(lambda).
     """
-    if isinstance(model, GaussianHMM):
-        return np.asarray(model.means_), np.sqrt(np.diagonal(model.covars_, axis1=1, axis2=2))
-    if isinstance(model, GMMHMM):
-        w, mu = np.asarray(model.weights_), np.asarray(model.means_)  # (N, K), (N, K, D)
-        k, d = mu.shape[1:]
-        cov, kind = np.asarray(model.covars_), model.covariance_type
-        if kind == "spherical":
-            var = np.repeat(cov[:, :, None], d, axis=2)
-        elif kind == "diag":
-            var = cov
-        elif kind == "full":
-            var = np.diagonal(cov, axis1=2, axis2=3)
-        else:  # tied: one (D, D) matrix per state, shared by its components
-            var = np.repeat(np.diagonal(cov, axis1=1, axis2=2)[:, None, :], k, axis=1)
-        mean = np.einsum("nk,nkd->nd", w, mu)
-        second = np.einsum("nk,nkd->nd", w, var + mu ** 2)
-        return mean, np.sqrt(np.maximum(second - mean ** 2, 0.0))
-    if isinstance(model, PoissonHMM):
-        lam = np.asarray(model.lambdas_)
-        return lam, np.sqrt(lam)
-    raise HMMTypeError(f"EmissionDriftCheck needs a model with emission means (GaussianHMM, "
-                       f"GMMHMM, PoissonHMM), got {type(model).__name__}")
+    moments = model._emission_moments()
+    if moments is None:
+        raise HMMTypeError(f"EmissionDriftCheck needs a model with emission means (GaussianHMM, "
+                           f"GMMHMM, PoissonHMM), got {type(model).__name__}")
+    return moments
 
 
 class EmissionDriftCheck:

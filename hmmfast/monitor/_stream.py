@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from .._categorical import CategoricalHMM
 from .._errors import HMMInputError
 from ._record import LEVELS
 
@@ -65,7 +64,7 @@ class SessionStream:
         self._susp = _guarded(thresholds["suspicious"])
         self._anom = _guarded(thresholds["anomalous"])
         self._exact = (thresholds["suspicious"], thresholds["anomalous"])
-        self._symbols = isinstance(detector.model, CategoricalHMM)
+        self._symbols = detector.model._observation_kind() == "symbols"
         self._start()
 
     def _start(self):

@@ -17,7 +17,6 @@ import json
 
 import numpy as np
 
-from .._poisson import PoissonHMM
 from ._errors import ServeError, bad_observation, limit_error
 
 try:  # optional: a faster parser and writer, used when installed
@@ -324,11 +323,11 @@ def sessions(obj, model, settings):
     if not observations:
         return None
     lengths = _lengths(observations, settings.max_observations)
-    if model._symbol_frames():
+    kind = model._observation_kind()
+    if kind == "symbols":
         batch = _symbols(observations, lengths, int(model.n_features))
     else:
-        batch = _frames(observations, lengths, int(model.n_features),
-                        isinstance(model, PoissonHMM))
+        batch = _frames(observations, lengths, int(model.n_features), kind == "counts")
     batch.ids = ids
     return batch
 
