@@ -101,6 +101,8 @@ class ContinuousHMM(BaseHMM):
         return (_kernel_inputs.emission(log_em, c.scaling and scaled, c.n_threads), None,
                 frames.shape[0])
 
+    _blocked_frames = _frames  # log-emissions of validated frames, any block of them
+
     def _compute_log_likelihood(self, X):
         """log density of every frame in every state, ndarray (n_samples, n_components)
         (0 for a missing frame)."""
