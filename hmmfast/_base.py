@@ -24,8 +24,8 @@ import threading
 import numpy as np
 from scipy import linalg
 
-from . import (_batch, _decoders, _fit, _kernel_inputs, _sampling, _sparse, _trellis,
-               _viterbi)
+from . import (_batch, _decoders, _fit, _kernel_inputs, _priors, _sampling, _sparse,
+               _trellis, _viterbi)
 from . import _validation as V
 from ._errors import NotFittedError, ParameterError
 
@@ -681,26 +681,30 @@ class BaseHMM:
 
     def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwdlattice,
                                           bwdlattice):
-        """Add one sequence's statistics (hmmlearn's hook; ``posteriors`` are weighted)."""
-        start, trans = self._estep_chain_stats  # this sequence's, set by the E-step
+        """Add one sequence's statistics (hmmlearn's hook; ``posteriors`` are weighted).
+
+        Here: count the sequence. Its expected start and transition counts (for "s" and
+        "t" in ``params``, as in hmmlearn) come from the E-step kernel, and the generic
+        E-step (``_fit``) adds them before calling this hook, so a subclass written for
+        hmmlearn that calls ``super()`` gets them counted once, as there. (A subclass that
+        does not call ``super()`` and counts them itself would count them twice.)
+        """
         stats["nobs"] += 1
-        stats["start"] += start
-        stats["trans"] += trans
 
     def _do_mstep(self, stats):
         """MAP update of startprob_ and transmat_ (Dirichlet priors, hmmlearn's convention:
         max(counts + prior - 1, 0), structural zeros kept, empty rows keep their values)."""
         n = self.n_components
         if "s" in self.params:
-            prior = _fit.prior(self, "startprob_prior", (n,))
+            prior = _priors.prior(self, "startprob_prior", (n,))
             self._set_fitted("startprob_",
-                             _fit.map_estimate(stats["start"], prior, self.startprob_, True))
+                             _priors.map_estimate(stats["start"], prior, self.startprob_, True))
         if "t" in self.params:
-            prior = _fit.prior(self, "transmat_prior", (n, n))
+            prior = _priors.prior(self, "transmat_prior", (n, n))
             if _sparse.is_sparse(self._transmat):
                 fitted = _sparse.map_estimate(stats["trans"], prior, self._transmat)
             else:
-                fitted = _fit.map_estimate(stats["trans"], prior, self.transmat_, True)
+                fitted = _priors.map_estimate(stats["trans"], prior, self.transmat_, True)
             self._set_fitted("transmat_", fitted)
 
     def _log_prior(self):
@@ -708,14 +712,14 @@ class BaseHMM:
         n = self.n_components
         total = 0.0
         if "s" in self.params:
-            total += _fit.dirichlet_log_density(
-                self.startprob_, _fit.prior(self, "startprob_prior", (n,)))
+            total += _priors.dirichlet_log_density(
+                self.startprob_, _priors.prior(self, "startprob_prior", (n,)))
         if "t" in self.params:
-            prior = _fit.prior(self, "transmat_prior", (n, n))
+            prior = _priors.prior(self, "transmat_prior", (n, n))
             if _sparse.is_sparse(self._transmat):
                 total += _sparse.dirichlet_log_density(self._transmat, prior)
             else:
-                total += _fit.dirichlet_log_density(self.transmat_, prior)
+                total += _priors.dirichlet_log_density(self.transmat_, prior)
         return total
 
     # hmmfast's fast path: a family implements these and the E-step runs in one kernel call
