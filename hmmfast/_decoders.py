@@ -183,7 +183,7 @@ def viterbi_dense(model, c, X, lengths, memory):
 
     Parameters
     ----------
-    model : ContinuousHMM
+    model : BaseHMM whose ``_frames`` is its ``_blocked_frames`` (the continuous families)
     c : the model's compiled inputs (``model._cache``)
     X : array-like of shape (n_samples, n_features)
     lengths : array-like of int, or None
