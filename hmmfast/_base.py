@@ -274,7 +274,7 @@ class BaseHMM:
     #: by segment (``_decoders.viterbi_dense``); None when frames come whole. Compared by
     #: identity with the class's ``_frames``: a subclass overriding ``_frames`` (and one
     #: using hmmlearn's ``_compute_log_likelihood`` hook) keeps the whole-matrix path.
-    _blocked_frames = None
+    _blocked_frames: object = None
 
     def _check_X(self, X):
         return V.features(X)
