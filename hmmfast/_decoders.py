@@ -99,11 +99,13 @@ def viterbi_kernel(memory, n_states, offsets, n_frames, computed_emissions=False
     N = 8).
     """
     if memory == "full":
-        need = _checkpoint.full_table_bytes(n_states, n_frames if offsets is None
-                                            else int(np.max(np.diff(offsets))))
+        limit = _checkpoint.AUTO_CHECKPOINT_BYTES
         if computed_emissions:
-            need += 8 * n_states * n_frames
-        if need <= _checkpoint.AUTO_CHECKPOINT_BYTES:
+            limit -= 8 * n_states * n_frames
+        longest = n_frames  # a bound: the longest sequence, looked up only if it matters
+        if offsets is not None and _checkpoint.full_table_bytes(n_states, longest) > limit:
+            longest = int(np.max(np.diff(offsets)))
+        if _checkpoint.full_table_bytes(n_states, longest) <= limit:
             return _viterbi.viterbi
     return _checkpoint.viterbi_checkpoint
 

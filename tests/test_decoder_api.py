@@ -178,6 +178,10 @@ def test_automatic_switch_above_the_threshold(monkeypatch):
     assert _decoders.viterbi_kernel("full", 4, None, 12) is _viterbi.viterbi
     assert _decoders.viterbi_kernel("full", 4, None, 13) is spy
     assert _decoders.viterbi_kernel("checkpoint", 4, None, 1) is spy
+    # several sequences: the longest one's table counts (one table per thread at a time)
+    two = np.array([0, 12, 24], dtype=np.intp)
+    assert _decoders.viterbi_kernel("full", 4, two, 24) is _viterbi.viterbi
+    assert _decoders.viterbi_kernel("full", 4, np.array([0, 13, 25], dtype=np.intp), 25) is spy
 
 
 def test_automatic_switch_counts_computed_emissions():
