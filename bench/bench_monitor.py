@@ -61,9 +61,12 @@ def stages(det, sessions, threads):
     loglik = np.empty(len(offsets) - 1)
     _, steps = _trellis.forward_steps(c.chain, emission, rows, offsets, c.scaling, loglik,
                                       threads)
-    viterbi = _decoders.viterbi_kernel("full", N, offsets, n_frames)
-    _, states = viterbi(c.chain, emission, rows, offsets, np.empty(len(loglik)), threads,
-                        False)
+
+    def viterbi():  # as the monitor's batch pass (monitor/_evaluate.py) decodes
+        return _decoders.run(_decoders.EXACT_VITERBI, c.chain, emission, rows, offsets,
+                             n_frames, c.scaling, np.empty(len(loglik)), threads, False)
+
+    states = viterbi()[1]
 
     def reasons():
         scores = loglik / np.diff(offsets)
@@ -79,8 +82,7 @@ def stages(det, sessions, threads):
         "gather": lambda: _batch.gather(model, c, sessions, None, True),
         "forward (per step)": lambda: _trellis.forward_steps(
             c.chain, emission, rows, offsets, c.scaling, np.empty(len(loglik)), threads),
-        "Viterbi": lambda: viterbi(c.chain, emission, rows, offsets, np.empty(len(loglik)),
-                                   threads, False),
+        "Viterbi": viterbi,
         "reasons": reasons,
     }
 

@@ -61,6 +61,7 @@ from libc.stdint cimport uint8_t, uint16_t, int32_t
 cimport numpy as cnp
 from _passes cimport maxplus_step
 from _viterbi_table cimport backptr_bytes, table_bytes_per_frame
+cimport _viterbi_table as table
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, argmax_first, run_kernel,
     get_chain, intp_data, hmm_force_avx2, STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE,
@@ -251,8 +252,9 @@ def checkpoint_scratch_bytes(Py_ssize_t n_states, Py_ssize_t T):
 
 #: Above this many bytes of backpointers (the full decoder's T_max x N table, per thread)
 #: the public decoders switch to this module by themselves: same path, O(sqrt(T) N)
-#: memory, about twice the time. 256 MiB: T = 4.2 million frames at N = 64.
-AUTO_CHECKPOINT_BYTES = 256 * 2 ** 20
+#: memory, about twice the time. 256 MiB: T = 4.2 million frames at N = 64. Defined in
+#: csrc/_viterbi_table.pxd, which the decode fast entry reads too.
+AUTO_CHECKPOINT_BYTES = table.AUTO_CHECKPOINT_BYTES
 
 
 def full_table_bytes(Py_ssize_t n_states, Py_ssize_t T):

@@ -23,7 +23,8 @@ from libc.stdint cimport uint8_t, uint16_t, int32_t
 
 cimport numpy as cnp
 from _passes cimport log_transition, maxplus_step
-from _viterbi_table cimport HMM_VR_MAX_STATES, hmm_viterbi_regs_row, table_bytes_per_frame
+from _viterbi_table cimport (
+    AUTO_CHECKPOINT_BYTES, HMM_VR_MAX_STATES, hmm_viterbi_regs_row, table_bytes_per_frame)
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_force_avx2,
     argmax_first, run_kernel, symbol_array,
@@ -194,21 +195,10 @@ def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n
                       logprob_out, n_threads)
 
 
-cdef enum:
-    # hmmfast._decoders.AUTO_CHECKPOINT_BYTES (tests check they agree): above this many
-    # bytes of backpointers the fast entry leaves the call to the checkpointed decoder
-    AUTO_CHECKPOINT_BYTES = 268435456
-
-
 cdef inline bint below_auto_checkpoint(object chain, object X) except -1:
     cdef Py_ssize_t n = get_chain(chain).n_states
     return (cnp.PyArray_SIZE(<cnp.ndarray> X) * table_bytes_per_frame(n)
             <= AUTO_CHECKPOINT_BYTES)
-
-
-def _auto_checkpoint_bytes():
-    """The fast entry's copy of the auto-checkpoint threshold (for tests)."""
-    return AUTO_CHECKPOINT_BYTES
 
 
 def model_decode(self, X, lengths=None, algorithm=None, *, beam=None, max_active=None,

@@ -1,6 +1,8 @@
-# How many bytes the full-table Viterbi decoder (csrc/_viterbi.pyx) keeps per frame: the
-# rule both the decoder's fast entry and the automatic switch to checkpointed decoding
-# (csrc/_checkpoint.pyx ``full_table_bytes``) use, so they cannot disagree.
+# How many bytes the full-table Viterbi decoder (csrc/_viterbi.pyx) keeps per frame,
+# and how many it may keep before checkpointed decoding takes over: the rule and the
+# threshold both the decoder's fast entry and the automatic switch to checkpointed
+# decoding (csrc/_checkpoint.pyx ``full_table_bytes``, hmmfast/_decoders.py) use, so
+# they cannot disagree.
 #
 # Design note
 # -----------
@@ -12,6 +14,15 @@
 cdef extern from "hmm_viterbi_regs.h" nogil:
     Py_ssize_t hmm_viterbi_regs_row(Py_ssize_t n)
     int HMM_VR_MAX_STATES
+
+cdef enum:
+    # Above this many bytes of full-table backpointers (the longest sequence's
+    # T x table_bytes_per_frame(N), per thread) the decoders switch to checkpointed
+    # decoding by themselves: same path, O(sqrt(T) N) memory, about twice the time.
+    # 256 MiB: T = 4.2 million frames at N = 64. The one definition: the decode fast
+    # entry (csrc/_viterbi.pyx) reads it here, Python (the dispatcher,
+    # hmmfast/_decoders.py) as hmmfast._checkpoint.AUTO_CHECKPOINT_BYTES.
+    AUTO_CHECKPOINT_BYTES = 268435456
 
 
 cdef inline Py_ssize_t backptr_bytes(Py_ssize_t n_states) noexcept nogil:

@@ -24,13 +24,10 @@ import threading
 import numpy as np
 from scipy import linalg
 
-from . import (_batch, _beam, _decoders, _fit, _kernel_inputs, _sampling, _sparse, _trellis,
-               _viterbi)
+from . import (_batch, _decoders, _fit, _kernel_inputs, _priors, _sampling, _sparse,
+               _trellis, _viterbi)
 from . import _validation as V
 from ._errors import NotFittedError, ParameterError
-
-_ALGORITHMS = ("viterbi", "map")
-
 
 class _Compiled:
     """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
@@ -323,6 +320,14 @@ class BaseHMM:
         monitor's emission-drift check."""
         return None
 
+    #: Family hook: the ``_frames`` function whose frames are log-emissions of validated
+    #: feature vectors that may be computed a block of frames at a time
+    #: (``_observations`` + ``_log_emissions``), so exact Viterbi can take them segment
+    #: by segment (``_decoders.viterbi_dense``); None when frames come whole. Compared by
+    #: identity with the class's ``_frames``: a subclass overriding ``_frames`` (and one
+    #: using hmmlearn's ``_compute_log_likelihood`` hook) keeps the whole-matrix path.
+    _blocked_frames: object = None
+
     def _check_X(self, X):
         return V.features(X)
 
@@ -407,7 +412,7 @@ class BaseHMM:
             time too. "full" (default) keeps the T x N table, and switches to
             checkpointing by itself when that table (with the log-emission matrix a
             continuous family would compute) would exceed 256 MiB
-            (``hmmfast._decoders.AUTO_CHECKPOINT_BYTES``).
+            (``hmmfast._checkpoint.AUTO_CHECKPOINT_BYTES``).
 
         Returns
         -------
@@ -425,53 +430,14 @@ class BaseHMM:
             When a sequence has probability zero; it names the first impossible step.
             PruningError (a subclass) when pruning removed every path.
         """
-        if algorithm is None:
-            algorithm = self.algorithm
-        pruning = None
-        if beam is not None or max_active is not None or min_active is not None or (
-                memory != "full"):
-            pruning = self._check_pruning(beam, max_active, min_active, memory)
-        if algorithm != "viterbi" and algorithm != "map":
-            self._check_algorithm(algorithm)
-        c = self._cache or self._prepare()
-        if algorithm == "viterbi" and pruning is None and _decoders.blocked_frames(self):
-            # continuous families: checkpointing never builds the (T, N) log-emissions
-            return _decoders.viterbi_dense(self, c, X, lengths, memory)
-        emission, rows, n = self._frames(c, X, algorithm == "map")
-        offsets = None if lengths is None else V.lengths_to_offsets(lengths, n)
-        if algorithm == "viterbi":
-            if pruning is not None:
-                return _beam.beam_viterbi(c.chain, emission, rows, offsets, *pruning, None,
-                                          c.n_threads)
-            decoder = _decoders.viterbi_kernel(memory, c.n_components, offsets, n)
-            return decoder(c.chain, emission, rows, offsets, None, c.n_threads)
-        if pruning is not None or memory == "checkpoint":
-            raise ParameterError("beam, max_active, min_active and memory='checkpoint' apply "
-                                 "to Viterbi decoding: use algorithm='viterbi'")
-        posteriors = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,
-                                               None, c.n_threads)[1]
-        states = np.argmax(posteriors, axis=1).astype(np.intp, copy=False)
-        return _viterbi.path_log_prob(c.chain, emission, rows, offsets, states), states
+        choice = _decoders.choose(self.algorithm if algorithm is None else algorithm, beam,
+                                  max_active, min_active, memory)
+        return _decoders.decode_model(self, self._cache or self._prepare(), X, lengths, choice)
 
     # the common call (exact Viterbi of a ready symbol array) runs in compiled code
     decode = _viterbi.model_decode
     decode.__doc__, decode.__name__, decode.__qualname__ = (
         _decode.__doc__, "decode", "BaseHMM.decode")
-
-    @staticmethod
-    def _check_algorithm(algorithm):
-        if algorithm not in _ALGORITHMS:
-            raise ParameterError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}")
-
-    @staticmethod
-    def _check_pruning(beam=None, max_active=None, min_active=None, memory="full"):
-        """Validated (beam, max_active, min_active) or None (exact), for Viterbi."""
-        _decoders.check_memory(memory)
-        pruning = V.pruning(beam, max_active, min_active)
-        if pruning is not None and memory == "checkpoint":
-            raise ParameterError("memory='checkpoint' is exact Viterbi; beam decoding already "
-                                 "stores backpointers for the active states only")
-        return pruning
 
     def nbest(self, X, n):
         """The n most probable distinct state paths of one sequence, best first.
@@ -770,26 +736,30 @@ class BaseHMM:
 
     def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwdlattice,
                                           bwdlattice):
-        """Add one sequence's statistics (hmmlearn's hook; ``posteriors`` are weighted)."""
-        start, trans = self._estep_chain_stats  # this sequence's, set by the E-step
+        """Add one sequence's statistics (hmmlearn's hook; ``posteriors`` are weighted).
+
+        Here: count the sequence. Its expected start and transition counts (for "s" and
+        "t" in ``params``, as in hmmlearn) come from the E-step kernel, and the generic
+        E-step (``_fit``) adds them before calling this hook, so a subclass written for
+        hmmlearn that calls ``super()`` gets them counted once, as there. (A subclass that
+        does not call ``super()`` and counts them itself would count them twice.)
+        """
         stats["nobs"] += 1
-        stats["start"] += start
-        stats["trans"] += trans
 
     def _do_mstep(self, stats):
         """MAP update of startprob_ and transmat_ (Dirichlet priors, hmmlearn's convention:
         max(counts + prior - 1, 0), structural zeros kept, empty rows keep their values)."""
         n = self.n_components
         if "s" in self.params:
-            prior = _fit.prior(self, "startprob_prior", (n,))
+            prior = _priors.prior(self, "startprob_prior", (n,))
             self._set_fitted("startprob_",
-                             _fit.map_estimate(stats["start"], prior, self.startprob_, True))
+                             _priors.map_estimate(stats["start"], prior, self.startprob_, True))
         if "t" in self.params:
-            prior = _fit.prior(self, "transmat_prior", (n, n))
+            prior = _priors.prior(self, "transmat_prior", (n, n))
             if _sparse.is_sparse(self._transmat):
                 fitted = _sparse.map_estimate(stats["trans"], prior, self._transmat)
             else:
-                fitted = _fit.map_estimate(stats["trans"], prior, self.transmat_, True)
+                fitted = _priors.map_estimate(stats["trans"], prior, self.transmat_, True)
             self._set_fitted("transmat_", fitted)
 
     def _log_prior(self):
@@ -797,14 +767,14 @@ class BaseHMM:
         n = self.n_components
         total = 0.0
         if "s" in self.params:
-            total += _fit.dirichlet_log_density(
-                self.startprob_, _fit.prior(self, "startprob_prior", (n,)))
+            total += _priors.dirichlet_log_density(
+                self.startprob_, _priors.prior(self, "startprob_prior", (n,)))
         if "t" in self.params:
-            prior = _fit.prior(self, "transmat_prior", (n, n))
+            prior = _priors.prior(self, "transmat_prior", (n, n))
             if _sparse.is_sparse(self._transmat):
                 total += _sparse.dirichlet_log_density(self._transmat, prior)
             else:
-                total += _fit.dirichlet_log_density(self.transmat_, prior)
+                total += _priors.dirichlet_log_density(self.transmat_, prior)
         return total
 
     # hmmfast's fast path: a family implements these and the E-step runs in one kernel call

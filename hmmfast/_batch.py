@@ -9,7 +9,7 @@ sequence independently, in the same order of operations.
 
 import numpy as np
 
-from . import _beam, _decoders, _emissions, _trellis, _viterbi
+from . import _decoders, _emissions, _trellis
 from . import _validation as V
 from ._errors import HMMInputError, HMMTypeError, ParameterError, locate, reworded
 
@@ -120,38 +120,16 @@ def decode_batch(model, sequences, n_threads=None, lengths=None, algorithm=None,
     """
     if errors not in ERRORS:
         raise ParameterError(f"errors must be one of {ERRORS}, got {errors!r}")
-    pruned = model._check_pruning(**pruning)
-    algorithm = model.algorithm if algorithm is None else algorithm
-    model._check_algorithm(algorithm)
-    memory = pruning.get("memory", "full")
-    if (pruned is not None or memory == "checkpoint") and algorithm != "viterbi":
-        raise ParameterError("beam, max_active, min_active and memory='checkpoint' apply to "
-                             "Viterbi decoding: use algorithm='viterbi'")
+    choice = _decoders.choose(model.algorithm if algorithm is None else algorithm, **pruning)
     c = model._cache or model._prepare()
     threads = _threads(c, n_threads)
-    batch = gather(model, c, sequences, lengths, algorithm == "map")
+    batch = gather(model, c, sequences, lengths, choice.algorithm == "map")
     if batch is None:
         return np.empty(0), []
     emission, rows, offsets, n_frames = batch
     logprob = np.empty(len(offsets) - 1)
-    strict = errors == "raise"
-    if algorithm == "viterbi":
-        if pruned is not None:
-            _, states = _beam.beam_viterbi(c.chain, emission, rows, offsets, *pruned, logprob,
-                                           threads, strict)
-        else:
-            decoder = _decoders.viterbi_kernel(memory, c.n_components, offsets, n_frames)
-            _, states = decoder(c.chain, emission, rows, offsets, logprob, threads, strict)
-        impossible = logprob == -np.inf
-    else:
-        _, post = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling,
-                                            logprob, threads, strict)
-        impossible = logprob == -np.inf
-        states = np.argmax(post, axis=1).astype(np.intp, copy=False)
-        # log P(X, MAP path): -inf also when the step-wise best states use a forbidden
-        # transition, which is not an impossible sequence (its path is kept)
-        _viterbi.path_log_prob(c.chain, emission, rows, offsets, states, logprob)
-        logprob[impossible] = -np.inf
+    _, states, impossible = _decoders.run(choice, c.chain, emission, rows, offsets, n_frames,
+                                          c.scaling, logprob, threads, errors == "raise")
     paths = _emissions.split_by_offsets(states, offsets)
     for s in np.flatnonzero(impossible):  # only with errors="mark"
         paths[s] = states[:0]

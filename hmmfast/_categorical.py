@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _emissions, _fit, _kernel_inputs, _sampling
+from . import _emissions, _fit, _kernel_inputs, _priors, _sampling
 from . import _validation as V
 from ._base import BaseHMM
 from ._errors import HMMInputError, ParameterError
@@ -215,15 +215,15 @@ class CategoricalHMM(BaseHMM):
     def _do_mstep(self, stats):
         super()._do_mstep(stats)
         if "e" in self.params:
-            prior = _fit.prior(self, "emissionprob_prior", self.emissionprob_.shape)
-            self._set_fitted("emissionprob_", _fit.map_estimate(stats["obs"], prior,
+            prior = _priors.prior(self, "emissionprob_prior", self.emissionprob_.shape)
+            self._set_fitted("emissionprob_", _priors.map_estimate(stats["obs"], prior,
                                                                 self.emissionprob_, False))
 
     def _log_prior(self):
         total = super()._log_prior()
         if "e" in self.params:
-            total += _fit.dirichlet_log_density(
-                self.emissionprob_, _fit.prior(self, "emissionprob_prior",
+            total += _priors.dirichlet_log_density(
+                self.emissionprob_, _priors.prior(self, "emissionprob_prior",
                                                self.emissionprob_.shape))
         return total
 

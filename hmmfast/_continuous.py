@@ -103,6 +103,8 @@ class ContinuousHMM(BaseHMM):
         return (_kernel_inputs.emission(log_em, c.scaling and scaled, c.n_threads), None,
                 frames.shape[0])
 
+    _blocked_frames = _frames  # log-emissions of validated frames, any block of them
+
     def _emission_blocks(self, c, X, n_threads=1):
         """(n_samples, log_emissions(a, b)) through the compiled density (see BaseHMM);
         a missing frame's row is 0."""

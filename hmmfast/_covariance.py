@@ -1,4 +1,5 @@
-"""Gaussian components: covariance validation, storage forms, kernel inputs, sampling.
+"""Gaussian components: covariance validation, storage forms, kernel inputs, sampling,
+the data's covariance (initialisation) and the M-step's floor.
 
 Shared by GaussianHMM (one component per state) and GMMHMM (n_mix per state), which
 hand this module a flat list of components. Covariances are stored in hmmlearn's
@@ -146,6 +147,14 @@ def sample(rng, means, compact, covariance_type, components):
     mats = per_component(compact, covariance_type, c, d)
     chol = np.stack([linalg.cholesky(m, lower=True) for m in mats])
     return means[components] + np.einsum("tde,te->td", chol[components], z)
+
+
+def data_covariance(X, min_covar):
+    """Covariance of the rows of X (population form) plus min_covar on the diagonal."""
+    X = np.asarray(X, dtype=np.float64)
+    centred = X - X.mean(axis=0)
+    cov = centred.T @ centred / max(len(X), 1)
+    return cov + min_covar * np.eye(X.shape[1])
 
 
 def floor_covariances(cov, covariance_type, min_covar):

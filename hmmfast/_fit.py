@@ -4,7 +4,10 @@ Shared by every emission family. A family supplies its initialisation (``_init``
 its observations become E-step frames (``_estep_frames``), its statistics
 (``_initialize_sufficient_statistics``, ``_accumulate_fast``) and its M-step
 (``_do_mstep``); the E-step kernel (csrc/_estep.pyx), the loop, the monitor, the
-threads and the rollback on failure live here.
+threads and the rollback on failure live here. The loop (``run_em``, ``run_restarts``)
+takes its E-step as an argument: ``fit`` passes this module's, ``fit_distributed`` one
+mapped over a Dask cluster (hmmfast/distributed/_em.py). Dirichlet prior maths is in
+_priors.
 
 What the loop maximises (the "objective", recorded in ``monitor_.history``):
     sum_s w_s log P(X_s [, known states of X_s])  +  log prior density of the parameters
@@ -154,67 +157,6 @@ def check_states(states, n_samples, n_components, *, allow_unknown):
     return np.ascontiguousarray(arr, dtype=np.intp)
 
 
-# ---------------------------------------------------------------------- priors, M-step
-
-
-def check_prior(name, value, shape):
-    """A Dirichlet concentration (scalar or array) broadcast to ``shape``, all > 0."""
-    arr = V.broadcast_real(name, value, shape)
-    if not np.all(np.isfinite(arr) & (arr > 0)):
-        raise ParameterError(f"{name} must be finite and > 0 (a Dirichlet concentration)")
-    return arr
-
-
-def prior(model, name, shape):
-    """The model's prior ``name`` validated for ``shape``, or None when it is flat (all 1,
-    adding nothing). Cached on the model until the attribute or the shape changes, so EM
-    iterations do not validate it again."""
-    value = getattr(model, name)
-    cache = model.__dict__.get("_prior_cache")
-    if cache is None:
-        cache = {}
-        object.__setattr__(model, "_prior_cache", cache)
-    hit = cache.get(name)
-    if hit is not None and hit[0] is value and hit[1] == shape:
-        return hit[2]
-    arr = check_prior(name, value, shape)
-    checked = None if np.all(arr == 1.0) else arr
-    cache[name] = (value, shape, checked)
-    return checked
-
-
-def map_estimate(counts, prior, previous, keep_zeros):
-    """Dirichlet MAP of probability rows: max(counts + prior - 1, 0), normalised.
-
-    hmmlearn's convention (a prior of 1 adds nothing; ``prior`` None is flat). With
-    ``keep_zeros`` a cell that is 0 in ``previous`` stays 0 (start and transition
-    probabilities, as in hmmlearn); a row with nothing to normalise (no expected visits
-    and a flat prior) keeps its previous values.
-    """
-    p = np.maximum(counts + (prior - 1.0), 0.0) if prior is not None else np.array(counts, dtype=float)
-    if keep_zeros:
-        p[previous == 0.0] = 0.0
-    p = p.reshape(-1, np.shape(previous)[-1])
-    # summed left to right (numpy's sum is pairwise), as hmmfast._sparse sums the
-    # non-zeros of a sparse row: dense and sparse fits give the same bits
-    sums = np.cumsum(p, axis=1)[:, -1]
-    empty = ~(sums > 0)
-    p /= np.where(empty, 1.0, sums)[:, None]
-    if np.any(empty):
-        p[empty] = np.reshape(previous, p.shape)[empty]
-    return p.reshape(np.shape(previous))
-
-
-def dirichlet_log_density(prob, prior):
-    """sum (alpha - 1) log p over the non-zero entries (the Dirichlet log-density up to
-    a constant, on the face the zeros fix); 0 for a flat prior (None)."""
-    if prior is None:
-        return 0.0
-    prob = np.asarray(prob)
-    nz = prob > 0
-    return float(np.sum((np.broadcast_to(prior, prob.shape)[nz] - 1.0) * np.log(prob[nz])))
-
-
 # ---------------------------------------------------------------------- E-step
 
 
@@ -292,12 +234,13 @@ def _generic_estep(model, c, data):
         missing = data.cache.get("missing")
         if missing is not None:
             post[missing[a:b]] = 0.0  # no evidence about the emissions
-        object.__setattr__(model, "_estep_chain_stats",
-                           (w * start, w * transition_counts(model, trans)))
-        try:
-            model._accumulate_sufficient_statistics(stats, sub_X, lattice, w * post, fwd, bwd)
-        finally:
-            object.__delattr__(model, "_estep_chain_stats")
+        # the chain's statistics come from the kernel, added here; the hook adds the
+        # rest (BaseHMM's counts the sequence in "nobs"), as hmmlearn's adds them all
+        if "s" in model.params:
+            stats["start"] += w * start
+        if "t" in model.params:
+            stats["trans"] += w * transition_counts(model, trans)
+        model._accumulate_sufficient_statistics(stats, sub_X, lattice, w * post, fwd, bwd)
     return stats, total
 
 
@@ -358,25 +301,103 @@ def objective(model, data):
 # ---------------------------------------------------------------------- the loop
 
 
-def run_em(model, data, monitor):
-    """EM from the model's current parameters until convergence or n_iter M-steps."""
+def run_em(model, estep, objective, monitor, on_report=None, on_mstep=None):
+    """EM from the model's current parameters until convergence or n_iter M-steps.
+
+    The one EM loop: ``fit`` runs it on data in this process, ``fit_distributed`` with an
+    E-step mapped over a Dask cluster. It continues from ``monitor.iter`` M-steps (0 for
+    a fresh run, more when resuming).
+
+    Parameters
+    ----------
+    model : BaseHMM
+        Updated in place by its ``_do_mstep``.
+    estep : callable
+        ``estep(model)`` -> (statistics for ``model._do_mstep``, objective of the
+        current parameters).
+    objective : callable
+        ``objective(model)`` -> objective of the current parameters (the final iterate,
+        whose statistics are not needed).
+    monitor : ConvergenceMonitor
+        Records every objective (and prints it when verbose); decides convergence.
+    on_report, on_mstep : callable, optional
+        ``on_report(monitor)`` after every recorded objective; ``on_mstep(monitor)``
+        after every M-step (checkpoints).
+    """
     n_iter = V.check_n("n_iter", model.n_iter, minimum=0)
-    monitor._reset()
-    for _ in range(n_iter):
-        stats, value = estep(model, data)
+    while monitor.iter < n_iter:
+        stats, value = estep(model)
         monitor.report(value)
+        if on_report is not None:
+            on_report(monitor)
         if monitor.converged:
             return
         model._do_mstep(stats)
         monitor.iter += 1
-    monitor.report(objective(model, data))
+        if on_mstep is not None:
+            on_mstep(monitor)
+    monitor.report(objective(model))
+    if on_report is not None:
+        on_report(monitor)
 
 
-def _snapshot(model):
+def run_restarts(model, init_data, estep, objective, on_report=None, on_mstep=None):
+    """Initialisation and EM, ``n_init`` times when restarts can differ (``can_restart``),
+    keeping the run with the best final objective (parameters and ``monitor_``).
+
+    ``init_data`` (TrainingData, or None to initialise nothing) goes to the model's
+    ``_init``; ``estep``, ``objective``, ``on_report`` and ``on_mstep`` go to
+    :func:`run_em`. Random initialisation draws from ``model.random_state``.
+    """
+    n_init = V.check_n("n_init", model.n_init)
+    object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
+    start = snapshot(model)
+    runs = n_init if can_restart(model) else 1
+    best = None
+    for run in range(runs):
+        if run:
+            restore(model, start)
+        monitor = monitor_for(model)
+        if init_data is not None:
+            _init(model, init_data)
+        model._check()
+        monitor._reset()
+        run_em(model, estep, objective, monitor, on_report, on_mstep)
+        object.__setattr__(model, "monitor_", monitor)
+        if best is None or monitor.history[-1] > best[0]:
+            best = (monitor.history[-1], snapshot(model))
+    if runs > 1:
+        restore(model, best[1])
+    object.__delattr__(model, "_rng")
+
+
+def check_settings(model):
+    """Validate the fit controls n_init, n_iter and tol; returns n_init."""
+    n_init = V.check_n("n_init", model.n_init)
+    V.check_n("n_iter", model.n_iter, minimum=0)
+    if (not isinstance(model.tol, (int, float, np.floating, np.integer))
+            or isinstance(model.tol, bool) or np.isnan(model.tol)):
+        raise ParameterError(f"tol must be a number (-inf: never stop early), got {model.tol!r}")
+    return n_init
+
+
+def warn_unconverged(monitor, stacklevel):
+    """ConvergenceWarning when the fit used all n_iter M-steps without converging;
+    ``stacklevel`` as for ``warnings.warn`` called where this is."""
+    if monitor.iter == monitor.n_iter and monitor.n_iter > 0 and not monitor.converged:
+        warnings.warn(
+            f"hmmfast: EM did not converge within n_iter={monitor.n_iter} iterations "
+            f"(last gain {monitor.gain:.4g} >= tol={monitor.tol}); raise n_iter or tol",
+            ConvergenceWarning, stacklevel=stacklevel + 1,
+        )
+
+
+def snapshot(model):
+    """The model's state, for :func:`restore` (fit leaves a model unchanged if it fails)."""
     return dict(model.__dict__)
 
 
-def _restore(model, state):
+def restore(model, state):
     with model._lock:
         for name in list(model.__dict__):
             if name not in state and name not in model._UNPICKLED:
@@ -388,28 +409,24 @@ def _restore(model, state):
         object.__setattr__(model, "_cache", None)
 
 
-def _can_restart(model):
+def can_restart(model):
     """Whether restarts can differ: some parameter is (re)initialised at random."""
     return any(model._needs_init(code, name) for code, name in model._init_letters())
 
 
 def fit(model, X, lengths=None, sample_weight=None, states=None):
     """Baum-Welch with restarts; see BaseHMM.fit. The model is unchanged if this raises."""
-    before = _snapshot(model)
+    before = snapshot(model)
     try:
         return _fit(model, X, lengths, sample_weight, states)
     except BaseException:
-        _restore(model, before)
+        restore(model, before)
         raise
 
 
 def _fit(model, X, lengths, sample_weight, states):
-    n_init = V.check_n("n_init", model.n_init)
-    V.check_n("n_iter", model.n_iter, minimum=0)
-    if (not isinstance(model.tol, (int, float, np.floating, np.integer))
-            or isinstance(model.tol, bool) or np.isnan(model.tol)):
-        raise ParameterError(f"tol must be a number (-inf: never stop early), got {model.tol!r}")
-    X_canon, missing = _training_X(model, X)
+    check_settings(model)
+    X_canon, missing = training_X(model, X)
     offsets = _offsets(lengths, len(X_canon))
     weights = check_sample_weight(sample_weight, len(offsets) - 1)
     labels = None
@@ -419,32 +436,10 @@ def _fit(model, X, lengths, sample_weight, states):
         if not np.any(labels >= 0):
             labels = None  # nothing known: an ordinary fit
     data = TrainingData(X_canon, offsets, weights, labels, missing)
-    object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
-    start = _snapshot(model)
-    runs = n_init if _can_restart(model) else 1
-    best = None
-    for run in range(runs):
-        if run:
-            _restore(model, start)
-        monitor = _monitor_for(model)
-        _init(model, data)
-        model._check()
-        run_em(model, data, monitor)
-        object.__setattr__(model, "monitor_", monitor)
-        if best is None or monitor.history[-1] > best[0]:
-            best = (monitor.history[-1], _snapshot(model))
-    if runs > 1:
-        _restore(model, best[1])
-    object.__delattr__(model, "_rng")
+    run_restarts(model, data, lambda m: estep(m, data), lambda m: objective(m, data))
     model._record_fit(data, _io_format.training_data_sha256(X_canon, missing, offsets,
                                                             weights, labels))
-    monitor = model.monitor_
-    if monitor.iter == monitor.n_iter and monitor.n_iter > 0 and not monitor.converged:
-        warnings.warn(
-            f"hmmfast: EM did not converge within n_iter={monitor.n_iter} iterations "
-            f"(last gain {monitor.gain:.4g} >= tol={monitor.tol}); raise n_iter or tol",
-            ConvergenceWarning, stacklevel=4,
-        )
+    warn_unconverged(model.monitor_, 4)
     return model
 
 
@@ -457,13 +452,15 @@ def _init(model, data):
         model._init(data.X[~missing], None)
 
 
-def _training_X(model, X):
+def training_X(model, X):
     """(X in the family's canonical form, mask of missing frames or None)."""
     out = model._training_X(X)
     return out if isinstance(out, tuple) else (out, None)
 
 
-def _monitor_for(model):
+def monitor_for(model):
+    """A fresh monitor for a run: the model's ``monitor_`` class (a copy of it, so a
+    subclass or its settings carry over) with the model's tol, n_iter and verbose."""
     monitor = getattr(model, "monitor_", None)
     if isinstance(monitor, ConvergenceMonitor):
         monitor = type(monitor).__new__(type(monitor))
@@ -476,9 +473,9 @@ def _monitor_for(model):
 
 def fit_supervised(model, X, states, lengths=None):
     """Counting maximum-likelihood (with the priors as pseudocounts); see BaseHMM."""
-    before = _snapshot(model)
+    before = snapshot(model)
     try:
-        X_canon, missing = _training_X(model, X)
+        X_canon, missing = training_X(model, X)
         offsets = _offsets(lengths, len(X_canon))
         n = V.check_n("n_components", model.n_components)
         labels = check_states(states, len(X_canon), n, allow_unknown=False)
@@ -515,5 +512,5 @@ def fit_supervised(model, X, states, lengths=None):
                           "fit_supervised")
         return model
     except BaseException:
-        _restore(model, before)
+        restore(model, before)
         raise

@@ -7,7 +7,7 @@ Parameters are validated on every call (there is no model to cache them on).
 
 import numpy as np
 
-from . import _beam, _decoders, _kernel_inputs, _sparse, _trellis
+from . import _decoders, _kernel_inputs, _sparse, _trellis
 from . import _validation as V
 from ._errors import ParameterError
 
@@ -104,15 +104,11 @@ def viterbi(startprob, transmat, log_emissions, *, lengths=None, beam=None, max_
         When a sequence has probability zero; names the first impossible step.
         PruningError (a subclass) when pruning removed every path.
     """
-    from ._base import BaseHMM
-
-    pruning = BaseHMM._check_pruning(beam, max_active, min_active, memory)
+    choice = _decoders.choose("viterbi", beam, max_active, min_active, memory)
     chain, emission, offsets, _ = _prepare(startprob, transmat, log_emissions, lengths, "log")
-    if pruning is not None:
-        return _beam.beam_viterbi(chain, emission, None, offsets, *pruning)
-    decoder = _decoders.viterbi_kernel(memory, emission[0].shape[1], offsets,
-                                       emission[0].shape[0])
-    return decoder(chain, emission, None, offsets)
+    total, states, _ = _decoders.run(choice, chain, emission, None, offsets,
+                                     emission[0].shape[0])
+    return total, states
 
 
 def nbest(startprob, transmat, log_emissions, n):

@@ -1,50 +1,13 @@
 """GaussianHMM: Gaussian emissions with spherical, diagonal, full or tied covariances."""
 
-import inspect
-import warnings
-
 import numpy as np
-from scipy.cluster import vq
 
 from . import _covariance as C
 from . import _moments
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
-
-_KMEANS_RNG = "rng" if "rng" in inspect.signature(vq.kmeans2).parameters else "seed"
-
-
-#: k-means for initialisation runs on at most this many frames (a random subset)
-KMEANS_SAMPLE = 20_000
-
-
-def kmeans_centres(X, k, rng):
-    """k centres of the rows of X by k-means++ (scipy.cluster.vq.kmeans2), seeded by rng,
-    on a random subset of KMEANS_SAMPLE rows for long inputs; a centre left empty is
-    replaced by a random row."""
-    X = np.asarray(X, dtype=np.float64)
-    draw = rng.integers if hasattr(rng, "integers") else rng.randint
-    if len(X) < k:
-        return X[draw(0, len(X), size=k)]
-    seed = int(draw(2**31 - 1))
-    if len(X) > KMEANS_SAMPLE:
-        X = X[np.random.default_rng(seed).choice(len(X), KMEANS_SAMPLE, replace=False)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "One of the clusters is empty": handled below
-        centres, labels = vq.kmeans2(X, k, minit="++", **{_KMEANS_RNG: seed})
-    empty = np.bincount(labels, minlength=k) == 0
-    if np.any(empty):
-        centres[empty] = X[np.random.default_rng(seed).integers(0, len(X), size=empty.sum())]
-    return centres
-
-
-def data_covariance(X, min_covar):
-    """Covariance of the rows of X (population form) plus min_covar on the diagonal."""
-    X = np.asarray(X, dtype=np.float64)
-    centred = X - X.mean(axis=0)
-    cov = centred.T @ centred / max(len(X), 1)
-    return cov + min_covar * np.eye(X.shape[1])
+from ._kmeans import kmeans_centres
 
 
 def distribute(cov, covariance_type, n):
@@ -227,7 +190,7 @@ class GaussianHMM(ContinuousHMM):
         if self._needs_init("m", "means_"):
             self.means_ = kmeans_centres(X, self.n_components, rng)
         if self._needs_init("c", "covars_"):
-            cov = data_covariance(X, self.min_covar)
+            cov = C.data_covariance(X, self.min_covar)
             self.covars_ = distribute(cov, self.covariance_type, self.n_components)
 
     def _init_letters(self):

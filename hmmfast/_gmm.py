@@ -17,11 +17,11 @@ import numpy as np
 from scipy.cluster import vq
 
 from . import _covariance as C
-from . import _fit, _kernel_inputs, _moments
+from . import _fit, _kernel_inputs, _moments, _priors
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
-from ._gaussian import data_covariance, kmeans_centres
+from ._kmeans import kmeans_centres
 from ._mixture import (BLOCK, MixtureDensity, compact_shape, flat_components, mixture_moments,
                        mixture_reduce, validate_covars)
 
@@ -248,7 +248,7 @@ class GMMHMM(ContinuousHMM):
         covars_prior = broadcast("covars_prior", cp, cp_shape)
         if ct in ("full", "tied"):
             covars_prior = 0.5 * (covars_prior + np.swapaxes(covars_prior, -1, -2))
-        return {"weights": _fit.prior(self, "weights_prior", (n, k)),
+        return {"weights": _priors.prior(self, "weights_prior", (n, k)),
                 "means_prior": broadcast("means_prior", self.means_prior, (n, k, d)),
                 "means_weight": means_weight, "covars_prior": covars_prior,
                 "covars_weight": broadcast("covars_weight", cw, cw_shape)}
@@ -262,7 +262,7 @@ class GMMHMM(ContinuousHMM):
             return total
         pr = self._priors()
         if "w" in self.params:
-            total += _fit.dirichlet_log_density(self._weights, pr["weights"])
+            total += _priors.dirichlet_log_density(self._weights, pr["weights"])
         if not (fit_m or fit_c):
             return total
         ct, d, k = self.covariance_type, self.n_features, self.n_mix
@@ -297,7 +297,7 @@ class GMMHMM(ContinuousHMM):
         C.check_type(self.covariance_type)
         n, k = self._n(), self._k()
         rng = self._init_random_state()
-        cov = data_covariance(X, self.min_covar)
+        cov = C.data_covariance(X, self.min_covar)
         if self._needs_init("m", "means_"):
             self.means_ = self._init_means(X, n, k, cov, rng)
         if self._needs_init("w", "weights_"):
@@ -396,7 +396,7 @@ class GMMHMM(ContinuousHMM):
         pr = self._priors()
         occupancy = stats["post_mix_sum"]
         if "w" in self.params:
-            self._set_fitted("weights_", _fit.map_estimate(occupancy, pr["weights"],
+            self._set_fitted("weights_", _priors.map_estimate(occupancy, pr["weights"],
                                                            self._weights, False))
         means = self._means
         if "m" in self.params:

@@ -11,7 +11,7 @@ from . import _densities
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import HMMInputError, ParameterError
-from ._gaussian import kmeans_centres
+from ._kmeans import kmeans_centres
 
 MIN_INIT_RATE = 1e-3  # floor on initial rates, so every state can emit every count
 INIT_JITTER = 0.05  # initial rates are k-means centres times U(1 - j, 1 + j)

@@ -12,7 +12,7 @@ import pytest
 from scipy import sparse
 
 import hmmfast
-from hmmfast import _checkpoint, _checkpoint_blocks, _decoders, _kernel_inputs, _viterbi
+from hmmfast import _checkpoint, _checkpoint_blocks, _kernel_inputs, _viterbi
 from hmmfast import _validation as V
 
 SEGMENTS = (None, 1, 2, 3, 7)  # None: the driver's own rule (one segment at these T)
@@ -297,11 +297,56 @@ def test_automatic_switch_uses_segments():
     X = gaussian_frames(rng, 3000, 3)
     expected = full_decode(model, X, [1000, 2000])
     sizes = spy_blocks(model)
-    with mock.patch.object(_decoders, "AUTO_CHECKPOINT_BYTES", 1000 * 8 - 1):
+    with mock.patch.object(_checkpoint, "AUTO_CHECKPOINT_BYTES", 1000 * 8 - 1):
         score, states = model.decode(X, [1000, 2000])
     assert score == expected[0]
     np.testing.assert_array_equal(states, expected[1])
     assert max(sizes) < 2000
+
+
+def test_only_the_families_own_frames_come_in_blocks():
+    """The ``_blocked_frames`` hook: GaussianHMM, GMMHMM and PoissonHMM decode segment by
+    segment; a subclass overriding ``_frames`` decodes the whole matrix its ``_frames``
+    returns, and so does a BaseHMM subclass using hmmlearn's
+    ``_compute_log_likelihood`` hook. Every path gives the full decoder's result."""
+    rng = np.random.default_rng(23)
+    X = np.abs(gaussian_frames(rng, 3000, 2)).round()  # counts too, for PoissonHMM
+    for model in (gaussian(rng, 3, 2), gmm(rng, 3, 2, 2), poisson(rng, 3, 2)):
+        expected = full_decode(model, X)
+        sizes = spy_blocks(model)
+        score, states = model.decode(X, memory="checkpoint")
+        assert score == expected[0]
+        np.testing.assert_array_equal(states, expected[1])
+        assert max(sizes) < len(X), type(model).__name__
+
+    class OwnFrames(hmmfast.GaussianHMM):
+        calls = 0
+
+        def _frames(self, c, X, scaled=True):
+            type(self).calls += 1
+            return super()._frames(c, X, scaled)
+
+    model = gaussian(rng, 3, 2, "full")
+    own = OwnFrames(3, covariance_type="full")
+    own.startprob_, own.transmat_ = model.startprob_, model.transmat_
+    own.means_, own.covars_ = model.means_, model.covars_
+    expected = full_decode(model, X)
+    for memory in ("full", "checkpoint"):
+        score, states = own.decode(X, memory=memory)
+        assert score == expected[0]
+        np.testing.assert_array_equal(states, expected[1])
+    assert OwnFrames.calls == 2
+
+    class Hook(hmmfast.BaseHMM):  # hmmlearn's custom-emission recipe
+        def _compute_log_likelihood(self, X):
+            return model._compute_log_likelihood(X)
+
+    hook = Hook(3)
+    hook.startprob_, hook.transmat_ = model.startprob_, model.transmat_
+    for memory in ("full", "checkpoint"):
+        score, states = hook.decode(X, memory=memory)
+        assert score == expected[0]
+        np.testing.assert_array_equal(states, expected[1])
 
 
 def test_driver_on_a_given_matrix_and_wide_backpointers():

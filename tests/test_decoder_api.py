@@ -122,11 +122,41 @@ def test_memory_option_validation():
         hmmfast.viterbi([0.5, 0.5], np.full((2, 2), 0.5), np.zeros((3, 2)), memory="x")
 
 
+BAD_OPTIONS = [
+    ("map", {"beam": 2.0}), ("map", {"max_active": 1}), ("map", {"memory": "checkpoint"}),
+    ("viterbi", {"beam": 1.0, "memory": "checkpoint"}), ("viterbi", {"beam": -1.0}),
+    ("viterbi", {"min_active": 3, "max_active": 2}), ("viterbi", {"memory": "x"}),
+    ("viterbi", {"max_active": 0}), ("bogus", {}), ("bogus", {"memory": "x"}),
+]
+
+
+@pytest.mark.parametrize(("algorithm", "options"), BAD_OPTIONS)
+def test_every_decode_entry_refuses_the_same_options_alike(algorithm, options):
+    """decode (a table-driven and a continuous family), decode_batch and the functional
+    viterbi validate decode options in one place: the same error, word for word."""
+    model = categorical(np.array([0.5, 0.5]), np.full((2, 2), 0.5), np.full((2, 2), 0.5))
+    gauss = hmmfast.GaussianHMM(2)
+    gauss.startprob_, gauss.transmat_ = model.startprob_, model.transmat_
+    gauss.means_, gauss.covars_ = np.zeros((2, 1)), np.ones((2, 1))
+    X = np.array([0, 1, 1])
+    calls = [lambda: model.decode(X, algorithm=algorithm, **options),
+             lambda: model.decode(X, [2, 1], algorithm=algorithm, **options),
+             lambda: gauss.decode(X[:, None], algorithm=algorithm, **options),
+             lambda: model.decode_batch([X], algorithm=algorithm, **options)]
+    if algorithm == "viterbi":
+        calls.append(lambda: hmmfast.viterbi(model.startprob_, model.transmat_,
+                                             np.zeros((3, 2)), **options))
+    messages = set()
+    for call in calls:
+        with pytest.raises((hmmfast.ParameterError, hmmfast.HMMTypeError)) as info:
+            call()
+        messages.add((type(info.value), str(info.value)))
+    assert len(messages) == 1, messages
+
+
 def test_automatic_switch_above_the_threshold(monkeypatch):
-    """memory="full" hands long sequences to the checkpointed decoder by itself; the
-    compiled fast entry of decode uses the same threshold."""
-    assert _viterbi._auto_checkpoint_bytes() == _decoders.AUTO_CHECKPOINT_BYTES
-    assert _decoders.AUTO_CHECKPOINT_BYTES == _checkpoint.AUTO_CHECKPOINT_BYTES
+    """memory="full" hands long sequences to the checkpointed decoder by itself (the
+    compiled fast entry of decode reads the same constant, csrc/_viterbi_table.pxd)."""
     rng = np.random.default_rng(9)
     model = categorical(*random_model(rng, 4, 3))
     X = model.sample(500, random_state=1)[0]
@@ -140,7 +170,7 @@ def test_automatic_switch_above_the_threshold(monkeypatch):
     monkeypatch.setattr(_checkpoint, "viterbi_checkpoint", spy)
     want = model.decode(X, lengths=[500])
     assert not calls  # 500 x 8 bytes: far below the threshold
-    monkeypatch.setattr(_decoders, "AUTO_CHECKPOINT_BYTES", 100)
+    monkeypatch.setattr(_checkpoint, "AUTO_CHECKPOINT_BYTES", 100)
     got = model.decode(X, lengths=[500])
     assert calls  # the same call now checkpoints, with the same result
     assert got[0] == want[0]
@@ -148,12 +178,16 @@ def test_automatic_switch_above_the_threshold(monkeypatch):
     assert _decoders.viterbi_kernel("full", 4, None, 12) is _viterbi.viterbi
     assert _decoders.viterbi_kernel("full", 4, None, 13) is spy
     assert _decoders.viterbi_kernel("checkpoint", 4, None, 1) is spy
+    # several sequences: the longest one's table counts (one table per thread at a time)
+    two = np.array([0, 12, 24], dtype=np.intp)
+    assert _decoders.viterbi_kernel("full", 4, two, 24) is _viterbi.viterbi
+    assert _decoders.viterbi_kernel("full", 4, np.array([0, 13, 25], dtype=np.intp), 25) is spy
 
 
 def test_automatic_switch_counts_computed_emissions():
     """A continuous family's full decode also computes the (T, N) float64 log-emissions:
     at N = 8 the switch comes at 256 MiB / (8 + 64) bytes per frame."""
-    limit = _decoders.AUTO_CHECKPOINT_BYTES // 72
+    limit = _checkpoint.AUTO_CHECKPOINT_BYTES // 72
     assert _decoders.viterbi_kernel("full", 8, None, limit, True) is _viterbi.viterbi
     assert _decoders.viterbi_kernel("full", 8, None, limit + 1, True) is (
         _checkpoint.viterbi_checkpoint)

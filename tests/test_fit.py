@@ -509,3 +509,35 @@ def test_hmmlearn_custom_emission_recipe_trains_unchanged(implementation):
                                    err_msg=name)
     np.testing.assert_allclose(ours.score(X, lengths), theirs.score(X, lengths), rtol=1e-9)
     assert ours.bic(X, lengths) == pytest.approx(theirs.bic(X, lengths), rel=1e-9)
+
+
+def test_hooks_get_everything_as_arguments():
+    """The generic E-step hands hmmlearn's hooks what they need as arguments: the model
+    carries no per-sequence state while ``_accumulate_sufficient_statistics`` runs, and
+    the chain's statistics are counted once (the sequences' start posteriors, as
+    hmmlearn's base hook adds them)."""
+    seen = []
+
+    class Recording(PoissonEmissions, hmmfast.BaseHMM):
+        def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors,
+                                              fwdlattice, bwdlattice):
+            seen.append(("hook", frozenset(vars(self)), posteriors[0].copy()))
+            super()._accumulate_sufficient_statistics(stats, X, lattice, posteriors,
+                                                      fwdlattice, bwdlattice)
+
+        def _do_mstep(self, stats):
+            seen.append(("mstep", frozenset(vars(self)), stats["start"].copy()))
+            assert stats["nobs"] == 2
+            super()._do_mstep(stats)
+
+    rng = np.random.default_rng(6)
+    X = rng.poisson(2.0, size=(60, 1))
+    model = Recording(2, n_iter=1, tol=-np.inf, init_params="l", params="stl")
+    model.startprob_, model.transmat_ = np.full(2, 0.5), np.full((2, 2), 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, [25, 35], sample_weight=[1.0, 3.0])
+    (_, first, post_a), (_, second, post_b), (step, at_mstep, start) = seen
+    assert step == "mstep" and first == second
+    assert not first - at_mstep  # nothing set for the hooks alone
+    np.testing.assert_allclose(start, post_a + post_b, rtol=1e-12)

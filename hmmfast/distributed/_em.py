@@ -1,17 +1,16 @@
 """fit_distributed: Baum-Welch with the E-step mapped over partitions.
 
-The flow mirrors ``hmmfast._fit.fit`` (validation, initialisation, restarts, the EM loop
-and its monitor, rollback on failure), with three differences: the data never comes to
-the client (each worker converts its partitions once and keeps them for every
-iteration), the E-step runs per partition and its additive statistics are summed in a
-tree, and the initialisation sees a sample (the first ``init_sessions`` sessions).
+The restarts, the EM loop and its monitor are ``hmmfast._fit``'s (``run_restarts``,
+``run_em``), given this module's E-step; what differs from ``fit`` is here: the data
+never comes to the client (each worker converts its partitions once and keeps them for
+every iteration), the E-step runs per partition and its additive statistics are summed
+in a tree, the initialisation sees a sample (the first ``init_sessions`` sessions), and
+a checkpoint file can record every iteration and resume the fit.
 """
 
-import math
 import os
 import time
 import uuid
-import warnings
 from types import SimpleNamespace
 
 import dask
@@ -19,7 +18,7 @@ import numpy as np
 
 from .. import _fit
 from .. import _validation as V
-from .._errors import ConvergenceWarning, HMMInputError, ParameterError
+from .._errors import HMMInputError, ParameterError
 from . import _partitions as P
 from . import _tasks as T
 from ._source import ship, source, worker_threads
@@ -130,26 +129,20 @@ def _check_summaries(summaries, src):
 
 
 def _check_settings(model, checkpoint, resume, split_every, init_sessions):
-    n_init = V.check_n("n_init", model.n_init)
-    V.check_n("n_iter", model.n_iter, minimum=0)
-    tol = model.tol
-    if (not isinstance(tol, (int, float, np.floating, np.integer)) or isinstance(tol, bool)
-            or math.isnan(tol)):
-        raise ParameterError(f"tol must be a number (-inf: never stop early), got {tol!r}")
+    n_init = _fit.check_settings(model)
     V.check_n("split_every", split_every, minimum=2)
     if init_sessions is not None:
         V.check_n("init_sessions", init_sessions)
     if resume and checkpoint is None:
         raise ParameterError("resume=True needs checkpoint=path (the file to resume from)")
     if checkpoint is not None:
-        if n_init > 1 and _fit._can_restart(model):
+        if n_init > 1 and _fit.can_restart(model):
             raise ParameterError(
                 f"checkpoint= supports one EM run; the model has n_init={n_init} restarts "
                 "(set n_init=1, or fit without checkpoint=)")
         if not hasattr(model, "save"):
             raise ParameterError("checkpoint= needs model files (model.save / hmmfast.load), "
                                  "which this hmmfast does not have")
-    return n_init
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -194,28 +187,6 @@ def _resume(model, path, monitor):
     monitor.history = [float(v) for v in progress["history"]]
     monitor.iter = int(progress["iter"])
     return bool(progress["done"])
-
-
-# ---------------------------------------------------------------------- the loop
-
-
-def _run_em(model, job, monitor, *, checkpoint=None, callback=None):
-    """EM until convergence or n_iter M-steps (``hmmfast._fit.run_em`` over the job)."""
-    n_iter = V.check_n("n_iter", model.n_iter, minimum=0)
-    while monitor.iter < n_iter:
-        stats, value = job.estep(model)
-        monitor.report(value)
-        if callback is not None:
-            callback(monitor)
-        if monitor.converged:
-            return
-        model._do_mstep(stats)
-        monitor.iter += 1
-        if checkpoint is not None:
-            _save(model, checkpoint, monitor, done=False)
-    monitor.report(job.objective(model))
-    if callback is not None:
-        callback(monitor)
 
 
 def fit_distributed(model, data, client=None, *, session_col="session", obs_col="obs",
@@ -286,12 +257,12 @@ def fit_distributed(model, data, client=None, *, session_col="session", obs_col=
     statistics are summed in a fixed order, so the result is the same. Not converging
     within ``n_iter`` warns with ``hmmfast.ConvergenceWarning``.
     """
-    n_init = _check_settings(model, checkpoint, resume, split_every, init_sessions)
+    _check_settings(model, checkpoint, resume, split_every, init_sessions)
     threads = worker_threads(model, n_threads)
     src = source(model, data, session_col, obs_col, sample_weight)
     symbols = model._observation_kind() == "symbols"
     cluster = _Cluster(client)
-    before = _fit._snapshot(model)
+    before = _fit.snapshot(model)
     parts = None
     try:
         # convert every partition once, on the workers, and keep it there
@@ -306,54 +277,35 @@ def fit_distributed(model, data, client=None, *, session_col="session", obs_col=
         if symbols and model.n_features is None:
             model.n_features = max(s["max_symbol"] for s in summaries) + 1
         job = _Job(cluster, parts, summaries, threads, split_every)
-        _fit_job(model, job, n_init, init_sessions, checkpoint, resume, callback)
+        _fit_job(model, job, init_sessions, checkpoint, resume, callback)
     except BaseException:
-        _fit._restore(model, before)
+        _fit.restore(model, before)
         raise
     finally:
         parts = job = None  # releases the partitions kept on the cluster
-    monitor = model.monitor_
-    if monitor.iter == monitor.n_iter and monitor.n_iter > 0 and not monitor.converged:
-        warnings.warn(
-            f"hmmfast: EM did not converge within n_iter={monitor.n_iter} iterations "
-            f"(last gain {monitor.gain:.4g} >= tol={monitor.tol}); raise n_iter or tol",
-            ConvergenceWarning, stacklevel=2)
+    _fit.warn_unconverged(model.monitor_, 2)
     return model
 
 
-def _fit_job(model, job, n_init, init_sessions, checkpoint, resume, callback):
-    """Initialisation, restarts and EM (``hmmfast._fit._fit`` over the job)."""
-    monitor = _fit._monitor_for(model)
+def _fit_job(model, job, init_sessions, checkpoint, resume, callback):
+    """Initialisation, restarts and EM (``hmmfast._fit.run_restarts`` / ``run_em`` with
+    the job's E-step), or the rest of a checkpointed fit."""
+    on_mstep = None
+    if checkpoint is not None:
+        def on_mstep(monitor):
+            _save(model, checkpoint, monitor, done=False)
     if resume and os.path.exists(checkpoint):
+        monitor = _fit.monitor_for(model)
         done = _resume(model, checkpoint, monitor)
         model._check()
         monitor._started = time.perf_counter()
         if not done:
-            _run_em(model, job, monitor, checkpoint=checkpoint, callback=callback)
+            _fit.run_em(model, job.estep, job.objective, monitor, callback, on_mstep)
+        object.__setattr__(model, "monitor_", monitor)
     else:
-        object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
-        runs = n_init if _fit._can_restart(model) else 1
-        sample = job.sample(init_sessions) if _fit._can_restart(model) else None
-        start = _fit._snapshot(model)
-        best = None
-        for run in range(runs):
-            if run:
-                _fit._restore(model, start)
-            monitor = _fit._monitor_for(model)
-            if sample is not None:
-                _fit._init(model, sample)
-            model._check()
-            monitor._reset()
-            _run_em(model, job, monitor, checkpoint=checkpoint, callback=callback)
-            object.__setattr__(model, "monitor_", monitor)
-            if best is None or monitor.history[-1] > best[0]:
-                best = (monitor.history[-1], _fit._snapshot(model))
-        if runs > 1:
-            _fit._restore(model, best[1])
-        model.__dict__.pop("_rng", None)
-        monitor = model.monitor_
-    object.__setattr__(model, "monitor_", monitor)
+        sample = job.sample(init_sessions) if _fit.can_restart(model) else None
+        _fit.run_restarts(model, sample, job.estep, job.objective, callback, on_mstep)
     model._record_fit(SimpleNamespace(offsets=np.array([0, job.n_frames]),
                                       n_seq=job.n_sessions), method="fit_distributed")
     if checkpoint is not None:
-        _save(model, checkpoint, monitor, done=True)
+        _save(model, checkpoint, model.monitor_, done=True)

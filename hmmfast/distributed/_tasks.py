@@ -107,7 +107,7 @@ def training_partition(model, raw, index, spec=None, weights=None):
         else:
             part = bag_partition(model, raw, index, weights)
         try:
-            X, missing = _fit._training_X(model, part.X)
+            X, missing = _fit.training_X(model, part.X)
         except (HMMInputError, HMMTypeError) as exc:
             reraise(exc, index, part)
     part.X, part.missing = X, missing
@@ -141,8 +141,9 @@ def head(part, n_sessions):
 def partition_estep(model, part, index):
     """One partition's E-step: (additive statistics, weighted log-likelihood)."""
     if not model._uses_fast_estep():
-        # hmmlearn's per-sequence hooks keep state on the model during the E-step: the
-        # tasks sharing this worker's copy get their own
+        # hmmlearn's per-sequence hooks (a subclass's, written for single-threaded
+        # hmmlearn) may keep state on the model during the E-step: the tasks sharing
+        # this worker's copy get their own
         model = copy.copy(model)
     try:
         with context_meter.meter("hmmfast-kernels"):

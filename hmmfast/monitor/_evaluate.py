@@ -6,9 +6,9 @@ over the same gathered frames (one concatenated array plus offsets, as in
 
 * ``_trellis.forward_steps``: each session's log-likelihood log P(O) and its per-step
   log conditionals log P(o_t | o_<t) (the scaled forward's normalisers);
-* the exact Viterbi kernel (``_decoders.viterbi_kernel``, the checkpointed one for huge
-  sessions): the most likely state path, with ``raise_impossible=False`` so a session the
-  model cannot produce gets -inf instead of stopping the batch.
+* exact Viterbi (``_decoders.run``; the checkpointed kernel for huge sessions): the most
+  likely state path, with ``raise_impossible=False`` so a session the model cannot
+  produce gets -inf instead of stopping the batch.
 
 With an end-of-session symbol (CategoricalHMM only) the symbol is appended to every
 session before both kernels run; the returned paths and steps say which frames are the
@@ -115,8 +115,8 @@ def run(model, sequences, lengths=None, n_threads=None, end_symbol=None, decode=
     out.n_threads = threads
     out.states = None
     if decode:
-        viterbi = _decoders.viterbi_kernel("full", c.n_components, scored_offsets, n_frames)
-        _, states = viterbi(c.chain, emission, rows, scored_offsets, np.empty(n_seq), threads,
-                            False)
+        _, states, _ = _decoders.run(_decoders.EXACT_VITERBI, c.chain, emission, rows,
+                                     scored_offsets, n_frames, c.scaling, np.empty(n_seq),
+                                     threads, False)
         out.states = states if end_symbol is None else np.delete(states, scored_offsets[1:] - 1)
     return out
