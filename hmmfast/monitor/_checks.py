@@ -94,3 +94,21 @@ def finite_scores(name, value, allow_neg_inf=True):
         allowed = "finite numbers or -inf" if allow_neg_inf else "finite numbers"
         raise HMMInputError(f"{name} must hold {allowed}; {name}[{i}] = {float(arr[i])}")
     return arr
+
+
+def observation_kind(model):
+    """What the model observes: "symbols" (CategoricalHMM over a symbol table), "counts"
+    (PoissonHMM) or "features" (densities: Gaussian, GMM, a custom emission).
+
+    Reads the model hook ``model._observation_kind()`` when the library has it, and
+    otherwise answers from ``_symbol_frames()`` and the Poisson class (the one place in
+    hmmfast.monitor that asks; drop the fallback once every model has the hook).
+    """
+    hook = getattr(model, "_observation_kind", None)
+    if hook is not None:
+        return hook()
+    if model._symbol_frames():
+        return "symbols"
+    from .._poisson import PoissonHMM
+
+    return "counts" if isinstance(model, PoissonHMM) else "features"
