@@ -117,8 +117,7 @@ class ExitInputs:
         column = np.asarray(exit_prob, dtype=np.float64)[:, None]
         if sparse.issparse(trans):
             ext = sparse.bmat([[sparse.csr_matrix(trans), sparse.csr_matrix(column)],
-                               [None, sparse.csr_matrix(([1.0], ([0], [n])),
-                                                        shape=(1, n + 1))]], format="csr")
+                               [None, sparse.csr_matrix(np.ones((1, 1)))]], format="csr")
         else:
             ext = np.zeros((n + 1, n + 1))
             ext[:n, :n] = trans
