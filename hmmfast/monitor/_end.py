@@ -28,7 +28,7 @@ in the state that best combines the path's probability with its exit probability
 import numpy as np
 from scipy import sparse
 
-from .. import _batch, _kernel_inputs, _trellis
+from .. import _kernel_inputs
 from .._errors import HMMInputError, ParameterError
 from . import _checks
 
@@ -90,13 +90,9 @@ def learn_exit(model, sequences, lengths, n_threads):
 
     Impossible sessions are left out (``fit`` reports them).
     """
-    c = model._cache or model._prepare()
-    threads = _batch._threads(c, n_threads)
-    emission, rows, offsets, _ = _batch.gather(model, c, sequences, lengths, True)
-    offsets = np.ascontiguousarray(offsets, dtype=np.intp)
-    loglik = np.empty(len(offsets) - 1)
-    _, post = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling, loglik,
-                                        threads, False)
+    from ._evaluate import posteriors
+
+    post, _, offsets, loglik = posteriors(model, sequences, lengths, n_threads)
     possible = np.isfinite(loglik)
     frame_ok = np.repeat(possible, np.diff(offsets))
     visits = post[frame_ok].sum(axis=0)

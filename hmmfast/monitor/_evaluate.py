@@ -94,3 +94,17 @@ def run(model, sequences, lengths=None, n_threads=None, end_symbol=None, exit_in
                             False)
         out.states = states if not has_end else np.delete(states, scored_offsets[1:] - 1)
     return out
+
+
+def posteriors(model, sequences, lengths=None, n_threads=None):
+    """State posteriors of a batch: (post (F, N), rows (F,) intp or None, offsets (S + 1,),
+    loglik (S,)). ``rows`` are the symbols of a symbol-table model (None otherwise); an
+    impossible session gets loglik -inf and unspecified rows of ``post``."""
+    c = model._cache or model._prepare()
+    threads = _batch._threads(c, n_threads)
+    emission, rows, offsets, _ = _batch.gather(model, c, sequences, lengths, True)
+    offsets = np.ascontiguousarray(offsets, dtype=np.intp)
+    loglik = np.empty(len(offsets) - 1)
+    _, post = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling, loglik,
+                                        threads, False)
+    return post, rows, offsets, loglik
