@@ -265,7 +265,7 @@ def main():
     push, bare = stream_costs(args.repeats)
     window, n_quiet, false, delays, drop = drift_figures(args.quick)
     n_held, flags = early_flags(args.quick)
-    delays, false_dead, false_collapse, n_checks = occupancy_figures(args.quick)
+    collapse, false_dead, false_collapse, n_checks = occupancy_figures(args.quick)
     t1 = rows[0][1]
     lines = [
         f"AnomalyDetector.predict, {n:,} sessions of 15-25 steps (N=5, M=10), Viterbi "
@@ -331,12 +331,12 @@ def main():
         "",
         f"OccupancyMonitor (defaults: window 1,000, collapse_fraction 0.8), 3 states, "
         f"training share 40/30/30 %: a collapse into state 0 after 20,000 healthy "
-        f"sessions, {len(delays)} runs",
+        f"sessions, {len(collapse)} runs",
         "",
         "| sessions until reported: median | max | false dead verdicts | false collapse "
         "verdicts |",
         "|---:|---:|---:|---:|",
-        f"| {np.median(delays):.0f} | {max(delays)} | {false_dead} of {n_checks} windows | "
+        f"| {np.median(collapse):.0f} | {max(collapse)} | {false_dead} of {n_checks} windows | "
         f"{false_collapse} of {n_checks} windows |",
     ]
     write_table(lines, args.out)

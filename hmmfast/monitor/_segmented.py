@@ -127,21 +127,30 @@ class SegmentedDetector:
                                     "detector is not fitted)")
         return self
 
-    def predict(self, sequences, segments):
+    def predict(self, sequences, segments, *, return_paths=False):
         """Each session scored by its segment's detector.
 
         Returns
         -------
-        Record
+        Record (and the Viterbi paths, a list in the order of ``sequences``, with
+        ``return_paths``)
             The fields of :meth:`AnomalyDetector.predict`, in the order of ``sequences``
-            (scores and thresholds are each segment's own).
+            (scores and cut-offs are each segment's own).
         """
         groups = self._route(sequences, segments)
         parts, order = [], []
+        paths = [None] * len(sequences)
         for key, idx in groups.items():
-            parts.append(self.detectors[key].predict([sequences[i] for i in idx]))
+            out = self.detectors[key].predict([sequences[i] for i in idx],
+                                              return_paths=return_paths)
+            if return_paths:
+                out, found = out
+                for i, p in zip(idx, found, strict=True):
+                    paths[i] = p
+            parts.append(out)
             order.extend(idx)
-        return Record.concatenate(parts, order)
+        record = Record.concatenate(parts, order)
+        return (record, paths) if return_paths else record
 
     def rates(self, sequences, segments):
         """Per-segment false-positive report on normal sessions (e.g. held out): a dict
