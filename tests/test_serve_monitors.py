@@ -12,11 +12,11 @@ import pytest
 import hmmfast
 
 pytest.importorskip("starlette", reason="the [serve] extra is part of the [test] extra")
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families
 
-from hmmfast.monitor import AnomalyDetector, SegmentedDetector  # noqa: E402
-from hmmfast.serve import create_app  # noqa: E402
-from hmmfast.serve._run import build_parser  # noqa: E402
+from hmmfast.monitor import AnomalyDetector, SegmentedDetector
+from hmmfast.serve import create_app
+from hmmfast.serve._run import build_parser
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -70,7 +70,7 @@ def test_anomaly_feeds_occupancy_and_impossible_sessions_are_counted(model_file)
         assert metric(m, "hmmfast_occupancy_frames") == 0
         assert metric(m, "hmmfast_impossible_total", endpoint="anomaly") == 0
         sessions = draw(model, 100, 2)
-        r = c.post("/v1/anomaly", json={"sessions": sessions + [[0, 5, 1]]})
+        r = c.post("/v1/anomaly", json={"sessions": [*sessions, [0, 5, 1]]})
         assert r.status_code == 200, r.text
         assert r.json()["impossible"] == [100]
         c.post("/v1/score", json={"sessions": [[5], [1, 2]]})
