@@ -268,12 +268,13 @@ def main():
     collapse, false_dead, false_collapse, n_checks = occupancy_figures(args.quick)
     t1 = rows[0][1]
     lines = [
-        f"AnomalyDetector.predict, {n:,} sessions of 15-25 steps (N=5, M=10), Viterbi "
-        "reasons included (median ms; stages timed alone)",
+        f"AnomalyDetector.predict with the defaults (exit probabilities, every kind of "
+        f"evidence), {n:,} sessions of 15-25 steps (N=5, M=10) (median ms; stages timed "
+        "alone)",
         "",
-        "| threads | predict ms | sessions/s | speed-up | gather | forward (per step) | "
-        "Viterbi | reasons |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| threads | predict ms | sessions/s | speed-up | kernels (gather, forward, Viterbi) "
+        "| evidence, levels, reasons |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for threads, t, split in rows:
         cells = " | ".join(f"{1e3 * v:.1f}" for v in split.values())

@@ -113,12 +113,16 @@ class ExitInputs:
         column = np.asarray(exit_prob, dtype=np.float64)[:, None]
         if sparse.issparse(trans):
             ext = sparse.bmat([[sparse.csr_matrix(trans), sparse.csr_matrix(column)],
-                               [None, sparse.csr_matrix(np.ones((1, 1)))]], format="csr")
+                               [sparse.csr_matrix(np.full((1, n + 1), 1.0 / (n + 1)))]],
+                              format="csr")
         else:
-            ext = np.zeros((n + 1, n + 1))
+            ext = np.empty((n + 1, n + 1))
             ext[:n, :n] = trans
             ext[:n, n] = column[:, 0]
-            ext[n, n] = 1.0
+            # the exit state is reached only at the end frame, so its own row is never
+            # read: uniform, so that a chain without zeros stays one (the kernels' fast,
+            # well-mixed path)
+            ext[n] = 1.0 / (n + 1)
         self.chain = _kernel_inputs.chain(start, ext)
         self.key = c
         self.symbol_table = None

@@ -118,7 +118,8 @@ def fired(cuts, stats, score, tie):
 
 
 def levels(cutoffs, stats, score, tie):
-    """(level codes (n,) int8, reasons (n,) str): 2 where the anomalous evidence fires,
+    """(level codes (n,) int8, reasons (n,) object array of str): 2 where the anomalous
+    evidence fires,
     1 where only the suspicious one does; the reason lists the evidence that fired at
     the session's tier, comma-separated, in EVIDENCE order ("" for normal)."""
     n = len(score)
@@ -134,7 +135,7 @@ def levels(cutoffs, stats, score, tie):
         codes[new] = code
         for s in np.flatnonzero(new):
             reasons[s] = ",".join(name for name in names if hits[name][s])
-    return codes, reasons.astype(str) if n else np.empty(0, dtype=str)
+    return codes, reasons
 
 
 def cutoffs_to_dict(cutoffs):
