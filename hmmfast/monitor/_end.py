@@ -112,9 +112,10 @@ class ExitInputs:
         trans = model.transmat_
         column = np.asarray(exit_prob, dtype=np.float64)[:, None]
         if sparse.issparse(trans):
-            ext = sparse.bmat([[sparse.csr_matrix(trans), sparse.csr_matrix(column)],
-                               [sparse.csr_matrix(np.full((1, n + 1), 1.0 / (n + 1)))]],
-                              format="csr")
+            ext = sparse.vstack([sparse.hstack([sparse.csr_matrix(trans),
+                                                sparse.csr_matrix(column)]),
+                                 sparse.csr_matrix(np.full((1, n + 1), 1.0 / (n + 1)))],
+                                format="csr")
         else:
             ext = np.empty((n + 1, n + 1))
             ext[:n, :n] = trans
