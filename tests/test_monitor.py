@@ -41,12 +41,12 @@ def sessions(model, n, rng, lo=5, hi=30):
 def levels_oracle(scores, thresholds, tie=None, cutoffs=None):
     """Strictly below a threshold is that tier; with ``cutoffs`` (issue 24) a score equal
     to the threshold is below it when its tie key (log-likelihood per step) is below the
-    tier's "score_tie"."""
+    tier's "tie"."""
     below = {}
     for tier in ("suspicious", "anomalous"):
         below[tier] = scores < thresholds[tier]
         if cutoffs is not None:
-            below[tier] |= (scores == thresholds[tier]) & (tie < cutoffs[tier]["score_tie"])
+            below[tier] |= (scores == thresholds[tier]) & (tie < cutoffs[tier]["tie"])
     return np.where(below["anomalous"], "anomalous",
                     np.where(below["suspicious"], "suspicious", "normal"))
 

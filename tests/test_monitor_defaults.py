@@ -209,7 +209,7 @@ def test_min_step_ties_never_make_a_tier_unreachable():
     assert np.mean(scores < np.percentile(scores, 1.0)) == 0  # the old rule: unreachable
     codes = det0.predict(train).level_code
     assert np.sum(codes == 2) == 30 and np.sum(codes >= 1) == 150
-    assert det0.cutoffs_["anomalous"]["score_tie"] > -np.inf
+    assert det0.cutoffs_["anomalous"]["tie"] > -np.inf
     held = [model.sample(int(rng.integers(5, 15)), random_state=rng)[0][:, 0]
             for _ in range(3000)]
     share = np.mean(det0.predict(held).level_code == 2)

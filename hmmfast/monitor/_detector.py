@@ -40,9 +40,9 @@ class AnomalyDetector:
 
     Each has a cut-off per tier, chosen on the training sessions so that the share of
     them beyond any cut-off is the tier's percentile (the calibration is in
-    ``hmmfast.monitor._evidence``: a common tail share for the path statistics, the
-    score's cut-off filling the rest, ties of the score broken by the log-likelihood per
-    step so that no tier is unreachable). The record's ``reason`` names the evidence that
+    ``hmmfast.monitor._evidence``: a common tail share for every kind of evidence, then
+    "deviation" (or the score, without it) filling the rest, ties broken by the
+    log-likelihood per step so that no tier is unreachable). The record's ``reason`` names the evidence that
     fired.
 
     Parameters
@@ -87,8 +87,8 @@ class AnomalyDetector:
     thresholds_ : dict
         {"suspicious": float, "anomalous": float}: the score's cut-offs, in its units.
     cutoffs_ : dict
-        {tier: {evidence: cut-off}}: every evidence's cut-off ("score_tie": the second
-        key's cut-off where the score ties, -inf otherwise).
+        {tier: {evidence: cut-off}}: every evidence's cut-off ("tie": the second key's
+        cut-off where the fill evidence ties at its cut-off, -inf otherwise).
     stream_cutoffs_ : dict or None
         The early-flag cut-offs by steps read (:class:`SessionStream`).
     end_symbol_ : int or None
@@ -256,7 +256,9 @@ class AnomalyDetector:
             "length": _reasons.distribution(ev["length"]),
         })
         percentiles = {"suspicious": self.suspicious, "anomalous": self.anomalous}
-        self.cutoffs_ = _evidence.calibrate(self._stats(ev), scores, ev["tie"], percentiles)
+        pinned = ("score",) if self.normalize == "per_step" and "deviation" in self.evidence \
+            else ()
+        self.cutoffs_ = _evidence.calibrate(self._stats(ev), ev["tie"], percentiles, pinned)
         self.thresholds_ = {tier: self.cutoffs_[tier]["score"] for tier in percentiles}
         self.stream_cutoffs_ = _prefix.calibrate(batch.own_steps(), batch.offsets,
                                                  self.normalize, self.min_steps, percentiles)
@@ -305,9 +307,9 @@ class AnomalyDetector:
 
     def _stats(self, ev):
         """The path evidence the levels read: {name: (S,) float64}."""
-        names = [n for n in self.evidence if n != "score"
-                 and (n != "end_step" or (self.end_symbol_ is not None
-                                     or self.exit_prob_ is not None))]
+        names = [n for n in self.evidence
+                 if n != "end_step" or self.end_symbol_ is not None
+                 or self.exit_prob_ is not None]
         return {n: np.asarray(ev[n], dtype=np.float64) for n in names}
 
     def _check_fitted(self):
@@ -377,7 +379,7 @@ class AnomalyDetector:
     def _record(self, batch):
         ev = self._evidence(batch)
         scores = ev["score"]
-        codes, reasons = _evidence.levels(self.cutoffs_, self._stats(ev), scores, ev["tie"])
+        codes, reasons = _evidence.levels(self.cutoffs_, self._stats(ev), ev["tie"])
         rate_pct = _reasons.percentile_of(self.training_["switch_rate"], ev["switch_rate"])
         longest_pct = _reasons.percentile_of(self.training_["longest_run"], ev["longest_run"])
         if ev["impossible"].any():

@@ -5,15 +5,22 @@ cut-off per tier; a session takes a tier when any evidence is beyond that tier's
 (the record's ``reason`` names which). The cut-offs are chosen on the training (normal)
 sessions so that the share of them at each tier is the tier's percentile:
 
-1. every path statistic gets the loosest cut-off that leaves at most j training sessions
-   strictly beyond it, for one common j (ties: a value shared by many sessions is either
-   beyond or not, so a statistic whose tail is one big tie simply does not fire), and
-   the score its j lowest; j is the largest for which the union stays within the
-   target count k = round(percentile / 100 * n);
-2. the score's cut-off is then raised until the union holds exactly k sessions, taking
-   the sessions not flagged yet in order of (score, log-likelihood per step): the
-   second key breaks ties of the score (``normalize="min_step"`` ties whenever many
-   sessions share their least likely step), so ties never make a tier unreachable.
+1. every kind of evidence gets the loosest cut-off that leaves at most j training
+   sessions strictly beyond it, for one common j (ties: a value shared by many sessions
+   is either beyond or not, so a statistic whose tail is one big tie simply does not
+   fire); j is the largest for which the union stays within the target count
+   k = round(percentile / 100 * n);
+2. the *fill* evidence's cut-off is then raised until the union holds exactly k
+   sessions, taking the sessions not flagged yet in order of (value, log-likelihood per
+   step): the second key breaks ties (``normalize="min_step"`` ties whenever many
+   sessions share their least likely step), so ties never make a tier unreachable. The
+   fill is "deviation" when it is among the evidence (length-aware, so the share at a
+   tier is about the same for short and long sessions), else the score.
+
+With ``normalize="per_step"`` the score is the deviation without its length correction:
+the detector pins it (no share in step 1), so it fires only below every training
+session, and the deviation carries that evidence (a flat per-step cut-off flagged 2.2 %
+of held-out normal sessions of 20-100 steps at the 1 % tier, measured).
 
 The suspicious tier is calibrated after the anomalous one with the anomalous sessions
 counted in, so the share at "suspicious or worse" is the suspicious percentile.
@@ -33,100 +40,107 @@ def beyond(name, values, cut):
         return values < cut if name in LOW else values > cut
 
 
-def score_beyond(score, tie, cut, cut_tie):
-    """score < cut, or score == cut and tie < cut_tie (ties broken by the second key)."""
-    return (score < cut) | ((score == cut) & (tie < cut_tie))
+def fill_name(names):
+    """The evidence whose cut-off fills the tier (see the module docstring)."""
+    return "deviation" if "deviation" in names else "score"
 
 
-def _calibrate_tier(stats, score, tie, k, base):
-    n = len(score)
+def tied_beyond(values, tie, cut, cut_tie):
+    """values < cut, or values == cut and tie < cut_tie (ties broken by the second key)."""
+    return (values < cut) | ((values == cut) & (tie < cut_tie))
+
+
+def _calibrate_tier(stats, tie, k, base, pinned):
+    n = len(tie)
+    fill = fill_name(stats)
     ordered = {name: (np.sort(v) if name in LOW else np.sort(v)[::-1])
                for name, v in stats.items()}
-    score_sorted = np.sort(score)
 
-    def path_flags(j):
+    def flags_at(j):
         flags = base.copy()
         cuts = {}
         for name, v in stats.items():
-            cuts[name] = float(ordered[name][min(j, n - 1)])
+            cuts[name] = float(ordered[name][0 if name in pinned else min(j, n - 1)])
             flags |= beyond(name, v, cuts[name])
         return flags, cuts
 
-    def total(j):
-        flags, _ = path_flags(j)
-        return int(np.count_nonzero(flags | (score < score_sorted[min(j, n - 1)])))
-
     lo, hi = 0, max(k, 0)
-    while lo < hi:  # the largest j in [0, k] with total(j) <= k (total(0) = |base| <= k)
+    while lo < hi:  # the largest j in [0, k] whose union holds <= k (j = 0: |base| <= k)
         mid = (lo + hi + 1) // 2
-        if total(mid) <= k:
+        if np.count_nonzero(flags_at(mid)[0]) <= k:
             lo = mid
         else:
             hi = mid - 1
-    flags, cuts = path_flags(lo)
+    flags, cuts = flags_at(lo)
+    values = stats[fill]
     candidates = np.flatnonzero(~flags)
     m = k - (n - candidates.size)
     if m >= candidates.size:
         cut, cut_tie = np.inf, np.inf
     else:
         m = max(m, 0)
-        order = candidates[np.lexsort((tie[candidates], score[candidates]))]
+        order = candidates[np.lexsort((tie[candidates], values[candidates]))]
         chosen = order[m]
-        cut, cut_tie = float(score[chosen]), float(tie[chosen])
-        if m == 0 or score[order[m - 1]] < cut:
+        cut, cut_tie = float(values[chosen]), float(tie[chosen])
+        if m == 0 or values[order[m - 1]] < cut:
             cut_tie = -np.inf  # no tie to break at the cut
-    cuts["score"] = cut
-    cuts["score_tie"] = cut_tie
-    flags |= score_beyond(score, tie, cut, cut_tie)
+    cuts[fill] = cut
+    cuts["tie"] = cut_tie
+    flags |= tied_beyond(values, tie, cut, cut_tie)
     return cuts, flags
 
 
-def calibrate(stats, score, tie, percentiles):
+def calibrate(stats, tie, percentiles, pinned=()):
     """Cut-offs of every tier (see the module docstring).
 
     Parameters
     ----------
     stats : dict
-        {evidence name: ndarray of shape (n,)}, the path statistics (not "score").
-    score, tie : ndarray of shape (n,)
-        The score and its tie-breaking second key (log-likelihood per step).
+        {evidence name: ndarray of shape (n,)}, every kind of evidence ("score" too).
+    tie : ndarray of shape (n,)
+        The tie-breaking second key (log-likelihood per step).
     percentiles : dict
         {"suspicious": float, "anomalous": float}, in percent.
+    pinned : collection of str
+        Evidence that takes no share: its cut-off stays at the most extreme training
+        value (it fires only beyond everything training showed).
 
     Returns
     -------
     dict
-        {tier: {evidence name: cut-off, ..., "score": float, "score_tie": float}}.
+        {tier: {evidence name: cut-off, ..., "tie": the fill's second-key cut-off}}.
     """
-    n = len(score)
+    n = len(tie)
     out = {}
     base = np.zeros(n, dtype=bool)
     for tier in _TIERS:
         k = round(percentiles[tier] / 100.0 * n)
-        out[tier], flags = _calibrate_tier(stats, score, tie, k, base)
+        out[tier], flags = _calibrate_tier(stats, tie, k, base, frozenset(pinned))
         base = flags
     return out
 
 
-def fired(cuts, stats, score, tie):
+def fired(cuts, stats, tie):
     """{evidence name: bool ndarray (n,)} of the evidence beyond a tier's cut-offs."""
-    out = {"score": score_beyond(score, tie, cuts["score"], cuts.get("score_tie", -np.inf))}
+    fill = fill_name(stats)
+    out = {}
     for name, v in stats.items():
-        if name in cuts:
+        if name == fill:
+            out[name] = tied_beyond(v, tie, cuts[name], cuts.get("tie", -np.inf))
+        elif name in cuts:
             out[name] = beyond(name, v, cuts[name])
     return out
 
 
-def levels(cutoffs, stats, score, tie):
+def levels(cutoffs, stats, tie):
     """(level codes (n,) int8, reasons (n,) object array of str): 2 where the anomalous
-    evidence fires,
-    1 where only the suspicious one does; the reason lists the evidence that fired at
+    evidence fires, 1 where only the suspicious one does; the reason lists the evidence that fired at
     the session's tier, comma-separated, in EVIDENCE order ("" for normal)."""
-    n = len(score)
+    n = len(tie)
     codes = np.zeros(n, dtype=np.int8)
     reasons = np.full(n, "", dtype=object)
     for code, tier in ((2, "anomalous"), (1, "suspicious")):
-        hits = fired(cutoffs[tier], stats, score, tie)
+        hits = fired(cutoffs[tier], stats, tie)
         names = [name for name in EVIDENCE if name in hits]
         any_hit = np.zeros(n, dtype=bool)
         for name in names:

@@ -98,7 +98,7 @@ def from_dict(cls, d, model):
             switch_all = float(d["switch_rate_all"])
             per_step = tuple(float(v) for v in d["per_step"])
         else:
-            det.cutoffs_ = {t: {"score": v, "score_tie": -np.inf}
+            det.cutoffs_ = {t: {"score": v, "tie": -np.inf}
                             for t, v in thresholds.items()}
             det.stream_cutoffs_ = None
             occupancy, switch_all, per_step = None, 0.5, (0.0, 1.0, 0.0)
