@@ -20,6 +20,10 @@ Usage: python bench/bench_monitor.py [--repeats 5] [--quick] [--out bench/result
    ``normalize``, and how many of those flags full scoring overturns.
 5. OccupancyMonitor with its defaults: sessions after a collapse starts (after 20,000
    healthy sessions) until it is reported, and false verdicts on healthy traffic.
+6. EmissionDriftCheck with its defaults over many seeds (400 sessions of 10-40 steps per
+   check): checks with any state flagged on traffic drawn from the model, and drifts
+   flagged (a categorical row sending 30 % of its mass to a rare page, a Gaussian state
+   moved onto its neighbour, a threefold variance).
 """
 
 import argparse
@@ -255,6 +259,66 @@ def occupancy_figures(quick):
     return delays, false_dead, false_collapse, n_checks
 
 
+# ---------------------------------------------------------------- 6. emission drift
+
+
+def drift_models():
+    """The models of tests/test_emission_drift.py: a 3-state categorical over 6 pages and
+    a 3-state Gaussian (means 0, 4, 8)."""
+    def categorical(seed):
+        rng = np.random.default_rng(seed)
+        model = hmmfast.CategoricalHMM(3)
+        model.startprob_ = rng.dirichlet(np.ones(3))
+        model.transmat_ = rng.dirichlet(np.ones(3), size=3) * 0.3 + np.eye(3) * 0.7
+        model.emissionprob_ = rng.dirichlet(np.full(6, 2.0), size=3)
+        return model
+
+    def gaussian(means=(0.0, 4.0, 8.0), variances=(1.0, 1.0, 1.0)):
+        model = hmmfast.GaussianHMM(3, covariance_type="diag")
+        model.startprob_ = [1 / 3] * 3
+        model.transmat_ = np.full((3, 3), 0.05) + np.eye(3) * 0.85
+        model.means_ = np.array(means)[:, None]
+        model.covars_ = np.array(variances)[:, None]
+        return model
+
+    return categorical, gaussian
+
+
+def emission_drift_figures(quick):
+    from hmmfast.monitor import EmissionDriftCheck
+
+    categorical, gaussian = drift_models()
+
+    def draw(model, rng, symbols=False):
+        out = [model.sample(int(rng.integers(10, 40)), random_state=rng)[0]
+               for _ in range(400)]
+        return [x[:, 0] for x in out] if symbols else out
+
+    n_seeds = 10 if quick else 40
+    counts = dict.fromkeys(("categorical, from the model", "Gaussian, from the model",
+                            "categorical row, 30 % to a rare page",
+                            "Gaussian state onto its neighbour",
+                            "Gaussian variance x3"), 0)
+    g = gaussian()
+    for seed in range(n_seeds):
+        rng = np.random.default_rng(1000 + seed)
+        m = categorical(seed)
+        drifted = categorical(seed)
+        em = m.emissionprob_.copy()
+        rare = int(np.argmin(em.max(axis=0)))
+        em[1] = em[1] * 0.7 + np.eye(6)[rare] * 0.3
+        drifted.emissionprob_ = em
+        checks = (
+            (m, m, True, None), (g, g, False, None), (m, drifted, True, 1),
+            (g, gaussian(means=(0.0, 7.5, 8.0)), False, 1),
+            (g, gaussian(variances=(3.0, 1.0, 1.0)), False, 0),
+        )
+        for name, (model, source, symbols, state) in zip(counts, checks, strict=True):
+            flagged = EmissionDriftCheck(model).update(draw(source, rng, symbols)).flagged_states
+            counts[name] += (flagged.size > 0) if state is None else (state in flagged)
+    return n_seeds, counts
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -266,6 +330,7 @@ def main():
     window, n_quiet, false, delays, drop = drift_figures(args.quick)
     n_held, flags = early_flags(args.quick)
     collapse, false_dead, false_collapse, n_checks = occupancy_figures(args.quick)
+    n_seeds, drift_checks = emission_drift_figures(args.quick)
     t1 = rows[0][1]
     lines = [
         f"AnomalyDetector.predict with the defaults (exit probabilities, every kind of "
@@ -340,6 +405,16 @@ def main():
         f"| {np.median(collapse):.0f} | {max(collapse)} | {false_dead} of {n_checks} windows | "
         f"{false_collapse} of {n_checks} windows |",
     ]
+    lines += [
+        "",
+        f"EmissionDriftCheck (defaults: z 2, alpha 1e-3, divergence 0.02, share and "
+        f"variance ratios 2), 400 sessions of 10-40 steps per check, {n_seeds} seeds",
+        "",
+        "| traffic | checks flagging (the drifted state) |",
+        "|---|---:|",
+    ]
+    for name, n_flag in drift_checks.items():
+        lines.append(f"| {name} | {n_flag} of {n_seeds} |")
     write_table(lines, args.out)
 
 
