@@ -222,3 +222,15 @@ def test_bad_evidence_names():
         AnomalyDetector(model, evidence=("longest_run",))
     with pytest.raises(hmmfast.ParameterError, match="evidence"):
         AnomalyDetector(model, evidence=("score", "speed"))
+
+
+@pytest.mark.filterwarnings("ignore::hmmfast.ConvergenceWarning")
+def test_refitting_keeps_the_end_symbol_the_detector_trained_with():
+    rng = np.random.default_rng(14)
+    truth = chain_model(15)
+    train = draw(truth, 200, rng)
+    model = hmmfast.CategoricalHMM(N, n_iter=10, random_state=0)
+    det = AnomalyDetector(model).fit(train)
+    end = det.end_symbol_
+    det.fit(draw(truth, 200, rng))  # recalibrate on new normal sessions
+    assert det.end_symbol_ == end and det.exit_prob_ is None

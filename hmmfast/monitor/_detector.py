@@ -177,6 +177,8 @@ class AnomalyDetector:
         model = self.model
         fitted = self._model_fitted()
         self.exit_prob_, self._exit = None, None
+        if fitted and self.end_symbol_ is not None:  # a refit: the model has the symbol
+            return
         if self.end_symbol != "auto":
             self.end_symbol_ = self.end_symbol
             if not fitted:

@@ -2,7 +2,7 @@
 
 A request body is a JSON object ``{"sessions": [...], <options>}``. A session is a list
 of observations, or an object ``{"id": "...", "obs": [...]}`` (the id routes it in an
-A/B split). An observation is an integer symbol for a CategoricalHMM, and a list of
+A/B split; an optional ``"segment"`` routes it to a segmented detector's segment). An observation is an integer symbol for a CategoricalHMM, and a list of
 ``n_features`` numbers (a frame) for the continuous families (a bare number where
 n_features is 1). Every check here is a whole-batch pass in C (``map``, ``set``,
 ``numpy``); the per-session loops that name a bad session and position run only once a
