@@ -81,6 +81,7 @@ def test_exit_step_matches_on_a_gaussian_model_and_a_sparse_chain():
                                rtol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore::hmmfast.ConvergenceWarning")
 def test_a_session_that_stops_early_scores_low_without_knowing_about_end_symbols():
     """A left-to-right chain whose sessions end only in the last state: a session cut
     in the first state is odd only in where it ends, and the default detector sees it."""
