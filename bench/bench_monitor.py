@@ -2,11 +2,11 @@
 
 Usage: python bench/bench_monitor.py [--repeats 5] [--quick] [--out bench/results/monitor.md]
 
-1. AnomalyDetector.predict on 100,000 sessions of 15-25 steps (N=5, M=10), Viterbi
-   reasons included, on 1 and 2 threads: median time, sessions per second, and where the
-   time goes (the same stages timed alone: gather, per-step forward, Viterbi, reasons =
-   the compiled per-session reductions + percentiles + levels). Peer: hmmlearn
-   hand-rolled (score + decode per session, the reasons in NumPy), on 2,000 sessions.
+1. AnomalyDetector.predict (the defaults: the end step from learned exit probabilities,
+   levels from every kind of evidence) on 100,000 sessions of 15-25 steps (N=5, M=10),
+   on 1 and 2 threads: median time, sessions per second, and where the time goes (the
+   kernel pass: gather, per-step forward, Viterbi; then evidence, levels and reasons).
+   Peer: hmmlearn hand-rolled (score + decode per session), on 2,000 sessions.
 2. The streaming flag: SessionStream.push per observation (median over sessions), against
    the bare StreamScorer.push it wraps.
 3. LikelihoodDriftMonitor (window 200 sessions, quantile 0.01) on per-step scores: false
@@ -14,8 +14,16 @@ Usage: python bench/bench_monitor.py [--repeats 5] [--quick] [--out bench/result
    rate and alarm episodes per 10,000 sessions) and over disjoint windows, and the
    detection delay (sessions after the change point until the alarm) when production
    sends a share of page views to a rare page type.
-4. Early flags under per-step scores (a heuristic): how often full scoring overturns them,
-   on the clickstream simulator.
+4. Early flags by steps read, on a long-session simulator (a sticky 4-state chain,
+   sessions of 20-500 steps, 3,000 training sessions): the share of held-out normal
+   sessions flagged early for sessions of 20-100 and 100-500 steps, for every
+   ``normalize``, and how many of those flags full scoring overturns.
+5. OccupancyMonitor with its defaults: sessions after a collapse starts (after 20,000
+   healthy sessions) until it is reported, and false verdicts on healthy traffic.
+6. EmissionDriftCheck with its defaults over many seeds (400 sessions of 10-40 steps per
+   check): checks with any state flagged on traffic drawn from the model, and drifts
+   flagged (a categorical row sending 30 % of its mass to a rare page, a Gaussian state
+   moved onto its neighbour, a threefold variance).
 """
 
 import argparse
@@ -25,10 +33,7 @@ import numpy as np
 from _benchlib import hmmlearn_or_none, median_seconds, write_table
 
 import hmmfast
-from hmmfast import _batch
-from hmmfast.monitor import AnomalyDetector, LikelihoodDriftMonitor
-from hmmfast.monitor import _reasons
-from hmmfast.monitor._record import level_codes, level_names
+from hmmfast.monitor import AnomalyDetector, LikelihoodDriftMonitor, OccupancyMonitor
 
 N, M = 5, 10
 
@@ -43,7 +48,7 @@ def make_model(seed=0):
 
 
 def sample_sessions(model, count, rng, lo=15, hi=26):
-    """Independent sessions drawn from the model, 15-25 steps."""
+    """Independent sessions drawn from the model, lo to hi - 1 steps."""
     return [model.sample(int(n), random_state=rng)[0][:, 0]
             for n in rng.integers(lo, hi, size=count)]
 
@@ -52,38 +57,13 @@ def sample_sessions(model, count, rng, lo=15, hi=26):
 
 
 def stages(det, sessions, threads):
-    """Median seconds of each stage of predict, timed alone."""
-    model = det.model
-    c = model._cache or model._prepare()
-    emission, rows, offsets, n_frames = _batch.gather(model, c, sessions, None, True)
-    from hmmfast import _decoders, _trellis
-
-    loglik = np.empty(len(offsets) - 1)
-    _, steps = _trellis.forward_steps(c.chain, emission, rows, offsets, c.scaling, loglik,
-                                      threads)
-
-    def viterbi():  # as the monitor's batch pass (monitor/_evaluate.py) decodes
-        return _decoders.run(_decoders.EXACT_VITERBI, c.chain, emission, rows, offsets,
-                             n_frames, c.scaling, np.empty(len(loglik)), threads, False)
-
-    states = viterbi()[1]
-
-    def reasons():
-        scores = loglik / np.diff(offsets)
-        level_names(level_codes(scores, det.thresholds_))
-        sw, lr = _reasons.path_reasons(states, offsets, threads)
-        _reasons.step_reasons(steps, offsets, offsets, det.unseen_log_, threads)
-        rate = _reasons.switch_rate(sw, np.diff(offsets))
-        _reasons.percentile_of(det.training_["switch_rate"], rate)
-        _reasons.percentile_of(det.training_["longest_run"], lr)
-        _reasons.percentile_of(det.training_["length"], np.diff(offsets))
-
+    """Median seconds of each stage of predict, timed alone: the kernel pass (gather,
+    per-step forward, Viterbi, with the end frame) and the evidence, levels and reasons."""
+    det.n_threads = threads
+    batch = det._run(sessions, None)
     return {
-        "gather": lambda: _batch.gather(model, c, sessions, None, True),
-        "forward (per step)": lambda: _trellis.forward_steps(
-            c.chain, emission, rows, offsets, c.scaling, np.empty(len(loglik)), threads),
-        "Viterbi": viterbi,
-        "reasons": reasons,
+        "kernels (gather, forward, Viterbi)": lambda: det._run(sessions, None),
+        "evidence, levels, reasons": lambda: det._record(batch),
     }
 
 
@@ -212,19 +192,131 @@ def drift_figures(quick):
 # ---------------------------------------------------------------- 4. early flags
 
 
-def early_flags():
-    from hmmfast import _demo_clickstream as demo
+def sticky_model(seed=0, n=4, m=8, stay=0.9):
+    rng = np.random.default_rng(seed)
+    model = hmmfast.CategoricalHMM(n)
+    model.startprob_ = rng.dirichlet(np.ones(n))
+    model.transmat_ = rng.dirichlet(np.ones(n), size=n) * (1 - stay) + np.eye(n) * stay
+    model.emissionprob_ = rng.dirichlet(np.full(m, 0.8), size=n)
+    return model
 
-    result = demo.build(n_train=3000, seed=0, normalizes=("per_step", "none"))
+
+def early_flags(quick):
+    model = sticky_model()
+    rng = np.random.default_rng(1)
+    train = sample_sessions(model, 3000, rng, 20, 501)
+    n_held = 1000 if quick else 3000
+    held = {"20-100": sample_sessions(model, n_held, rng, 20, 101),
+            "100-500": sample_sessions(model, n_held, rng, 100, 501)}
     rows = []
-    for normalize in ("per_step", "none"):
-        scored = result["scores"][normalize]
-        for kind in ("normal", "bot", "scraper"):
-            read, full, flagged = demo.stream_saving(scored["detector"], result["test"][kind])
-            overturned = flagged & (scored["records"][kind].level != "anomalous")
-            rows.append((normalize, kind, int(flagged.sum()), len(flagged),
-                         int(overturned.sum()), 1 - read.sum() / full.sum()))
-    return rows
+    for normalize in ("per_step", "none", "min_step"):
+        det = AnomalyDetector(model, normalize=normalize).fit(train)
+        stream = det.stream()
+        for bucket, sessions in held.items():
+            flagged = []
+            for x in sessions:
+                stream.reset()
+                for o in x.tolist():
+                    if stream.push(o) == "anomalous":
+                        break
+                flagged.append(stream.flagged)
+            flagged = np.array(flagged)
+            full = det.predict(sessions).level == "anomalous"
+            rows.append((normalize, bucket, flagged.mean(), int(flagged.sum()),
+                         int(np.sum(flagged & ~full)), full.mean()))
+    return n_held, rows
+
+
+# ---------------------------------------------------------------- 5. occupancy
+
+
+def occupancy_figures(quick):
+    start = [0.4, 0.3, 0.3]
+    trans = [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]
+    model = hmmfast.CategoricalHMM(3)
+    model.startprob_, model.transmat_ = start, trans
+    model.emissionprob_ = np.full((3, 4), 0.25)
+    delays, false_dead, false_collapse = [], 0, 0
+    n_checks = 0
+    for seed in range(3 if quick else 10):
+        rng = np.random.default_rng(seed)
+
+        def paths(count):
+            return [model.sample(int(rng.integers(8, 16)), random_state=rng)[1]
+                    for _ in range(count)]
+
+        mon = OccupancyMonitor(model).fit(paths(2000))
+        for _ in range(20):
+            mon.update(paths(1000))
+            n_checks += 1
+            false_dead += mon.dead_states.size > 0
+            false_collapse += mon.collapsed
+        for s in range(2000):
+            mon.update([np.zeros(int(rng.integers(8, 16)), dtype=np.intp)])
+            if mon.collapsed:
+                delays.append(s + 1)
+                break
+    return delays, false_dead, false_collapse, n_checks
+
+
+# ---------------------------------------------------------------- 6. emission drift
+
+
+def drift_models():
+    """The models of tests/test_emission_drift.py: a 3-state categorical over 6 pages and
+    a 3-state Gaussian (means 0, 4, 8)."""
+    def categorical(seed):
+        rng = np.random.default_rng(seed)
+        model = hmmfast.CategoricalHMM(3)
+        model.startprob_ = rng.dirichlet(np.ones(3))
+        model.transmat_ = rng.dirichlet(np.ones(3), size=3) * 0.3 + np.eye(3) * 0.7
+        model.emissionprob_ = rng.dirichlet(np.full(6, 2.0), size=3)
+        return model
+
+    def gaussian(means=(0.0, 4.0, 8.0), variances=(1.0, 1.0, 1.0)):
+        model = hmmfast.GaussianHMM(3, covariance_type="diag")
+        model.startprob_ = [1 / 3] * 3
+        model.transmat_ = np.full((3, 3), 0.05) + np.eye(3) * 0.85
+        model.means_ = np.array(means)[:, None]
+        model.covars_ = np.array(variances)[:, None]
+        return model
+
+    return categorical, gaussian
+
+
+def emission_drift_figures(quick):
+    from hmmfast.monitor import EmissionDriftCheck
+
+    categorical, gaussian = drift_models()
+
+    def draw(model, rng, symbols=False):
+        out = [model.sample(int(rng.integers(10, 40)), random_state=rng)[0]
+               for _ in range(400)]
+        return [x[:, 0] for x in out] if symbols else out
+
+    n_seeds = 10 if quick else 40
+    counts = dict.fromkeys(("categorical, from the model", "Gaussian, from the model",
+                            "categorical row, 30 % to a rare page",
+                            "Gaussian state onto its neighbour",
+                            "Gaussian variance x3"), 0)
+    g = gaussian()
+    for seed in range(n_seeds):
+        rng = np.random.default_rng(1000 + seed)
+        m = categorical(seed)
+        drifted = categorical(seed)
+        em = m.emissionprob_.copy()
+        rare = int(np.argmin(em.max(axis=0)))
+        em[1] = em[1] * 0.7 + np.eye(6)[rare] * 0.3
+        drifted.emissionprob_ = em
+        checks = (
+            (m, m, True, None), (g, g, False, None), (m, drifted, True, 1),
+            (g, gaussian(means=(0.0, 7.5, 8.0)), False, 1),
+            (g, gaussian(variances=(3.0, 1.0, 1.0)), False, 0),
+        )
+        for name, (model, source, symbols, state) in zip(counts, checks, strict=True):
+            flagged = EmissionDriftCheck(model).update(draw(source, rng, symbols)).flagged_states
+            counts[name] += (flagged.size > 0) if state is None else (state in flagged)
+    return n_seeds, counts
 
 
 def main():
@@ -236,15 +328,18 @@ def main():
     rows, peer, n = throughput(args.repeats, 100_000)
     push, bare = stream_costs(args.repeats)
     window, n_quiet, false, delays, drop = drift_figures(args.quick)
-    flags = early_flags()
+    n_held, flags = early_flags(args.quick)
+    collapse, false_dead, false_collapse, n_checks = occupancy_figures(args.quick)
+    n_seeds, drift_checks = emission_drift_figures(args.quick)
     t1 = rows[0][1]
     lines = [
-        f"AnomalyDetector.predict, {n:,} sessions of 15-25 steps (N=5, M=10), Viterbi "
-        "reasons included (median ms; stages timed alone)",
+        f"AnomalyDetector.predict with the defaults (exit probabilities, every kind of "
+        f"evidence), {n:,} sessions of 15-25 steps (N=5, M=10) (median ms; stages timed "
+        "alone)",
         "",
-        "| threads | predict ms | sessions/s | speed-up | gather | forward (per step) | "
-        "Viterbi | reasons |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| threads | predict ms | sessions/s | speed-up | kernels (gather, forward, Viterbi) "
+        "| evidence, levels, reasons |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for threads, t, split in rows:
         cells = " | ".join(f"{1e3 * v:.1f}" for v in split.values())
@@ -287,14 +382,39 @@ def main():
                      f"{len(found) - len(hit)} of {len(found)} |")
     lines += [
         "",
-        "Early flags on the clickstream simulator (min_steps=10): flagged while streaming, "
-        "and how many of those full scoring does not call anomalous",
+        f"Early flags by steps read (min_steps=10, anomalous tier 1 %), {n_held:,} held-out "
+        "normal sessions per row, long-session simulator (4 sticky states, 3,000 training "
+        "sessions of 20-500 steps)",
         "",
-        "| score | sessions | flagged early | overturned by full scoring | pages unread |",
+        "| score | session steps | flagged early | overturned by full scoring | anomalous "
+        "by full scoring |",
         "|---|---|---:|---:|---:|",
     ]
-    for normalize, kind, n_flag, total, over, unread in flags:
-        lines.append(f"| {normalize} | {kind} | {n_flag} of {total} | {over} | {unread:.1%} |")
+    for normalize, bucket, share, n_flag, over, full in flags:
+        lines.append(f"| {normalize} | {bucket} | {share:.2%} | {over} of {n_flag} | "
+                     f"{full:.2%} |")
+    lines += [
+        "",
+        f"OccupancyMonitor (defaults: window 1,000, collapse_fraction 0.8), 3 states, "
+        f"training share 40/30/30 %: a collapse into state 0 after 20,000 healthy "
+        f"sessions, {len(collapse)} runs",
+        "",
+        "| sessions until reported: median | max | false dead verdicts | false collapse "
+        "verdicts |",
+        "|---:|---:|---:|---:|",
+        f"| {np.median(collapse):.0f} | {max(collapse)} | {false_dead} of {n_checks} windows | "
+        f"{false_collapse} of {n_checks} windows |",
+    ]
+    lines += [
+        "",
+        f"EmissionDriftCheck (defaults: z 2, alpha 1e-3, divergence 0.02, share and "
+        f"variance ratios 2), 400 sessions of 10-40 steps per check, {n_seeds} seeds",
+        "",
+        "| traffic | checks flagging (the drifted state) |",
+        "|---|---:|",
+    ]
+    for name, n_flag in drift_checks.items():
+        lines.append(f"| {name} | {n_flag} of {n_seeds} |")
     write_table(lines, args.out)
 
 

@@ -9,8 +9,9 @@ A shop's sessions are sequences of page types (M = 10):
 
 Normal users move through N = 5 hidden intent phases — browse, search, research (product
 pages), cart, checkout — mostly forwards, each phase emitting its own mix of pages
-(``PHASE_PAGES``), and leave from any phase with a phase-dependent probability (mostly
-after checkout; ``PHASE_MOVES`` holds the moves and the exits). Sessions last ~12 pages.
+(``PHASE_PAGES``), and leave while browsing (a bounce), from the cart (abandoned) or
+after checkout, never in the middle of a search or of reading product pages
+(``PHASE_MOVES`` holds the moves and the exits). Sessions last ~12 pages.
 
 Three kinds of anomalous session:
 
@@ -20,20 +21,23 @@ Three kinds of anomalous session:
   and forth) is what gives it away.
 * **scraper** (stuck): lands on a category page, then harvests reviews and product pages
   for 30-60 steps (80% reviews).
-* **truncated** (stops early): a normal session cut after its first 2-5 pages (a broken
-  client, a failed payment page). Only where it ends is odd, so the detector models the
-  end of a session: an end symbol (10) appended to every session (``end_symbol=10``, a
-  model with 11 symbols).
+* **truncated** (stops early): a normal session cut after its third page or later while
+  the user is searching or reading product pages (a broken client, a page that never
+  loaded). Only where it ends is odd: the detector's default end of session (an end
+  symbol, 10, that ``AnomalyDetector.fit`` appends to every session when it trains the
+  model, which then has 11 symbols) is what sees it.
 
 The report
 ----------
-Baum-Welch on normal sessions only (the model starts unfitted; ``AnomalyDetector.fit``
-trains it), thresholds at the 5th (suspicious) and 1st (anomalous) percentiles of the
-training sessions' per-step scores; then, on held-out normal sessions and each anomaly
-kind: the false-positive rate and recall at both tiers, the same for an order-blind
-bag-of-pages baseline (a unigram page model, per-page log-likelihood, thresholds set the
-same way) and the baseline's recall at the HMM's measured false-positive rate, the
-reasons per kind, and the early-termination saving of the streaming flag.
+Baum-Welch on normal sessions only (the model starts unfitted; ``AnomalyDetector(model)``
+with the library's defaults trains it), tiers calibrated so that 5 % (suspicious) and
+1 % (anomalous) of the training sessions reach them, every kind of evidence together
+(score, deviation for the length, end step, path); then, on held-out normal sessions and
+each anomaly kind: the false-positive rate and recall at both tiers, the same for an
+order-blind bag-of-pages baseline (a unigram page model, per-page log-likelihood,
+thresholds at the same percentiles) and the baseline's recall at the HMM's measured
+false-positive rate, the reasons per kind, and the early-termination saving of the
+streaming flag.
 """
 
 import sys
@@ -50,18 +54,18 @@ END = len(PAGES)  # the end-of-session symbol the detector appends
 #: P(page | phase), rows sum to 1.
 PHASE_PAGES = np.array([
     # home  cat   srch  prod  rev   comp  cart  chk   acct  help
-    [0.35, 0.35, 0.05, 0.10, 0.00, 0.00, 0.00, 0.00, 0.10, 0.05],  # browse
-    [0.05, 0.15, 0.55, 0.20, 0.00, 0.00, 0.00, 0.00, 0.00, 0.05],  # search
-    [0.00, 0.10, 0.10, 0.45, 0.15, 0.15, 0.05, 0.00, 0.00, 0.00],  # research
-    [0.00, 0.00, 0.00, 0.15, 0.00, 0.00, 0.55, 0.10, 0.10, 0.10],  # cart
-    [0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.10, 0.60, 0.25, 0.05],  # checkout
+    [0.45, 0.45, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.05, 0.05],  # browse
+    [0.00, 0.10, 0.80, 0.10, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00],  # search
+    [0.00, 0.00, 0.00, 0.55, 0.25, 0.20, 0.00, 0.00, 0.00, 0.00],  # research
+    [0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.80, 0.00, 0.10, 0.10],  # cart
+    [0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.75, 0.25, 0.00],  # checkout
 ])
 #: P(next phase | phase) in the first 5 columns, P(leave | phase) in the last.
 PHASE_MOVES = np.array([
     # brw   srch  res   cart  chk   leave
-    [0.60, 0.18, 0.18, 0.00, 0.00, 0.04],  # browse
-    [0.04, 0.55, 0.38, 0.00, 0.00, 0.03],  # search
-    [0.02, 0.07, 0.66, 0.22, 0.00, 0.03],  # research
+    [0.59, 0.18, 0.18, 0.00, 0.00, 0.05],  # browse
+    [0.05, 0.55, 0.40, 0.00, 0.00, 0.00],  # search
+    [0.03, 0.07, 0.67, 0.23, 0.00, 0.00],  # research
     [0.00, 0.00, 0.15, 0.45, 0.37, 0.03],  # cart
     [0.00, 0.00, 0.00, 0.00, 0.55, 0.45],  # checkout
 ])
@@ -71,17 +75,20 @@ BOT_CYCLES = ((0, 3, 6), (2, 6), (1, 7), (0, 5, 7), (2, 3, 8))
 KINDS = ("bot", "scraper", "truncated")
 
 
-def normal_session(rng, max_len=200):
-    """One normal user's pages: ndarray of int, length >= 1."""
+def normal_session(rng, max_len=200, phases=False):
+    """One normal user's pages: ndarray of int, length >= 1 (and the phases, with
+    ``phases``)."""
     phase = rng.choice(5, p=START)
-    pages = []
+    pages, seen = [], []
     while len(pages) < max_len:
         pages.append(rng.choice(10, p=PHASE_PAGES[phase]))
+        seen.append(phase)
         nxt = rng.choice(6, p=PHASE_MOVES[phase])
         if nxt == 5:
             break
         phase = nxt
-    return np.array(pages, dtype=np.intp)
+    pages = np.array(pages, dtype=np.intp)
+    return (pages, np.array(seen)) if phases else pages
 
 
 def bot_session(rng):
@@ -101,10 +108,12 @@ def scraper_session(rng):
 
 
 def truncated_session(rng):
+    """A normal session cut after page t >= 3 while searching or reading products."""
     while True:
-        full = normal_session(rng)
-        if len(full) >= 8:
-            return full[:int(rng.integers(2, 6))]
+        full, phases = normal_session(rng, phases=True)
+        cuts = [t for t in range(3, len(full)) if phases[t - 1] in (1, 2)]
+        if cuts:
+            return full[:cuts[int(rng.integers(len(cuts)))]]
 
 
 def simulate(kind, n, rng):
@@ -139,6 +148,9 @@ def _rate(scores, threshold):
     return float(np.mean(scores < threshold))
 
 
+_CODE = {"suspicious": 1, "anomalous": 2}
+
+
 def stream_saving(detector, sessions):
     """(steps read before the flag or the end, full lengths, flagged early) per session."""
     stream = detector.stream()
@@ -158,8 +170,9 @@ def build(n_train=3000, n_test=2000, n_anomalies=500, seed=0,
           normalizes=("per_step", "none", "min_step")):
     """Simulate, train and score: a dict of everything the report prints (and tests).
 
-    The model is trained once (by the first detector's ``fit``); each score
-    (``normalize``) gets its own detector over it and its own bag-of-pages baseline.
+    The model is trained once, by the first detector's ``fit`` with the library's
+    defaults (which appends the end symbol); each other score (``normalize``) gets its
+    own detector over it, with the same end symbol, and its own bag-of-pages baseline.
     """
     from .monitor import AnomalyDetector, OccupancyMonitor
 
@@ -168,11 +181,12 @@ def build(n_train=3000, n_test=2000, n_anomalies=500, seed=0,
     test = {"normal": simulate("normal", n_test, rng)}
     for kind in KINDS:
         test[kind] = simulate(kind, n_anomalies, rng)
-    model = CategoricalHMM(5, n_features=END + 1, n_iter=200, tol=1e-2, n_init=3,
-                           random_state=seed)
+    model = CategoricalHMM(5, n_iter=200, tol=1e-2, n_init=3, random_state=seed)
     result = {"train": train, "test": test, "model": model, "seed": seed, "scores": {}}
+    end = "auto"
     for normalize in normalizes:
-        detector = AnomalyDetector(model, normalize=normalize, end_symbol=END).fit(train)
+        detector = AnomalyDetector(model, normalize=normalize, end_symbol=end).fit(train)
+        end = detector.end_symbol_
         baseline = BagOfPages(normalize=normalize).fit(train)
         result["scores"][normalize] = {
             "detector": detector, "baseline": baseline,
@@ -189,13 +203,14 @@ def compare(scored, tier):
     """{kind: (HMM rate, baseline rate, baseline rate at the HMM's FPR)} at one tier
     ("normal": the false-positive rates; the others: recall)."""
     rec, base = scored["records"], scored["base_scores"]
-    det, bl = scored["detector"], scored["baseline"]
-    fpr = _rate(rec["normal"].score, det.thresholds_[tier])
+    bl = scored["baseline"]
+    code = _CODE[tier]
+    fpr = float(np.mean(rec["normal"].level_code >= code))
     # the baseline threshold that flags as many held-out normals as the HMM does: the
     # (k+1)-th smallest normal score, so exactly the k below it are flagged (without ties)
     k = round(fpr * len(base["normal"]))
     matched = np.sort(base["normal"])[k] if k < len(base["normal"]) else np.inf
-    return {kind: (_rate(rec[kind].score, det.thresholds_[tier]),
+    return {kind: (float(np.mean(rec[kind].level_code >= code)),
                    _rate(base[kind], bl.thresholds_[tier]), _rate(base[kind], matched))
             for kind in ("normal", *KINDS)}
 
@@ -216,9 +231,10 @@ def run(n_train=3000, seed=0, plot=None, out=sys.stdout):
         f"{np.mean(lengths):.1f} pages; end-of-session symbol appended); held-out: "
         f"{len(result['test']['normal'])} normal sessions, "
         f"{len(result['test']['bot'])} of each anomaly kind")
-    say(f"  thresholds (per-step log-likelihood, the default score): suspicious < "
-        f"{det.thresholds_['suspicious']:.3f} (5th pct), anomalous < "
-        f"{det.thresholds_['anomalous']:.3f} (1st pct)")
+    say(f"  AnomalyDetector(model) with the library's defaults: tiers at 5% (suspicious) and "
+        f"1% (anomalous) of the training sessions, all evidence together; score cut-offs "
+        f"(per-step log-likelihood): {det.thresholds_['suspicious']:.3f} and "
+        f"{det.thresholds_['anomalous']:.3f}")
     say("")
     say("  share flagged (normal: false-positive rate; the kinds: recall)")
     say("  | sessions | tier | HMM | bag of pages | bag of pages at the HMM's FPR |")
@@ -227,42 +243,45 @@ def run(n_train=3000, seed=0, plot=None, out=sys.stdout):
         for kind, (ours, base, matched) in compare(main, tier).items():
             say(f"  | {kind} | {tier} | {ours:.1%} | {base:.1%} | {matched:.1%} |")
     say("")
-    say("  by score (normalize), suspicious tier, recall at equal false-positive rate")
-    say("  | score | FPR | bot HMM / bag | scraper HMM / bag | truncated HMM / bag | "
+    say("  by score (normalize), recall at equal false-positive rate")
+    say("  | score | tier | FPR | bot HMM / bag | scraper HMM / bag | truncated HMM / bag | "
         "all kinds HMM / bag |")
-    say("  |---|---:|---:|---:|---:|---:|")
+    say("  |---|---|---:|---:|---:|---:|---:|")
     for normalize, scored in result["scores"].items():
-        rows = compare(scored, "suspicious")
-        cells = [f"{rows[k][0]:.0%} / {rows[k][2]:.0%}" for k in KINDS]
-        ours = np.mean([rows[k][0] for k in KINDS])
-        bag = np.mean([rows[k][2] for k in KINDS])
-        say(f"  | {normalize} | {rows['normal'][0]:.1%} | " + " | ".join(cells)
-            + f" | {ours:.0%} / {bag:.0%} |")
+        for tier in ("suspicious", "anomalous"):
+            rows = compare(scored, tier)
+            cells = [f"{rows[k][0]:.0%} / {rows[k][2]:.0%}" for k in KINDS]
+            ours = np.mean([rows[k][0] for k in KINDS])
+            bag = np.mean([rows[k][2] for k in KINDS])
+            say(f"  | {normalize} | {tier} | {rows['normal'][0]:.1%} | " + " | ".join(cells)
+                + f" | {ours:.0%} / {bag:.0%} |")
     say("")
-    say("  reasons (median over the sessions of each kind; percentiles among training)")
-    say("  | sessions | switch_rate_pct | longest_run_pct | length_pct | unseen > 0 |")
-    say("  |---|---:|---:|---:|---:|")
+    say("  reasons (median over the sessions of each kind; percentiles among training) and "
+        "the evidence that fired most often at the anomalous tier")
+    say("  | sessions | switch_rate_pct | longest_run_pct | length_pct | end_step | "
+        "most common reason |")
+    say("  |---|---:|---:|---:|---:|---|")
     for kind in ("normal", *KINDS):
         r = rec[kind]
+        fired = [name for reason in r.reason[r.level_code == 2] for name in reason.split(",")]
+        names, counts = np.unique(fired, return_counts=True) if fired else ([], [])
+        top = (f"{names[np.argmax(counts)]} ({np.max(counts) / max(len(r.reason), 1):.0%})"
+               if len(names) else "-")
         say(f"  | {kind} | {np.nanmedian(r.switch_rate_pct):.0f} | "
             f"{np.nanmedian(r.longest_run_pct):.0f} | {np.median(r.length_pct):.0f} | "
-            f"{np.mean(r.unseen > 0):.1%} |")
+            f"{np.median(r.end_step):.2f} | {top} |")
     say("")
-    for normalize in ("per_step", "none"):
-        scored = result["scores"][normalize]
+    say("  early termination (stream: flag once anomalous after >= 10 pages, against "
+        "cut-offs by pages read; stop reading)")
+    say("  | score | sessions | flagged early | overturned by full scoring | pages unread |")
+    say("  |---|---|---:|---:|---:|")
+    for normalize, scored in result["scores"].items():
         det_n = scored["detector"]
-        say(f"  early termination, score {normalize!r} (stream: flag once anomalous after >= "
-            f"{det_n.min_steps} pages, stop reading)")
-        for kind in ("normal", "bot", "scraper"):
+        for kind in ("normal", *KINDS):
             read, full, flagged = stream_saving(det_n, result["test"][kind])
             confirmed = scored["records"][kind].level == "anomalous"
-            say(f"    {kind}: {flagged.mean():.1%} flagged early, at page "
-                f"{np.mean(read[flagged]) if flagged.any() else 0:.1f} of "
-                f"{np.mean(full[flagged]) if flagged.any() else 0:.1f} on average; "
-                f"{1 - read.sum() / full.sum():.1%} of all pages unread; early flags full "
-                f"scoring calls not anomalous: {np.sum(flagged & ~confirmed)}")
-    say("    ('none' on a discrete model: the running log-likelihood only falls, so an early "
-        "flag is never overturned; 'per_step' can recover: a heuristic)")
+            say(f"  | {normalize} | {kind} | {flagged.sum()} of {len(flagged)} | "
+                f"{np.sum(flagged & ~confirmed)} | {1 - read.sum() / full.sum():.1%} |")
     occ = result["occupancy"]
     say("")
     say("  decoded-state occupancy of held-out normal sessions: "

@@ -94,3 +94,4 @@ def finite_scores(name, value, allow_neg_inf=True):
         allowed = "finite numbers or -inf" if allow_neg_inf else "finite numbers"
         raise HMMInputError(f"{name} must hold {allowed}; {name}[{i}] = {float(arr[i])}")
     return arr
+

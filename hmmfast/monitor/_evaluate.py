@@ -10,15 +10,15 @@ over the same gathered frames (one concatenated array plus offsets, as in
   likely state path, with ``raise_impossible=False`` so a session the model cannot
   produce gets -inf instead of stopping the batch.
 
-With an end-of-session symbol (CategoricalHMM only) the symbol is appended to every
-session before both kernels run; the returned paths and steps say which frames are the
-session's own.
+With an end of session (``_end``: an end symbol, or the exit state of learned exit
+probabilities) one end frame follows every session in both kernels; the returned paths
+and steps say which frames are the session's own.
 """
 
 import numpy as np
 
 from .. import _batch, _decoders, _trellis
-from .._errors import HMMInputError, ParameterError
+from . import _end
 
 
 class BatchPass:
@@ -27,24 +27,24 @@ class BatchPass:
     Attributes
     ----------
     loglik : ndarray of shape (S,)
-        log P(session) (end symbol included); -inf for an impossible session.
+        log P(session) (its end step included); -inf for an impossible session.
     steps : ndarray of shape (F,)
         Per-step log conditionals, concatenated; -inf from an impossible step on.
     scored_offsets : ndarray of shape (S + 1,)
         Session boundaries in ``steps`` (each session's end step included).
-    states : ndarray of shape (F - S if end symbol else F,), intp
+    states : ndarray of shape (F - S if an end step else F,), intp
         Viterbi states of the sessions' own frames (not the end step); unspecified for an
         impossible session.
     offsets : ndarray of shape (S + 1,)
         Session boundaries in ``states`` (the sessions' own lengths).
     """
 
-    __slots__ = ("end_symbol", "loglik", "n_threads", "offsets", "scored_offsets", "states",
+    __slots__ = ("has_end", "loglik", "n_threads", "offsets", "scored_offsets", "states",
                  "steps")
 
     def own_steps(self):
         """``steps`` without the end steps (``steps`` itself when there is none)."""
-        if self.end_symbol is None:
+        if not self.has_end:
             return self.steps
         return np.delete(self.steps, self.scored_offsets[1:] - 1)
 
@@ -57,66 +57,53 @@ class BatchPass:
         return np.diff(self.scored_offsets)
 
 
-def check_end_symbol(model, end_symbol):
-    """The end-of-session symbol as an int, or None; only CategoricalHMM takes one."""
-    if end_symbol is None:
-        return None
-    if not model._symbol_frames():
-        raise ParameterError(
-            f"end_symbol applies to a CategoricalHMM (an extra symbol that ends every "
-            f"session), got end_symbol={end_symbol!r} with a {type(model).__name__}; use "
-            "the length_pct reason for the other families")
-    if isinstance(end_symbol, bool) or not isinstance(end_symbol, (int, np.integer)) \
-            or end_symbol < 0:
-        raise ParameterError(f"end_symbol must be a symbol index >= 0 or None, got "
-                             f"{end_symbol!r}")
-    n_features = getattr(model, "n_features", None)
-    if n_features is not None and end_symbol >= n_features:
-        raise ParameterError(
-            f"end_symbol must be < the model's n_features={n_features} (the model must "
-            f"have a symbol for the end of a session), got {end_symbol}")
-    return int(end_symbol)
-
-
-def append_end(rows, offsets, end_symbol):
-    """(rows with ``end_symbol`` after every session, their offsets); rejects a session
-    that already holds the end symbol."""
-    hits = np.flatnonzero(rows == end_symbol)
-    if hits.size:
-        t = int(hits[0])
-        s = int(np.searchsorted(offsets, t, side="right")) - 1
-        raise HMMInputError(
-            f"sequence {s} holds the end-of-session symbol {end_symbol} at step "
-            f"{t - offsets[s]}: the detector appends it to every session itself; expected "
-            "page symbols only", sequence=s, step=t - offsets[s], position=t)
-    n_seq = len(offsets) - 1
-    return (np.insert(rows, offsets[1:], end_symbol),
-            offsets + np.arange(n_seq + 1, dtype=offsets.dtype))
-
-
-def run(model, sequences, lengths=None, n_threads=None, end_symbol=None, decode=True):
-    """The batch pass (see the module docstring). ``decode=False`` skips Viterbi."""
+def run(model, sequences, lengths=None, n_threads=None, end_symbol=None, exit_inputs=None,
+        decode=True):
+    """The batch pass (see the module docstring). ``end_symbol`` (an int) or
+    ``exit_inputs`` (``_end.ExitInputs`` of the model's current parameters) add the end
+    step; ``decode=False`` skips Viterbi."""
     c = model._cache or model._prepare()
     threads = _batch._threads(c, n_threads)
     emission, rows, offsets, n_frames = _batch.gather(model, c, sequences, lengths, True)
     offsets = np.ascontiguousarray(offsets, dtype=np.intp)
     scored_offsets = offsets
+    chain = c.chain
     if end_symbol is not None:
-        rows, scored_offsets = append_end(np.asarray(rows, dtype=np.intp), offsets, end_symbol)
-        n_frames = len(rows)
+        rows, scored_offsets = _end.append_end(np.asarray(rows, dtype=np.intp), offsets,
+                                               end_symbol)
+    elif exit_inputs is not None:
+        emission, rows, scored_offsets = _end.exit_frames(exit_inputs, emission, rows, offsets,
+                                                          c.scaling, threads)
+        chain = exit_inputs.chain
+    has_end = scored_offsets is not offsets
+    n_frames = scored_offsets[-1]
     n_seq = len(offsets) - 1
     out = BatchPass()
     out.loglik = np.empty(n_seq)
-    _, out.steps = _trellis.forward_steps(c.chain, emission, rows, scored_offsets, c.scaling,
+    _, out.steps = _trellis.forward_steps(chain, emission, rows, scored_offsets, c.scaling,
                                           out.loglik, threads)
     out.scored_offsets = scored_offsets
     out.offsets = offsets
-    out.end_symbol = end_symbol
+    out.has_end = has_end
     out.n_threads = threads
     out.states = None
     if decode:
-        _, states, _ = _decoders.run(_decoders.EXACT_VITERBI, c.chain, emission, rows,
+        _, states, _ = _decoders.run(_decoders.EXACT_VITERBI, chain, emission, rows,
                                      scored_offsets, n_frames, c.scaling, np.empty(n_seq),
                                      threads, False)
-        out.states = states if end_symbol is None else np.delete(states, scored_offsets[1:] - 1)
+        out.states = states if not has_end else np.delete(states, scored_offsets[1:] - 1)
     return out
+
+
+def posteriors(model, sequences, lengths=None, n_threads=None):
+    """State posteriors of a batch: (post (F, N), rows (F,) intp or None, offsets (S + 1,),
+    loglik (S,)). ``rows`` are the symbols of a symbol-table model (None otherwise); an
+    impossible session gets loglik -inf and unspecified rows of ``post``."""
+    c = model._cache or model._prepare()
+    threads = _batch._threads(c, n_threads)
+    emission, rows, offsets, _ = _batch.gather(model, c, sequences, lengths, True)
+    offsets = np.ascontiguousarray(offsets, dtype=np.intp)
+    loglik = np.empty(len(offsets) - 1)
+    _, post = _trellis.forward_backward(c.chain, emission, rows, offsets, c.scaling, loglik,
+                                        threads, False)
+    return post, rows, offsets, loglik

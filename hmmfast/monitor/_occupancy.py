@@ -9,6 +9,10 @@ from .._errors import HMMInputError, HMMTypeError
 from . import _checks
 from ._reasons import path_reasons
 
+#: A state is called dead only when the window holds enough frames that it would have
+#: had at least this many at its baseline share (fewer: a quiet state, not a dead one).
+DEAD_MIN_EXPECTED = 50
+
 
 def _paths(state_paths, lengths, n_states):
     """(states (F,), offsets (S + 1,)) from a list of paths or a concatenation + lengths."""
@@ -47,18 +51,33 @@ class OccupancyMonitor:
     """Decoded-state occupancy over a window of production sessions.
 
     A model that has drifted into using one state for everything (collapse), states that
-    never fire any more (dead), or paths that flip state far more or less often than in
-    training are signs that production no longer looks like what the model learnt.
+    hardly fire any more (dead), or paths that flip state far more or less often than in
+    training are signs that production no longer looks like what the model learnt. With
+    a baseline (:meth:`fit` on training paths, or
+    :meth:`AnomalyDetector.occupancy_monitor`) the verdicts are judged against it:
+
+    * ``collapsed``: some state holds at least ``collapse_fraction`` of the window's frames
+      *and* at least b + (1 - b) / 2 of them, b its training share (a healthy model whose
+      paths sit 90 % in one state is collapsed only above 95 %);
+    * ``dead_states``: states whose share fell below a tenth of their training share (19 %
+      to 1 % is dead), once the window would have held ``DEAD_MIN_EXPECTED`` (50) of their
+      frames at the training share.
+
+    Without a baseline: one state at ``collapse_fraction`` or more, and states with no
+    frame at all.
 
     Parameters
     ----------
     model : hmmfast model
         The model whose decoded paths are fed to ``update``.
     collapse_fraction : float
-        A fraction in (0, 1]: ``collapsed`` when one state holds more than this share of
-        the window's frames (default 0.8).
+        A fraction in (0, 1] (default 0.8), see above.
     window : int, optional
-        Keep the last ``window`` sessions (default None: everything since ``reset``).
+        Keep the last ``window`` sessions (default 1,000, as ``hmmfast serve`` uses: a
+        collapse that starts after any number of healthy sessions fills the window within
+        ``window`` sessions; measured: reported 686 sessions after it starts, median of 10
+        runs, README). None: everything since ``reset`` (a late collapse is then diluted by
+        the healthy history and may never be reported).
     min_frames : int
         No verdict (``collapsed``, ``dead_states``, ``oscillating``) before the window
         holds this many frames (default 100).
@@ -68,13 +87,15 @@ class OccupancyMonitor:
 
     Attributes
     ----------
+    baseline_occupancy_ : ndarray of shape (n_components,) or None
+        The training paths' share of frames per state (:meth:`fit`).
     baseline_switch_rate_ : float
         From :meth:`fit` on training paths (Viterbi paths of normal sessions); until then
         the model chain's own rate, 1 - sum_i pi_i A_ii (decoded paths usually switch
         less than the chain, so fit is the better baseline).
     """
 
-    def __init__(self, model, collapse_fraction=0.8, window=None, *, min_frames=100,
+    def __init__(self, model, collapse_fraction=0.8, window=1_000, *, min_frames=100,
                  switch_tolerance=2.0):
         self.model = _checks.model(model)
         self.n_components = int(model.n_components)
@@ -160,15 +181,30 @@ class OccupancyMonitor:
 
     @property
     def collapsed(self):
-        """True when one state holds more than ``collapse_fraction`` of the frames."""
-        return bool(self._ready() and self.occupancy.max() > self.collapse_fraction)
+        """True when one state holds at least ``collapse_fraction`` of the frames and, with
+        a baseline, at least b + (1 - b) / 2 of them (b: its training share)."""
+        if not self._ready():
+            return False
+        share = self.occupancy
+        hit = share >= self.collapse_fraction
+        base = self.baseline_occupancy_
+        if base is not None:
+            hit &= share >= base + (1.0 - base) / 2.0
+        return bool(hit.any())
 
     @property
     def dead_states(self):
-        """ndarray of the states with no frame in the window (empty before min_frames)."""
+        """ndarray of the states that (almost) stopped firing: with a baseline, a share
+        below a tenth of the training share (once the window would hold
+        DEAD_MIN_EXPECTED of their frames); without, no frame at all. Empty before
+        min_frames."""
         if not self._ready():
             return np.empty(0, dtype=np.intp)
-        return np.flatnonzero(self._counts == 0)
+        base = self.baseline_occupancy_
+        if base is None:
+            return np.flatnonzero(self._counts == 0)
+        enough = base * self.n_frames >= DEAD_MIN_EXPECTED
+        return np.flatnonzero(enough & (self.occupancy < base / 10.0))
 
     @property
     def switch_rate(self):
@@ -205,6 +241,8 @@ class OccupancyMonitor:
             "oscillating": self.oscillating,
             "n_frames": self.n_frames,
             "n_paths": self._n_paths,
+            "baseline_occupancy": (None if self.baseline_occupancy_ is None
+                                   else self.baseline_occupancy_.tolist()),
         }
 
     def __repr__(self):

@@ -5,6 +5,23 @@ from . import _checks
 from ._detector import AnomalyDetector
 from ._record import Record
 
+FORMAT = "hmmfast.monitor.SegmentedDetector"
+
+
+def _refuse_shared_training(detectors):
+    """One unfitted model object under two detectors that would each train it."""
+    owner = {}
+    for key, det in detectors.items():
+        if hasattr(det, "thresholds_") or det._model_fitted():
+            continue
+        other = owner.setdefault(id(det.model), key)
+        if other != key:
+            raise ParameterError(
+                f"segments {other!r} and {key!r} share one unfitted model object: each "
+                "detector's fit would train it on its own segment (the last fit wins and "
+                "scores every segment); give each segment its own model, or fit the shared "
+                "model first (per-segment thresholds over one fitted model are fine)")
+
 
 class SegmentedDetector:
     """One detector (one model of normal behaviour) per user segment.
@@ -12,6 +29,11 @@ class SegmentedDetector:
     Admins, power users and guests behave differently; one model of all of them calls
     every admin session odd. Each session goes to its segment's detector, whose
     thresholds come from that segment's own normal sessions.
+
+    Detectors may share one *fitted* model (per-segment thresholds over one model of
+    everyone); one *unfitted* model shared by several detectors is refused: each
+    detector's ``fit`` would train it on its own segment, and the last one would score
+    every segment.
 
     Parameters
     ----------
@@ -37,6 +59,7 @@ class SegmentedDetector:
             if not isinstance(det, AnomalyDetector):
                 raise HMMTypeError(f"detectors[{key!r}] must be an AnomalyDetector, got "
                                    f"{type(det).__name__}")
+        _refuse_shared_training(detectors)
         if default is not None and default not in detectors:
             raise ParameterError(f"default must be one of the segments "
                                  f"{sorted(map(repr, detectors))} or None, got {default!r}")
@@ -87,6 +110,14 @@ class SegmentedDetector:
             A count mismatch, an unknown key without ``default``, or a detector left
             without sessions that is not fitted already.
         """
+        _refuse_shared_training(self.detectors)
+        seen = {}
+        for key, det in self.detectors.items():
+            other = seen.setdefault(id(det), key)
+            if other != key:
+                raise ParameterError(f"segments {other!r} and {key!r} hold the same "
+                                     "AnomalyDetector: fit would fit it twice, once per "
+                                     "segment; give each segment its own detector")
         groups = self._route(sequences, segments)
         for key, det in self.detectors.items():
             if key in groups:
@@ -96,21 +127,68 @@ class SegmentedDetector:
                                     "detector is not fitted)")
         return self
 
-    def predict(self, sequences, segments):
+    def predict(self, sequences, segments, *, return_paths=False):
         """Each session scored by its segment's detector.
 
         Returns
         -------
-        Record
+        Record (and the Viterbi paths, a list in the order of ``sequences``, with
+        ``return_paths``)
             The fields of :meth:`AnomalyDetector.predict`, in the order of ``sequences``
-            (scores and thresholds are each segment's own).
+            (scores and cut-offs are each segment's own).
         """
         groups = self._route(sequences, segments)
         parts, order = [], []
+        paths = [None] * len(sequences)
         for key, idx in groups.items():
-            parts.append(self.detectors[key].predict([sequences[i] for i in idx]))
+            out = self.detectors[key].predict([sequences[i] for i in idx],
+                                              return_paths=return_paths)
+            if return_paths:
+                out, found = out
+                for i, p in zip(idx, found, strict=True):
+                    paths[i] = p
+            parts.append(out)
             order.extend(idx)
-        return Record.concatenate(parts, order)
+        record = Record.concatenate(parts, order)
+        return (record, paths) if return_paths else record
+
+    def rates(self, sequences, segments):
+        """Per-segment false-positive report on normal sessions (e.g. held out): a dict
+        {segment: {"sessions": n, "suspicious": share at suspicious or worse,
+        "anomalous": share anomalous}}, the shares each segment's detector was calibrated
+        to (its percentiles) on its own training sessions."""
+        groups = self._route(sequences, segments)
+        return {key: self.detectors[key].rates([sequences[i] for i in idx])
+                for key, idx in groups.items()}
+
+    def to_dict(self):
+        """JSON-safe dict of the fitted detectors (they must share one model: a model
+        file carries one), for a model file's metadata under "anomaly_detector";
+        ``hmmfast serve`` then routes each session by its ``"segment"``."""
+        models = {id(det.model) for det in self.detectors.values()}
+        if len(models) != 1:
+            raise ParameterError("to_dict needs every segment's detector over one shared "
+                                 "model (a model file holds one model); save one file per "
+                                 "model instead")
+        return {"format": FORMAT, "version": 1,
+                "default": self.default,
+                "segments": [[key, det.to_dict()] for key, det in self.detectors.items()]}
+
+    @classmethod
+    def from_dict(cls, d, model):
+        """A fitted SegmentedDetector over ``model`` from :meth:`to_dict`'s output."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ParameterError(f"expected a dict from SegmentedDetector.to_dict() (format "
+                                 f"{FORMAT!r}), got {str(d)[:80]!r}")
+        try:
+            detectors = {(tuple(k) if isinstance(k, list) else k):
+                         AnomalyDetector.from_dict(v, model) for k, v in d["segments"]}
+            return cls(detectors, default=d.get("default"))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ParameterError):
+                raise
+            raise ParameterError(f"SegmentedDetector dict is missing or has a bad entry: "
+                                 f"{exc!r}") from None
 
     def __repr__(self):
         return f"SegmentedDetector({sorted(map(repr, self.detectors))}, default={self.default!r})"

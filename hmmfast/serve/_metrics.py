@@ -18,6 +18,11 @@ when /metrics is scraped, so it is never stale.
 ``hmmfast_ab_loglik_per_step{arm}``                 mean log-likelihood per step, per arm
 ``hmmfast_ab_sessions{arm}``                        sessions served per arm in the split
 ``hmmfast_ab_anomaly_rate{arm,level}``              share of each level per arm
+``hmmfast_impossible_total{endpoint}``              sessions the model gives probability 0
+``hmmfast_occupancy_dead_states``                  live model: states that stopped firing
+``hmmfast_occupancy_oscillating``                  live model: 1 when the switch rate is off
+``hmmfast_occupancy_switch_rate``                  live model: the window's switch rate
+``hmmfast_occupancy_frames``                       live model: frames in the window
 ``hmmfast_model_info{model,role,class}``            1 per version held (live/held/candidate)
 ==================================================  =====================================
 
@@ -67,6 +72,18 @@ class _StateCollector:
         for state, share in enumerate(occupancy.occupancy.tolist()):
             occ.add_metric([str(state)], share)
         yield occ
+        occ_state = occupancy.state()
+        yield GaugeMetricFamily("hmmfast_occupancy_dead_states", "Live model: states whose "
+                                "share of the window fell below a tenth of their training "
+                                "share", value=float(len(occ_state["dead_states"])))
+        yield GaugeMetricFamily("hmmfast_occupancy_oscillating", "Live model: 1 when the "
+                                "window's switch rate is far from the baseline's",
+                                value=float(occ_state["oscillating"]))
+        yield GaugeMetricFamily("hmmfast_occupancy_switch_rate", "Live model: share of the "
+                                "window's decoded transitions that change state",
+                                value=_value(occ_state["switch_rate"]))
+        yield GaugeMetricFamily("hmmfast_occupancy_frames", "Live model: decoded frames in "
+                                "the occupancy window", value=float(occ_state["n_frames"]))
         split = snap.split
         yield GaugeMetricFamily("hmmfast_ab_fraction", "Share of sessions served by the A/B "
                                 "candidate (0: no split)",
@@ -119,6 +136,11 @@ class Metrics:
                                  "level", ["level"], registry=r)
         for level in LEVELS:
             self.anomalies.labels(level)
+        self.impossible = Counter("hmmfast_impossible", "Sessions the model gives "
+                                  "probability zero (score -inf), by endpoint", ["endpoint"],
+                                  registry=r)
+        for endpoint in ("score", "decode", "anomaly"):
+            self.impossible.labels(endpoint)
         r.register(_StateCollector(model_registry))
         self._children = {}
 
@@ -150,3 +172,7 @@ class Metrics:
         for level, n in levels.items():
             if n:
                 self.anomalies.labels(level).inc(n)
+
+    def count_impossible(self, endpoint, n):
+        if n:
+            self.impossible.labels(endpoint).inc(n)

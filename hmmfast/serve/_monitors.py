@@ -1,9 +1,17 @@
 """What the service watches for each model version: likelihood drift, state occupancy,
-and the arms of an A/B split.
+and the arms of an A/B split; and the inference logs (sampled paths, input/output).
 
 The monitors are hmmfast.monitor's (LikelihoodDriftMonitor, OccupancyMonitor); this
 module feeds them from the requests, thread-safely (requests run on the event loop and
 in worker threads), and reads them for /metrics.
+
+Occupancy. /v1/decode and /v1/anomaly paths fill the window; with an anomaly detector in
+the model file, its training paths' occupancy and switch rate are the baseline the
+verdicts (collapse, dead states, oscillation) are judged against.
+
+Drift. /v1/score sessions, and the /v1/anomaly sessions not judged anomalous (all of
+them with ``drift_keep_anomalous``): the log-likelihood per step of their own
+observations.
 
 Drift baseline. Scores are per-step log-likelihoods, log P(session) / T. The baseline
 is the model file's ``metadata["drift_baseline"]`` when it has one: a list of per-step
@@ -17,10 +25,12 @@ sessions the model generates?".
 
 import logging
 import threading
+import time
 
 import numpy as np
 
-from ..monitor import LikelihoodDriftMonitor, OccupancyMonitor
+from ..monitor import LikelihoodDriftMonitor, OccupancyMonitor, PathLog
+from ..monitor._pathlog import JsonLinesLog
 
 log = logging.getLogger("hmmfast.serve")
 
@@ -181,10 +191,14 @@ class OccupancyTracker:
 
     FLUSH_SESSIONS = 64
 
-    def __init__(self, model, collapse_fraction, window):
+    def __init__(self, model, collapse_fraction, window, detector=None):
         self._lock = threading.Lock()
         self._buffer = []
         self.monitor = OccupancyMonitor(model, collapse_fraction, window)
+        baseline = _training_occupancy(detector)
+        if baseline is not None:
+            self.monitor.baseline_occupancy_ = baseline[0]
+            self.monitor.baseline_switch_rate_ = baseline[1]
 
     def update(self, paths):
         if len(paths) > OCCUPANCY_PER_REQUEST:
@@ -268,14 +282,56 @@ class ArmStats:
             }
 
 
+def _training_occupancy(detector):
+    """(occupancy, switch rate) of a detector's training paths, or None (no detector, an
+    old detector dict without them). A segmented detector: its first segment's."""
+    if detector is None:
+        return None
+    if hasattr(detector, "detectors"):
+        detector = next(iter(detector.detectors.values()))
+    training = getattr(detector, "training_", {})
+    occupancy = training.get("occupancy")
+    if occupancy is None:
+        return None
+    return np.asarray(occupancy, dtype=np.float64), float(training["switch_rate_all"])
+
+
 class VersionMonitors:
     """Drift and occupancy for one model version."""
 
-    def __init__(self, model, metadata, settings):
+    def __init__(self, model, metadata, settings, detector=None):
         self.drift = DriftTracker(model, metadata.get("drift_baseline"), settings.drift_window,
                                   settings.drift_quantile)
         self.occupancy = OccupancyTracker(model, settings.collapse_fraction,
-                                          settings.occupancy_window)
+                                          settings.occupancy_window, detector)
 
     def state(self):
         return {"drift": self.drift.state(), "occupancy": self.occupancy.state()}
+
+
+class ServiceLogs:
+    """The inference logs of ``--log-paths`` and ``--log-io`` (None when off)."""
+
+    def __init__(self, settings):
+        self.paths = (PathLog(settings.log_paths_file, rate=settings.log_paths)
+                      if settings.log_paths > 0 else None)
+        self.io = JsonLinesLog(settings.log_io) if settings.log_io else None
+
+    def record_io(self, endpoint, body, reply):
+        """One answered data request: its body and reply (JSON texts), a time stamp."""
+        if self.io is None:
+            return
+        try:
+            self.io.write([{"time": time.time(), "endpoint": endpoint,
+                            "request": body.decode("utf-8", "replace"),
+                            "reply": reply.decode("utf-8", "replace")}])
+        except OSError:  # a full disk must not fail the request
+            log.exception("hmmfast serve: could not write the input/output log")
+
+    def record_paths(self, record, paths, ids):
+        if self.paths is None:
+            return
+        try:
+            self.paths.log(record, paths, ids)
+        except OSError:
+            log.exception("hmmfast serve: could not write the path log")

@@ -94,7 +94,11 @@ def _warm_up(model, detector):
     model.decode_batch([X], 1, errors="mark")
     model.decode_batch([X], 1, algorithm="map", errors="mark")
     if detector is not None:
-        detector.predict([X])
+        segmented = getattr(detector, "detectors", None)
+        for det in (segmented or {None: detector}).values():
+            end = det.end_symbol_
+            x = X if end is None else X[X[:, 0] != end]  # the end symbol is the detector's
+            det.predict([x if len(x) else np.zeros((1, 1), dtype=X.dtype)])
 
 
 def load_version(path, settings):
@@ -114,11 +118,16 @@ def load_version(path, settings):
     detector = None
     try:
         if "anomaly_detector" in metadata:
-            from ..monitor import AnomalyDetector
+            from ..monitor import AnomalyDetector, SegmentedDetector
 
-            detector = AnomalyDetector.from_dict(metadata["anomaly_detector"], model)
-            detector.n_threads = settings.threads
-        monitors = VersionMonitors(model, metadata, settings)
+            saved = metadata["anomaly_detector"]
+            segmented = isinstance(saved, dict) and saved.get("format") == \
+                "hmmfast.monitor.SegmentedDetector"
+            detector = (SegmentedDetector if segmented else AnomalyDetector).from_dict(
+                saved, model)
+            for det in getattr(detector, "detectors", {None: detector}).values():
+                det.n_threads = settings.threads
+        monitors = VersionMonitors(model, metadata, settings, detector)
         _warm_up(model, detector)
     except Exception as exc:  # whatever a file's metadata makes them raise: refused
         what = "its metadata (anomaly_detector, drift_baseline) or a trial run"

@@ -46,12 +46,36 @@ def add_arguments(parser):
     parser.add_argument("--drift-window", type=at_least(1), metavar="W",
                         default=Settings.drift_window,
                         help="sessions in the likelihood-drift window (default 1000)")
+    parser.add_argument("--log-paths", type=_share, metavar="RATE", default=0.0,
+                        help="log the Viterbi paths of this share of /v1/anomaly sessions "
+                             "(e.g. 0.01; seeded) to --log-paths-file (default 0: off)")
+    parser.add_argument("--log-paths-file", metavar="FILE",
+                        default=Settings.log_paths_file,
+                        help="the path log, JSON lines rotated at 64 MiB (default "
+                             "hmmfast-paths.jsonl)")
+    parser.add_argument("--log-io", metavar="FILE", default=None,
+                        help="log every answered data request and its reply to FILE "
+                             "(JSON lines rotated at 64 MiB; default off)")
+    parser.add_argument("--drift-keep-anomalous", action="store_true",
+                        help="let /v1/anomaly sessions judged anomalous into the drift "
+                             "window (default: kept out)")
     parser.add_argument("--log-level", default="info",
                         choices=("critical", "error", "warning", "info", "debug"),
                         help="log level (default info)")
     parser.add_argument("--access-log", action="store_true",
                         help="log every request (off by default: it costs latency)")
     return parser
+
+
+def _share(text):
+    """argparse type: a share in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1], got {text!r}")
+    return value
 
 
 def build_parser(prog="hmmfast serve"):
@@ -120,7 +144,9 @@ def run_args(args):
             admin_token_file=args.admin_token_file, log_level=args.log_level,
             access_log=args.access_log, threads=args.threads,
             max_body_bytes=args.max_body_bytes, max_sessions=args.max_sessions,
-            max_observations=args.max_observations, drift_window=args.drift_window)
+            max_observations=args.max_observations, drift_window=args.drift_window,
+            log_paths=args.log_paths, log_paths_file=args.log_paths_file, log_io=args.log_io,
+            drift_keep_anomalous=args.drift_keep_anomalous)
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

@@ -7,15 +7,17 @@ and in a worker thread for large ones (``_app``); everything it touches is eithe
 immutable (the snapshot) or locked (the monitors, the metrics).
 """
 
+import itertools
 import time
 
 import numpy as np
 
 from . import _wire as W
 from ._errors import ServeError, from_library
+from ._monitors import ServiceLogs
 
 _REASONS = ("switch_rate", "switch_rate_pct", "longest_run", "longest_run_pct", "length",
-            "length_pct", "min_step", "unseen")
+            "length_pct", "min_step", "unseen", "reason", "end_step")
 
 
 class Result:
@@ -83,10 +85,12 @@ class Service:
         self.settings = settings
         self.metrics = metrics
         self.threads = settings.threads
+        self.logs = ServiceLogs(settings)
 
-    def _call(self, fn, batch, clock, **options):
-        """``fn(sessions, ...)`` on a batch; library errors become 422s naming sessions."""
-        args, kwargs = batch.call_args()
+    def _call(self, fn, batch, clock, args=None, **options):
+        """``fn(sessions, ...)`` on a batch (or on ``args``); library errors become 422s
+        naming sessions."""
+        args, kwargs = batch.call_args() if args is None else (args, {})
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs, **options)
@@ -135,7 +139,13 @@ class Service:
             reply["per_step"] = _merge(parts, [W.float_lists(st) for st in steps], n)
         if models is not None:
             reply["models"] = models
-        return Result(W.dumps(reply), n, clock[0])
+        self.metrics.count_impossible("score", len(reply["impossible"]))
+        return self._result("score", body, reply, n, clock[0])
+
+    def _result(self, endpoint, body, reply, n, seconds):
+        out = Result(W.dumps(reply), n, seconds)
+        self.logs.record_io(endpoint, body, out.body)
+        return out
 
     # ---------------------------------------------------------------- /v1/decode
 
@@ -166,7 +176,8 @@ class Service:
                  "states": _merge(parts, states, n), "impossible": sorted(impossible)}
         if models is not None:
             reply["models"] = models
-        return Result(W.dumps(reply), n, clock[0])
+        self.metrics.count_impossible("decode", len(impossible))
+        return self._result("decode", body, reply, n, clock[0])
 
     # ---------------------------------------------------------------- /v1/anomaly
 
@@ -192,17 +203,21 @@ class Service:
         clock = [0.0]
         records = []
         for part in parts:
-            detector = part.version.detector
-            record = self._call(detector.predict, part.batch, clock)
+            record, paths = self._judge(part, clock)
             names, counts = np.unique(record.level, return_counts=True)
             levels = dict(zip(names.tolist(), counts.tolist(), strict=True))
             self.metrics.count_levels(levels)
+            self.metrics.count_impossible("anomaly", int(np.sum(record.score == -np.inf)))
             lengths = part.batch.lengths
-            if detector.normalize == "per_step" and detector.end_symbol is None:
-                part.version.monitors.drift.update(record.score, lengths)
-                if models is not None and candidate_ok:
-                    snap.split.arms[part.arm].add_scores(record.score * lengths, lengths)
+            keep = (np.ones(len(lengths), dtype=bool) if self.settings.drift_keep_anomalous
+                    else record.level_code < 2)
+            if keep.any():  # flagged traffic stays out of the drift window by default
+                part.version.monitors.drift.update(record.loglik[keep] / lengths[keep],
+                                                   lengths[keep])
+            part.version.monitors.occupancy.update(paths)
+            self.logs.record_paths(record, paths, part.batch.ids)
             if models is not None and candidate_ok:
+                snap.split.arms[part.arm].add_scores(record.loglik, lengths)
                 snap.split.arms[part.arm].add_levels(record.level)
             records.append(record.to_json())
         n = len(batch)
@@ -215,4 +230,16 @@ class Service:
                  "impossible": [i for i, s in enumerate(scores) if s is None]}
         if models is not None:
             reply["models"] = models
-        return Result(W.dumps(reply), n, clock[0])
+        return self._result("anomaly", body, reply, n, clock[0])
+
+    def _judge(self, part, clock):
+        """(record, Viterbi paths) of one arm's sessions by its version's detector; a
+        segmented detector routes each session by its ``"segment"``."""
+        detector, batch = part.version.detector, part.batch
+        if not hasattr(detector, "detectors"):
+            return self._call(detector.predict, batch, clock, return_paths=True)
+        o = batch.offsets.tolist()
+        sessions = [batch.values[a:b] for a, b in itertools.pairwise(o)]
+        segments = batch.segments if batch.segments is not None else [None] * len(sessions)
+        return self._call(detector.predict, batch, clock, (sessions, segments),
+                          return_paths=True)

@@ -48,6 +48,18 @@ class Settings:
         the server keeps answering while they run (default 64 KiB).
     keep_versions : int
         Model versions held in memory, the live one included, for rollback (default 3).
+    log_paths : float
+        Share of /v1/anomaly sessions whose Viterbi path is logged (id, score, level,
+        reason, path) to ``log_paths_file`` as rotating JSON lines
+        (:class:`hmmfast.monitor.PathLog`, seeded); default 0: off.
+    log_paths_file : str
+        The path log's file (default "hmmfast-paths.jsonl").
+    log_io : str or None
+        A file for the input/output log: every answered data request's body and reply as
+        one JSON line, rotated by size (default None: off).
+    drift_keep_anomalous : bool
+        Feed /v1/anomaly sessions judged anomalous to the drift window too (default
+        False: flagged attack traffic must not move the drift alarm).
     """
 
     threads: int | None = 1
@@ -60,6 +72,10 @@ class Settings:
     occupancy_window: int = 1_000
     inline_bytes: int = 64 * 1024
     keep_versions: int = 3
+    log_paths: float = 0.0
+    log_paths_file: str = "hmmfast-paths.jsonl"
+    log_io: str | None = None
+    drift_keep_anomalous: bool = False
 
     def __post_init__(self):
         for name in ("max_body_bytes", "max_sessions", "max_observations", "drift_window",
@@ -71,6 +87,9 @@ class Settings:
         if self.keep_versions < 2:
             raise ValueError(f"keep_versions must be >= 2 (the live model and one to roll "
                              f"back to), got {self.keep_versions}")
+        rate = self.log_paths
+        if not isinstance(rate, numbers.Real) or isinstance(rate, bool) or not 0 <= rate <= 1:
+            raise ValueError(f"log_paths must be a share of sessions in [0, 1], got {rate!r}")
         for name, high_open in (("drift_quantile", True), ("collapse_fraction", False)):
             value = getattr(self, name)
             ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \

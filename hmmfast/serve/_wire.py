@@ -2,7 +2,7 @@
 
 A request body is a JSON object ``{"sessions": [...], <options>}``. A session is a list
 of observations, or an object ``{"id": "...", "obs": [...]}`` (the id routes it in an
-A/B split). An observation is an integer symbol for a CategoricalHMM, and a list of
+A/B split; an optional ``"segment"`` routes it to a segmented detector's segment). An observation is an integer symbol for a CategoricalHMM, and a list of
 ``n_features`` numbers (a frame) for the continuous families (a bare number where
 n_features is 1). Every check here is a whole-batch pass in C (``map``, ``set``,
 ``numpy``); the per-session loops that name a bad session and position run only once a
@@ -130,9 +130,11 @@ class Batch:
         One id (str) or None per session; None when no session has one.
     index : ndarray of shape (S,) or None
         The sessions' positions in the request (set for one arm of an A/B split).
+    segments : list or None
+        One ``"segment"`` (str) or None per session; None when no session has one.
     """
 
-    __slots__ = ("ids", "index", "lengths", "offsets", "values")
+    __slots__ = ("ids", "index", "lengths", "offsets", "segments", "values")
 
     def __init__(self, values, lengths, ids=None, index=None):
         self.values = values
@@ -141,6 +143,7 @@ class Batch:
         np.cumsum(self.lengths, out=self.offsets[1:])
         self.ids = ids
         self.index = index
+        self.segments = None
 
     def __len__(self):
         return len(self.lengths)
@@ -158,7 +161,10 @@ class Batch:
         frames = np.repeat(selected, self.lengths)
         index = np.flatnonzero(selected)
         ids = None if self.ids is None else [self.ids[i] for i in index.tolist()]
-        return Batch(self.values[frames], self.lengths[selected], ids, index)
+        out = Batch(self.values[frames], self.lengths[selected], ids, index)
+        if self.segments is not None:
+            out.segments = [self.segments[i] for i in index.tolist()]
+        return out
 
 
 def _sessions_list(raw, max_sessions):
@@ -169,18 +175,19 @@ def _sessions_list(raw, max_sessions):
         raise limit_error("max_sessions", len(raw), max_sessions, "sessions in the request")
     kinds = set(map(type, raw))
     if kinds <= {list}:
-        return raw, None
-    observations, ids = [], []
+        return raw, None, None
+    observations, ids, segments = [], [], []
     for s, item in enumerate(raw):
         if type(item) is list:
             observations.append(item)
             ids.append(None)
+            segments.append(None)
             continue
         if type(item) is not dict:
             raise ServeError(422, "bad_session", f"session {s} must be a list of observations "
                              f'or an object {{"id": ..., "obs": [...]}}, got '
                              f"{_type_name(item)}", session=s)
-        extra = set(item) - {"id", "obs"}
+        extra = set(item) - {"id", "obs", "segment"}
         if extra or "obs" not in item:
             what = f"unknown field {_show(sorted(extra)[0])}" if extra else 'no "obs"'
             raise ServeError(422, "bad_session", f'session {s} has {what}; expected {{"id": '
@@ -195,9 +202,15 @@ def _sessions_list(raw, max_sessions):
             elif type(sid) is not str:
                 raise ServeError(422, "bad_session", f'session {s}: "id" must be a string '
                                  f"(or an integer), got {_type_name(sid)}", session=s)
+        segment = item.get("segment")
+        if segment is not None and type(segment) is not str:
+            raise ServeError(422, "bad_session", f'session {s}: "segment" must be a string, '
+                             f"got {_type_name(segment)}", session=s)
         observations.append(obs)
         ids.append(sid)
-    return observations, (ids if any(i is not None for i in ids) else None)
+        segments.append(segment)
+    return (observations, (ids if any(i is not None for i in ids) else None),
+            (segments if any(g is not None for g in segments) else None))
 
 
 def _lengths(observations, max_observations):
@@ -319,7 +332,7 @@ def sessions(obj, model, settings):
     malformed session or an observation the model cannot take (naming the session and
     the position).
     """
-    observations, ids = _sessions_list(obj["sessions"], settings.max_sessions)
+    observations, ids, segments = _sessions_list(obj["sessions"], settings.max_sessions)
     if not observations:
         return None
     lengths = _lengths(observations, settings.max_observations)
@@ -329,6 +342,7 @@ def sessions(obj, model, settings):
     else:
         batch = _frames(observations, lengths, int(model.n_features), kind == "counts")
     batch.ids = ids
+    batch.segments = segments
     return batch
 
 
