@@ -36,6 +36,7 @@ from ._fit import ConvergenceMonitor
 from ._gaussian import GaussianHMM
 from ._gmm import GMMHMM
 from ._io import load, read_header
+from ._multinomial import MultinomialHMM
 from ._poisson import PoissonHMM
 from ._stream_intake import StreamDecoder, StreamScorer
 
@@ -50,6 +51,7 @@ __all__ = [
     "HMMTypeError",
     "ImpossibleSequenceError",
     "ModelFileError",
+    "MultinomialHMM",
     "NotFittedError",
     "ParameterError",
     "PoissonHMM",

@@ -24,10 +24,11 @@ import threading
 import numpy as np
 from scipy import linalg
 
-from . import (_batch, _decoders, _fit, _kernel_inputs, _priors, _sampling, _sparse,
-               _trellis, _viterbi)
+from . import (_batch, _compat, _decoders, _fit, _kernel_inputs, _priors, _sampling,
+               _sparse, _trellis, _viterbi)
 from . import _validation as V
 from ._errors import NotFittedError, ParameterError
+from ._readonly import freeze
 
 class _Compiled:
     """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
@@ -123,8 +124,7 @@ class BaseHMM:
         if _sparse.is_sparse(value):
             arr = value  # built read-only by hmmfast._sparse
         else:
-            arr = np.ascontiguousarray(value, dtype=np.float64)
-            arr.flags.writeable = False
+            arr = freeze(np.ascontiguousarray(value, dtype=np.float64), name)
         with self._lock:
             object.__setattr__(self, "_" + name[:-1], arr)
             object.__setattr__(self, "_epoch", self._epoch + 1)
@@ -702,6 +702,7 @@ class BaseHMM:
         startprob_ and transmat_ rows: half uniform, half a Dirichlet(1) draw (every
         entry positive, different for every restart).
         """
+        self._check_and_set_n_features(X)
         rng = self._init_random_state()
         n = V.check_n("n_components", self.n_components)
         if self._needs_init("s", "startprob_"):
@@ -712,6 +713,12 @@ class BaseHMM:
                 self.transmat_ = _sparse.random_values(current, rng)  # keep the pattern
             else:
                 self.transmat_ = 0.5 / n + 0.5 * rng.dirichlet(np.ones(n), size=n)
+        _compat.log_if_degenerate(self, X)
+
+    def _check_and_set_n_features(self, X):
+        """hmmlearn's hook: check X of shape (n_samples, n_features) against
+        ``n_features``, or set ``n_features`` from X when it is not known yet."""
+        _compat.check_n_features(self, X)
 
     def _init_letters(self):
         """(letter, attribute) of every parameter ``_init`` may initialise."""
@@ -722,6 +729,14 @@ class BaseHMM:
         return rng if rng is not None else V.check_random_state(self.random_state)
 
     def _needs_init(self, code, name):
+        """hmmlearn's hook: whether ``_init`` sets parameter ``name`` (letter ``code``);
+        logs hmmlearn's record when ``init_params`` overwrites a parameter already set."""
+        if code in self.init_params and hasattr(self, name):
+            _compat.log_overwrite(name, code)
+        return self._will_init(code, name)
+
+    def _will_init(self, code, name):
+        """``_needs_init`` without the log record."""
         return code in self.init_params or not hasattr(self, name)
 
     def _check(self):

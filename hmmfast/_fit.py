@@ -411,7 +411,7 @@ def restore(model, state):
 
 def can_restart(model):
     """Whether restarts can differ: some parameter is (re)initialised at random."""
-    return any(model._needs_init(code, name) for code, name in model._init_letters())
+    return any(model._will_init(code, name) for code, name in model._init_letters())
 
 
 def fit(model, X, lengths=None, sample_weight=None, states=None):
