@@ -862,7 +862,7 @@ class BaseHMM:
         Raises
         ------
         HMMTypeError
-            For a class other than CategoricalHMM, GaussianHMM, GMMHMM and PoissonHMM
+            For a class other than the built-in ones (hmmfast.load lists them)
             (a subclass may compute what a file cannot record: pickle it instead), or
             metadata that is not JSON-safe.
         NotFittedError, ParameterError
@@ -883,7 +883,7 @@ class BaseHMM:
         n_init, min_covar) and run-time settings (n_threads, verbose, random_state,
         algorithm, implementation, missing). Stable across save/load, processes and
         platforms; see ``hmmfast/_io.py``. Raises NotFittedError before the parameters
-        are set, HMMTypeError for a class other than the four built-in ones.
+        are set, HMMTypeError for a class other than the built-in ones.
         """
         from . import _io
 

@@ -123,7 +123,8 @@ def build_parser():
     fit.add_argument("data", metavar="DATA", help="data file ('-': standard input)")
     fit.add_argument("-o", "--output", required=True, metavar="MODEL",
                      help="model file to write (replaced atomically)")
-    fit.add_argument("--family", choices=("categorical", "gaussian", "gmm", "poisson"),
+    fit.add_argument("--family", choices=("categorical", "gaussian", "gmm", "poisson",
+                                          "multinomial"),
                      default="categorical", help="emission family (default categorical)")
     fit.add_argument("--states", type=at_least(1), default=2, metavar="N",
                      help="hidden states (default 2)")

@@ -36,8 +36,8 @@ def log_if_degenerate(model, X):
     its parameters (a custom subclass without the hook)."""
     try:
         per_param = model._get_n_fit_scalars_per_param()
-    except (NotImplementedError, AttributeError, TypeError):
-        return
+    except (NotImplementedError, AttributeError, TypeError, KeyError, ValueError):
+        return  # sizes or settings not valid yet: the family's own checks will say so
     if per_param is None:
         return
     n_fit = int(sum(per_param.get(p, 0) for p in model.params))

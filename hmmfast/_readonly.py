@@ -12,9 +12,9 @@ the assignment that works::
     model.means_ *= 1000                    # ParameterError: ... assign a new array:
     model.means_ = model.means_ * 1000      # validated, the cache rebuilt
 
-Everything else is the ndarray's: a writeable instance (a copy) behaves exactly like an
-ndarray, and ufunc results are plain ndarrays (``__array_wrap__``), so the subclass does
-not spread through arithmetic. Cost: none on the inference paths, which read the
+Everything else is the ndarray's, and the subclass does not spread: ufunc results
+(``__array_wrap__``), copies and pickles are plain ndarrays; only views of a parameter
+(``model.means_[0]``, ``.T``) stay ParameterArrays, read-only like it. Cost: none on the inference paths, which read the
 model's compiled inputs, not these arrays; ``freeze`` is one view per assignment
 (about 0.2 us, measured in tests/test_readonly_params.py's README figure).
 """
@@ -62,7 +62,17 @@ class ParameterArray(np.ndarray):
             _refuse(self, "new = {attr}.copy(); new[...] = value; {attr} = new")
         super().__setitem__(key, value)
 
-    def __reduce__(self):  # pickles (and copies) as a plain ndarray
+    def copy(self, order="C"):
+        """A writeable copy, a plain ndarray."""
+        return np.asarray(self).copy(order)
+
+    def __copy__(self):
+        return np.asarray(self).copy()
+
+    def __deepcopy__(self, memo):
+        return np.asarray(self).copy()
+
+    def __reduce__(self):  # pickles as a plain ndarray
         return np.asarray(self).__reduce__()
 
 
