@@ -11,7 +11,7 @@ import hmmfast
 pytest.importorskip("hmmlearn")
 pytest.importorskip("sklearn")  # hmmlearn's test helpers import it
 
-import hmmlearn_suite  # noqa: E402  (tests/hmmlearn_suite.py)
+import hmmlearn_suite
 
 
 @pytest.mark.slow
