@@ -39,6 +39,7 @@ from ._io import load, read_header
 from ._multinomial import MultinomialHMM
 from ._poisson import PoissonHMM
 from ._stream_intake import StreamDecoder, StreamScorer
+from . import topology  # public module: transition topologies
 
 __all__ = [
     "GMMHMM",
@@ -64,6 +65,7 @@ __all__ = [
     "load",
     "nbest",
     "read_header",
+    "topology",
     "viterbi",
 ]
 
