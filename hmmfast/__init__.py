@@ -38,6 +38,7 @@ from ._gmm import GMMHMM
 from ._io import load, read_header
 from ._multinomial import MultinomialHMM
 from ._poisson import PoissonHMM
+from ._select import SelectionResult, select
 from ._stream_intake import StreamDecoder, StreamScorer
 from . import topology  # public module: transition topologies
 
@@ -57,6 +58,7 @@ __all__ = [
     "ParameterError",
     "PoissonHMM",
     "PruningError",
+    "SelectionResult",
     "StreamDecoder",
     "StreamScorer",
     "__version__",
@@ -65,6 +67,7 @@ __all__ = [
     "load",
     "nbest",
     "read_header",
+    "select",
     "topology",
     "viterbi",
 ]
