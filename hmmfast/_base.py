@@ -306,7 +306,9 @@ class BaseHMM:
         ``_compute_log_likelihood``): a vector of ``n_features`` real numbers, X of shape
         (n_samples, n_features). "symbols" (CategoricalHMM): one integer in
         [0, n_features), X a 1-D array (or hmmlearn's (n_samples, 1) column). "counts"
-        (PoissonHMM): a vector of ``n_features`` non-negative whole numbers. The layers
+        (PoissonHMM, MultinomialHMM): a vector of ``n_features`` non-negative whole
+        numbers (a MultinomialHMM's constraint on their total is its own to check, when
+        fitting, so it needs no kind of its own). The layers
         above the families (streams, monitor, service, Dask, CLI) ask this instead of
         testing the class. (Whether symbols index the cached emission table, the compiled
         fast path, is a different question: ``_symbol_frames``.)

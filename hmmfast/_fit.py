@@ -489,10 +489,17 @@ def counted_statistics(model, data, labels):
     if _sparse.is_sparse(transmat):
         stats["trans"] = stats["trans"] + _sparse.transition_counts(transmat, labels, offsets)
     else:
-        inner = np.ones(len(labels), dtype=bool)
-        inner[offsets[1:] - 1] = False  # no transition out of a sequence's last frame
-        pairs = labels[:-1][inner[:-1]] * n + labels[1:][inner[:-1]]
-        stats["trans"] = stats["trans"] + np.bincount(pairs, minlength=n * n).reshape(n, n)
+        pairs = labels[:-1] * n + labels[1:]
+        # every consecutive pair, less those from a sequence's last frame to the next's first
+        counts = (np.bincount(pairs, minlength=n * n)
+                  - np.bincount(pairs[offsets[1:-1] - 1], minlength=n * n))
+        stats["trans"] = stats["trans"] + counts.reshape(n, n)
+    if model._symbol_frames() and missing is None:  # counts per (symbol, state) directly
+        m = model._emissionprob.shape[1]
+        pairs = data.X[:, 0] * n + labels
+        model._accumulate_fast(stats, data, np.bincount(pairs, minlength=m * n).reshape(m, n)
+                               .astype(np.float64), None)
+        return stats
     onehot = np.zeros((len(labels), n))
     onehot[np.arange(len(labels)), labels] = 1.0
     if missing is not None:
