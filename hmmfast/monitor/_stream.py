@@ -37,7 +37,8 @@ class SessionStream:
 
     What an early flag promises
     ---------------------------
-    * ``normalize="none"`` on a discrete model (CategoricalHMM, PoissonHMM): every
+    * ``normalize="none"`` on a discrete model (CategoricalHMM, PoissonHMM,
+      MultinomialHMM): every
       log P(o_t | o_<t) <= 0, so the running log-likelihood only falls; a session flagged
       after t observations has a full score at most its running score, so ``predict``
       calls it "anomalous" too. Exact: the stream compares against thresholds lowered by a
