@@ -227,3 +227,25 @@ def test_parameter_arrays_do_not_spread():
     copy = m.means_.copy()
     copy *= 2  # a copy is an ordinary array
     np.testing.assert_array_equal(copy, 2 * m.means_)
+
+
+def test_fit_does_not_depend_on_the_order_of_sequences():
+    """hmmlearn's test_gmmhmm_multi_sequence_fit_invariant_to_sequence_ordering: the
+    k-means start depends on the set of frames, not their order."""
+    from hmmfast._kmeans import kmeans_centres
+
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(c, 1.0, size=(50, 2)) for c in (0.0, 4.0, 8.0)])
+    perm = rng.permutation(len(X))
+    a = kmeans_centres(X, 3, np.random.RandomState(0))
+    b = kmeans_centres(X[perm], 3, np.random.RandomState(0))
+    np.testing.assert_array_equal(a, b)
+    seqs = [X[i:i + 30] for i in range(0, 150, 30)]
+    fits = []
+    for order in ([0, 1, 2, 3, 4], [4, 2, 0, 3, 1]):
+        m = hmmfast.GMMHMM(2, n_mix=2, random_state=0, n_iter=20)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", hmmfast.ConvergenceWarning)
+            m.fit(np.concatenate([seqs[i] for i in order]), [30] * 5)
+        fits.append(m.score(X, [30] * 5))
+    assert fits[0] == pytest.approx(fits[1], rel=1e-8)
