@@ -36,8 +36,11 @@ from ._fit import ConvergenceMonitor
 from ._gaussian import GaussianHMM
 from ._gmm import GMMHMM
 from ._io import load, read_header
+from ._multinomial import MultinomialHMM
 from ._poisson import PoissonHMM
+from ._select import SelectionResult, select
 from ._stream_intake import StreamDecoder, StreamScorer
+from . import topology  # public module: transition topologies
 
 __all__ = [
     "GMMHMM",
@@ -50,10 +53,12 @@ __all__ = [
     "HMMTypeError",
     "ImpossibleSequenceError",
     "ModelFileError",
+    "MultinomialHMM",
     "NotFittedError",
     "ParameterError",
     "PoissonHMM",
     "PruningError",
+    "SelectionResult",
     "StreamDecoder",
     "StreamScorer",
     "__version__",
@@ -62,6 +67,8 @@ __all__ = [
     "load",
     "nbest",
     "read_header",
+    "select",
+    "topology",
     "viterbi",
 ]
 

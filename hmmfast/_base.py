@@ -24,10 +24,11 @@ import threading
 import numpy as np
 from scipy import linalg
 
-from . import (_batch, _decoders, _fit, _kernel_inputs, _priors, _sampling, _sparse,
-               _trellis, _viterbi)
+from . import (_batch, _compat, _decoders, _fit, _kernel_inputs, _priors, _sampling,
+               _sparse, _trellis, _viterbi)
 from . import _validation as V
 from ._errors import NotFittedError, ParameterError
+from ._readonly import freeze
 
 class _Compiled:
     """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
@@ -123,8 +124,7 @@ class BaseHMM:
         if _sparse.is_sparse(value):
             arr = value  # built read-only by hmmfast._sparse
         else:
-            arr = np.ascontiguousarray(value, dtype=np.float64)
-            arr.flags.writeable = False
+            arr = freeze(np.ascontiguousarray(value, dtype=np.float64), name)
         with self._lock:
             object.__setattr__(self, "_" + name[:-1], arr)
             object.__setattr__(self, "_epoch", self._epoch + 1)
@@ -306,7 +306,9 @@ class BaseHMM:
         ``_compute_log_likelihood``): a vector of ``n_features`` real numbers, X of shape
         (n_samples, n_features). "symbols" (CategoricalHMM): one integer in
         [0, n_features), X a 1-D array (or hmmlearn's (n_samples, 1) column). "counts"
-        (PoissonHMM): a vector of ``n_features`` non-negative whole numbers. The layers
+        (PoissonHMM, MultinomialHMM): a vector of ``n_features`` non-negative whole
+        numbers (a MultinomialHMM's constraint on their total is its own to check, when
+        fitting, so it needs no kind of its own). The layers
         above the families (streams, monitor, service, Dask, CLI) ask this instead of
         testing the class. (Whether symbols index the cached emission table, the compiled
         fast path, is a different question: ``_symbol_frames``.)
@@ -673,6 +675,33 @@ class BaseHMM:
         """
         return _fit.fit(self, X, lengths, sample_weight, states)
 
+    def fit_viterbi(self, X, lengths=None):
+        """Estimate the parameters by Viterbi training (segmental k-means; hmmfast addition).
+
+        EM with hard assignments: each iteration decodes every sequence (exact Viterbi)
+        and re-estimates the parameters from the counts along the decoded paths, with
+        the M-step, priors, ``params``, ``init_params``, ``n_iter``, ``tol`` and
+        ``n_init`` of :meth:`fit`. ``monitor_.history`` records the objective it
+        maximises, the Viterbi score sum_s max_q log P(X_s, q) (plus the log prior), which
+        never decreases; the saved fit record's ``log_likelihood`` is the likelihood.
+        Faster per iteration than Baum-Welch, and the usual start for left-to-right
+        models, whose emissions it initialises from a uniform segmentation of each
+        sequence (HTK's HInit) when ``init_params`` leaves out "s" and "t"; its
+        estimates favour sharper states (refine with :meth:`fit`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        self
+        """
+        from . import _viterbi_training
+
+        return _viterbi_training.fit_viterbi(self, X, lengths)
+
     def fit_supervised(self, X, states, lengths=None):
         """Estimate the parameters from labelled states by counting (hmmfast addition).
 
@@ -702,6 +731,7 @@ class BaseHMM:
         startprob_ and transmat_ rows: half uniform, half a Dirichlet(1) draw (every
         entry positive, different for every restart).
         """
+        self._check_and_set_n_features(X)
         rng = self._init_random_state()
         n = V.check_n("n_components", self.n_components)
         if self._needs_init("s", "startprob_"):
@@ -712,6 +742,12 @@ class BaseHMM:
                 self.transmat_ = _sparse.random_values(current, rng)  # keep the pattern
             else:
                 self.transmat_ = 0.5 / n + 0.5 * rng.dirichlet(np.ones(n), size=n)
+        _compat.log_if_degenerate(self, X)
+
+    def _check_and_set_n_features(self, X):
+        """hmmlearn's hook: check X of shape (n_samples, n_features) against
+        ``n_features``, or set ``n_features`` from X when it is not known yet."""
+        _compat.check_n_features(self, X)
 
     def _init_letters(self):
         """(letter, attribute) of every parameter ``_init`` may initialise."""
@@ -722,6 +758,14 @@ class BaseHMM:
         return rng if rng is not None else V.check_random_state(self.random_state)
 
     def _needs_init(self, code, name):
+        """hmmlearn's hook: whether ``_init`` sets parameter ``name`` (letter ``code``);
+        logs hmmlearn's record when ``init_params`` overwrites a parameter already set."""
+        if code in self.init_params and hasattr(self, name):
+            _compat.log_overwrite(name, code)
+        return self._will_init(code, name)
+
+    def _will_init(self, code, name):
+        """``_needs_init`` without the log record."""
         return code in self.init_params or not hasattr(self, name)
 
     def _check(self):
@@ -847,7 +891,7 @@ class BaseHMM:
         Raises
         ------
         HMMTypeError
-            For a class other than CategoricalHMM, GaussianHMM, GMMHMM and PoissonHMM
+            For a class other than the built-in ones (hmmfast.load lists them)
             (a subclass may compute what a file cannot record: pickle it instead), or
             metadata that is not JSON-safe.
         NotFittedError, ParameterError
@@ -868,7 +912,7 @@ class BaseHMM:
         n_init, min_covar) and run-time settings (n_threads, verbose, random_state,
         algorithm, implementation, missing). Stable across save/load, processes and
         platforms; see ``hmmfast/_io.py``. Raises NotFittedError before the parameters
-        are set, HMMTypeError for a class other than the four built-in ones.
+        are set, HMMTypeError for a class other than the built-in ones.
         """
         from . import _io
 

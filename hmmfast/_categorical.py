@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _emissions, _fit, _kernel_inputs, _priors, _sampling
+from . import _compat, _emissions, _fit, _kernel_inputs, _priors, _sampling
 from . import _validation as V
 from ._base import BaseHMM
 from ._errors import HMMInputError, ParameterError
@@ -173,6 +173,11 @@ class CategoricalHMM(BaseHMM):
             freq = np.bincount(symbols, minlength=m)[:m] / len(symbols)
             n = self.n_components
             self.emissionprob_ = 0.5 * freq + 0.5 * rng.dirichlet(np.ones(m), size=n)
+
+    def _check_and_set_n_features(self, X):
+        """hmmlearn's hook: X holds non-negative integer symbols below ``n_features``
+        (set to the largest symbol + 1 when not known yet)."""
+        _compat.check_symbols(self, X)
 
     def _init_letters(self):
         return [*super()._init_letters(), ("e", "emissionprob_")]

@@ -1,7 +1,7 @@
 """The ``hmmfast`` command line (also ``python -m hmmfast``).
 
-``main(argv) -> int`` builds one argparse tree and runs one command: demo, fit, score,
-decode, info, bench, serve (the HTTP service of the [serve] extra, whose own parser
+``main(argv) -> int`` builds one argparse tree and runs one command: demo, fit, select
+(hmmfast._cli_select), score, decode, info, bench, serve (the HTTP service of the [serve] extra, whose own parser
 hmmfast.serve provides). Exit status: 0 success, 1 failure (a bad data or model file, an
 error from the library), 2 usage (bad or conflicting options), 130 interrupted (Ctrl-C),
 141 when the reader of the output went away (``| head``). Every expected error is one
@@ -123,7 +123,8 @@ def build_parser():
     fit.add_argument("data", metavar="DATA", help="data file ('-': standard input)")
     fit.add_argument("-o", "--output", required=True, metavar="MODEL",
                      help="model file to write (replaced atomically)")
-    fit.add_argument("--family", choices=("categorical", "gaussian", "gmm", "poisson"),
+    fit.add_argument("--family", choices=("categorical", "gaussian", "gmm", "poisson",
+                                          "multinomial"),
                      default="categorical", help="emission family (default categorical)")
     fit.add_argument("--states", type=at_least(1), default=2, metavar="N",
                      help="hidden states (default 2)")
@@ -143,6 +144,10 @@ def build_parser():
     fit.add_argument("--n-features", type=at_least(1), metavar="M",
                      help="categorical: number of symbols (default: largest symbol + 1)")
     _add_common(fit)
+
+    from . import _cli_select
+
+    _cli_select.add_parser(sub, _add_common, _number, DATA_HELP)
 
     for name, what in (("score", "the log-likelihood of each sequence"),
                        ("decode", "the most likely state path of each sequence")):
@@ -232,6 +237,10 @@ def run(args, argv):
         return 0
     if args.command == "fit":
         return C.fit(args, argv)
+    if args.command == "select":
+        from ._cli_select import run as select
+
+        return select(args)
     if args.command in ("score", "decode"):
         return C.apply(args, args.command)
     if args.command == "info":

@@ -23,7 +23,7 @@ from ._cli_data import Batch, DataError, DataSource, UsageError
 from ._cli_progress import FitProgress, Meter, ProgressMonitor, Reporter
 
 
-FAMILIES = ("categorical", "gaussian", "gmm", "poisson")
+FAMILIES = ("categorical", "gaussian", "gmm", "poisson", "multinomial")
 
 
 def check_writable(path, what):
@@ -38,10 +38,10 @@ def check_writable(path, what):
 
 
 def _model_class(family):
-    from . import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
+    from . import GMMHMM, CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 
     return {"categorical": CategoricalHMM, "gaussian": GaussianHMM, "gmm": GMMHMM,
-            "poisson": PoissonHMM}[family]
+            "poisson": PoissonHMM, "multinomial": MultinomialHMM}[family]
 
 
 def _threads(args):
@@ -64,8 +64,8 @@ def check_fit_options(args):
         raise UsageError("--n-features applies to --family categorical (continuous "
                          "families take the frame width from --dim)")
     if args.dim is not None and args.family == "categorical":
-        raise UsageError("--dim applies to the continuous families (gaussian, gmm, "
-                         "poisson); categorical data is one symbol per observation")
+        raise UsageError("--dim applies to the frame families (gaussian, gmm, poisson, "
+                         "multinomial); categorical data is one symbol per observation")
 
 
 def new_model(args, n_threads):

@@ -83,7 +83,17 @@ class ContinuousHMM(BaseHMM):
         return filled, whole
 
     def _check_values(self, frames):
-        """Family hook: refuse values outside the emission's support (Poisson)."""
+        """Family hook: refuse values outside the emission's support (the count
+        families call ``_check_counts``)."""
+
+    def _check_counts(self, frames):
+        """Refuse negative or fractional values (the count families' support)."""
+        bad = (frames < 0) | (np.floor(frames) != frames)
+        if np.any(bad):
+            t, d = (int(i) for i in np.argwhere(bad)[0])
+            raise HMMInputError(
+                f"X[{t}, {d}] = {frames[t, d].item()!r}: {type(self).__name__} observations "
+                f"must be {self._X_what} (row {t})", position=t)
 
     def _check_missing(self):
         if self.missing not in MISSING:

@@ -22,6 +22,7 @@ from scipy import linalg
 from . import _densities
 from . import _validation as V
 from ._errors import ParameterError
+from ._readonly import freeze
 
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 LOG_2PI = np.log(2.0 * np.pi)
@@ -37,6 +38,20 @@ def check_type(covariance_type):
 def compact_shape(covariance_type, n, d):
     return {"spherical": (n,), "diag": (n, d), "full": (n, d, d), "tied": (d, d)}[
         check_type(covariance_type)]
+
+
+def spherical_column(value, n):
+    """Spherical variances given as hmmlearn accepts them, (n,), (n, 1), (n, 1, 1) or
+    (n, 1, 1, 1) (its issue 385), as (n,); any other value unchanged (for validate)."""
+    shape = np.shape(value)
+    if len(shape) > 1 and shape[0] == n and all(s == 1 for s in shape[1:]):
+        return np.reshape(value, (n,))
+    return value
+
+
+def refuse_stored_form():
+    raise ParameterError("_covars_ (hmmlearn's stored form) is read-only here: assign "
+                         "covars_, which takes the same compact per-type shape")
 
 
 def validate(name, value, covariance_type, n, d, what="state"):
@@ -70,8 +85,7 @@ def validate(name, value, covariance_type, n, d, what="state"):
             except linalg.LinAlgError:
                 raise ParameterError(
                     f"{name}: the covariance of {where} is not positive definite") from None
-    arr.flags.writeable = False
-    return arr
+    return freeze(arr, name)
 
 
 def to_full(compact, covariance_type, n, d):

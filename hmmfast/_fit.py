@@ -341,12 +341,14 @@ def run_em(model, estep, objective, monitor, on_report=None, on_mstep=None):
         on_report(monitor)
 
 
-def run_restarts(model, init_data, estep, objective, on_report=None, on_mstep=None):
+def run_restarts(model, init_data, estep, objective, on_report=None, on_mstep=None,
+                 after_init=None):
     """Initialisation and EM, ``n_init`` times when restarts can differ (``can_restart``),
     keeping the run with the best final objective (parameters and ``monitor_``).
 
     ``init_data`` (TrainingData, or None to initialise nothing) goes to the model's
-    ``_init``; ``estep``, ``objective``, ``on_report`` and ``on_mstep`` go to
+    ``_init``, then to ``after_init(model, init_data)`` when given (Viterbi training's
+    segmentation); ``estep``, ``objective``, ``on_report`` and ``on_mstep`` go to
     :func:`run_em`. Random initialisation draws from ``model.random_state``.
     """
     n_init = V.check_n("n_init", model.n_init)
@@ -360,6 +362,8 @@ def run_restarts(model, init_data, estep, objective, on_report=None, on_mstep=No
         monitor = monitor_for(model)
         if init_data is not None:
             _init(model, init_data)
+            if after_init is not None:
+                after_init(model, init_data)
         model._check()
         monitor._reset()
         run_em(model, estep, objective, monitor, on_report, on_mstep)
@@ -411,7 +415,7 @@ def restore(model, state):
 
 def can_restart(model):
     """Whether restarts can differ: some parameter is (re)initialised at random."""
-    return any(model._needs_init(code, name) for code, name in model._init_letters())
+    return any(model._will_init(code, name) for code, name in model._init_letters())
 
 
 def fit(model, X, lengths=None, sample_weight=None, states=None):
@@ -471,6 +475,39 @@ def monitor_for(model):
     return monitor
 
 
+def counted_statistics(model, data, labels):
+    """The M-step's statistics of frames whose states are known: start, transition and
+    emission counts of the state path ``labels`` (intp (n_samples,), every entry a
+    state) over ``data``'s sequences; missing frames count for the chain only. Used by
+    ``fit_supervised`` and by Viterbi training (hmmfast._viterbi_training)."""
+    n = model.n_components
+    offsets, missing = data.offsets, data.cache.get("missing")
+    stats = model._initialize_sufficient_statistics()
+    stats["nobs"] = data.n_seq
+    stats["start"] = stats["start"] + np.bincount(labels[offsets[:-1]], minlength=n)
+    transmat = getattr(model, "_transmat", None)
+    if _sparse.is_sparse(transmat):
+        stats["trans"] = stats["trans"] + _sparse.transition_counts(transmat, labels, offsets)
+    else:
+        pairs = labels[:-1] * n + labels[1:]
+        # every consecutive pair, less those from a sequence's last frame to the next's first
+        counts = (np.bincount(pairs, minlength=n * n)
+                  - np.bincount(pairs[offsets[1:-1] - 1], minlength=n * n))
+        stats["trans"] = stats["trans"] + counts.reshape(n, n)
+    if model._symbol_frames() and missing is None:  # counts per (symbol, state) directly
+        m = model._emissionprob.shape[1]
+        pairs = data.X[:, 0] * n + labels
+        model._accumulate_fast(stats, data, np.bincount(pairs, minlength=m * n).reshape(m, n)
+                               .astype(np.float64), None)
+        return stats
+    onehot = np.zeros((len(labels), n))
+    onehot[np.arange(len(labels)), labels] = 1.0
+    if missing is not None:
+        onehot[missing] = 0.0
+    model._accumulate_fast(stats, data, None, onehot)
+    return stats
+
+
 def fit_supervised(model, X, states, lengths=None):
     """Counting maximum-likelihood (with the priors as pseudocounts); see BaseHMM."""
     before = snapshot(model)
@@ -484,24 +521,7 @@ def fit_supervised(model, X, states, lengths=None):
         _init(model, data)
         object.__delattr__(model, "_rng")
         model._check()
-        stats = model._initialize_sufficient_statistics()
-        stats["nobs"] = data.n_seq
-        stats["start"] = stats["start"] + np.bincount(labels[offsets[:-1]], minlength=n)
-        transmat = getattr(model, "_transmat", None)
-        if _sparse.is_sparse(transmat):
-            stats["trans"] = stats["trans"] + _sparse.transition_counts(transmat, labels,
-                                                                        offsets)
-        else:
-            inner = np.ones(len(labels), dtype=bool)
-            inner[offsets[1:] - 1] = False  # no transition out of a sequence's last frame
-            pairs = labels[:-1][inner[:-1]] * n + labels[1:][inner[:-1]]
-            stats["trans"] = stats["trans"] + np.bincount(pairs, minlength=n * n).reshape(n, n)
-        onehot = np.zeros((len(labels), n))
-        onehot[np.arange(len(labels)), labels] = 1.0
-        if missing is not None:
-            onehot[missing] = 0.0
-        model._accumulate_fast(stats, data, None, onehot)
-        model._do_mstep(stats)
+        model._do_mstep(counted_statistics(model, data, labels))
         model._check()
         monitor = ConvergenceMonitor(model.tol, model.n_iter, model.verbose)
         monitor._reset()

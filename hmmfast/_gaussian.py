@@ -7,6 +7,7 @@ from . import _moments
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
+from ._readonly import freeze
 from ._kmeans import kmeans_centres
 
 
@@ -105,8 +106,7 @@ class GaussianHMM(ContinuousHMM):
                 f"got {V._shape_str(shape)}")
         arr = V.as_float_array("means_", value, (n, shape[1]),
                                f"(n_components, n_features) = ({n}, D)")
-        arr.flags.writeable = False
-        self._means = arr
+        self._means = freeze(arr, "means_")
         self.n_features = shape[1]
 
     @property
@@ -122,14 +122,14 @@ class GaussianHMM(ContinuousHMM):
                 f"covars_ holds shape {compact.shape}, which does not fit "
                 f"covariance_type={self.covariance_type!r} with n_components={n}: assign "
                 "covars_ again")
-        out = C.to_full(compact, self.covariance_type, n, d)
-        out.flags.writeable = False
-        return out
+        return freeze(C.to_full(compact, self.covariance_type, n, d), "covars_")
 
     @covars_.setter
     def covars_(self, value):
         n = self._n()
         covariance_type = C.check_type(self.covariance_type)
+        if covariance_type == "spherical":
+            value = C.spherical_column(value, n)
         d = getattr(self, "n_features", None)
         if d is None:
             shape = np.shape(value)
@@ -140,6 +140,19 @@ class GaussianHMM(ContinuousHMM):
                 raise ParameterError("assign means_ before spherical covars_ (n_features "
                                      "is not known yet)")
         self._covars = C.validate("covars_", value, covariance_type, n, d)
+
+    @property
+    def _covars_(self):
+        """hmmlearn's stored form of the covariances (the compact per-type shape that
+        ``covars_`` takes), read-only: assign ``covars_`` to change them."""
+        try:
+            return self._covars
+        except AttributeError:
+            raise AttributeError("covars_ is not set: fit the model or assign it") from None
+
+    @_covars_.setter
+    def _covars_(self, value):
+        C.refuse_stored_form()
 
     def _covar_features(self, compact):
         d = getattr(self, "n_features", None)

@@ -21,6 +21,7 @@ from . import _fit, _kernel_inputs, _moments, _priors
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
+from ._readonly import freeze
 from ._kmeans import kmeans_centres
 from ._mixture import (BLOCK, MixtureDensity, compact_shape, flat_components, mixture_moments,
                        mixture_reduce, validate_covars)
@@ -155,8 +156,7 @@ class GMMHMM(ContinuousHMM):
         if len(shape) != 3:
             raise ParameterError(f"means_ must have shape {expected}, got {V._shape_str(shape)}")
         arr = V.as_float_array("means_", value, (n, k, shape[2]), expected)
-        arr.flags.writeable = False
-        self._means = arr
+        self._means = freeze(arr, "means_")
         self.n_features = shape[2]
 
     @property
@@ -178,6 +178,15 @@ class GMMHMM(ContinuousHMM):
             shape = np.shape(value)
             d = shape[-1] if shape else 0
         self._covars = validate_covars(value, covariance_type, self._n(), self._k(), d)
+
+    @property
+    def _covars_(self):
+        """hmmlearn's stored form, the same compact array as ``covars_`` (read-only)."""
+        return self.covars_
+
+    @_covars_.setter
+    def _covars_(self, value):
+        C.refuse_stored_form()
 
     def _param_shapes(self, n):
         shapes = super()._param_shapes(n)

@@ -12,7 +12,7 @@ bytes. Every array is little-endian, C order, in .npy format 1.0 (2.0 is read to
     transmat_.data.npy         float64 (nnz,)
     transmat_.indices.npy      int64 (nnz,)
     transmat_.indptr.npy       int64 (N + 1,)
-    emissionprob_.npy          CategoricalHMM: float64 (N, M)
+    emissionprob_.npy          CategoricalHMM, MultinomialHMM: float64 (N, M)
     means_.npy, covars_.npy    GaussianHMM: (N, D) and the compact form the covars_ setter
                                takes: (N,) spherical, (N, D) diag, (N, D, D) full, (D, D) tied
     weights_.npy, means_.npy, covars_.npy   GMMHMM: (N, K), (N, K, D), compact (hmmlearn's)
@@ -20,7 +20,7 @@ bytes. Every array is little-endian, C order, in .npy format 1.0 (2.0 is read to
     param.<name>.npy           float64: an array-valued constructor parameter (a prior)
 
 Header keys, all required and no others: ``format`` ("hmmfast-model"), ``format_version``
-(1), ``hmmfast_version`` (the writer's), ``class`` (one of the four built-in classes),
+(1), ``hmmfast_version`` (the writer's), ``class`` (one of the five built-in classes),
 ``structure`` ({n_components, n_features, covariance_type and n_mix where they apply,
 transmat_format "dense" or "csr", transmat_nnz for csr}), ``params`` (get_params():
 numbers, strings, null; ``{"__float__": "-inf"}`` for a non-finite float,
@@ -79,9 +79,11 @@ from ._categorical import CategoricalHMM
 from ._errors import HMMTypeError, ModelFileError, ParameterError
 from ._gaussian import GaussianHMM
 from ._gmm import GMMHMM
+from ._multinomial import MultinomialHMM
 from ._poisson import PoissonHMM
 
-CLASSES = {cls.__name__: cls for cls in (CategoricalHMM, GaussianHMM, GMMHMM, PoissonHMM)}
+CLASSES = {cls.__name__: cls for cls in (CategoricalHMM, GaussianHMM, GMMHMM, PoissonHMM,
+                                         MultinomialHMM)}
 _PARAM_NAMES = {name: cls._get_param_names() for name, cls in CLASSES.items()}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # what a damaged archive can raise from zipfile / numpy.lib.format
@@ -406,7 +408,7 @@ def load(path):
 
     Returns
     -------
-    model : CategoricalHMM, GaussianHMM, GMMHMM or PoissonHMM
+    model : CategoricalHMM, GaussianHMM, GMMHMM, PoissonHMM or MultinomialHMM
         Equal in parameters (bit for bit), constructor parameters, fingerprint and fit
         record to the model saved (so score/decode give the same bits); a RandomState
         random_state comes back as None, ``monitor_`` as a fresh monitor. Its kernel

@@ -30,6 +30,7 @@ PARAMETERS = {
     "GaussianHMM": ("startprob_", "transmat_", "means_", "covars_"),
     "GMMHMM": ("startprob_", "transmat_", "weights_", "means_", "covars_"),
     "PoissonHMM": ("startprob_", "transmat_", "lambdas_"),
+    "MultinomialHMM": ("startprob_", "transmat_", "emissionprob_"),
 }
 #: the structural hyper-parameters of each class (besides transmat_format/_nnz)
 STRUCTURE = {
@@ -37,6 +38,7 @@ STRUCTURE = {
     "GaussianHMM": ("n_components", "n_features", "covariance_type"),
     "GMMHMM": ("n_components", "n_features", "n_mix", "covariance_type"),
     "PoissonHMM": ("n_components", "n_features"),
+    "MultinomialHMM": ("n_components", "n_features"),
 }
 CSR_PARTS = ("data", "indices", "indptr")
 HEADER_KEYS = {
@@ -130,7 +132,7 @@ def parameter_members(class_name, structure):
     else:
         out["transmat_"] = (FLOAT, (n, n))
     ct = structure.get("covariance_type")
-    if class_name == "CategoricalHMM":
+    if class_name in ("CategoricalHMM", "MultinomialHMM"):
         out["emissionprob_"] = (FLOAT, (n, d))
     elif class_name == "GaussianHMM":
         out["means_"] = (FLOAT, (n, d))

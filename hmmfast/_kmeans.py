@@ -28,6 +28,10 @@ def kmeans_centres(X, k, rng):
     seed = int(draw(2**31 - 1))
     if len(X) > KMEANS_SAMPLE:
         X = X[np.random.default_rng(seed).choice(len(X), KMEANS_SAMPLE, replace=False)]
+    # the centres depend on the set of rows, not their order (a fit does not change when
+    # its sequences are permuted): rows sorted by a fixed projection (ties: equal rows)
+    direction = np.random.default_rng(0).standard_normal(X.shape[1])
+    X = X[np.argsort(X @ direction, kind="stable")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "One of the clusters is empty": handled below
         centres, labels = vq.kmeans2(X, k, minit="++", **{_KMEANS_RNG: seed})

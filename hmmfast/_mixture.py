@@ -13,6 +13,7 @@ from . import _covariance as C
 from . import _densities
 from . import _validation as V
 from ._errors import ParameterError
+from ._readonly import freeze
 
 BLOCK = 1 << 16  # frames per block of (frames, states, components) intermediates
 
@@ -60,8 +61,7 @@ def validate_covars(value, covariance_type, n, k, d):
                 except np.linalg.LinAlgError:
                     raise ParameterError(f"covars_: the covariance of {where(i)} is not "
                                          "positive definite") from None
-    arr.flags.writeable = False
-    return arr
+    return freeze(arr, "covars_")
 
 
 def flat_components(means, compact, covariance_type):

@@ -10,7 +10,8 @@ import numpy as np
 from . import _densities
 from . import _validation as V
 from ._continuous import ContinuousHMM
-from ._errors import HMMInputError, ParameterError
+from ._errors import ParameterError
+from ._readonly import freeze
 from ._kmeans import kmeans_centres
 
 MIN_INIT_RATE = 1e-3  # floor on initial rates, so every state can emit every count
@@ -125,8 +126,7 @@ class PoissonHMM(ContinuousHMM):
             idx = tuple(int(i) for i in np.argwhere(arr < 0)[0])
             raise ParameterError(f"lambdas_{list(idx)} = {float(arr[idx])!r}: Poisson rates "
                                  f"must be >= 0 (state {idx[0]})")
-        arr.flags.writeable = False
-        self._lambdas = arr
+        self._lambdas = freeze(arr, "lambdas_")
         self.n_features = shape[1]
 
     def _param_shapes(self, n):
@@ -150,12 +150,7 @@ class PoissonHMM(ContinuousHMM):
 
     def _check_values(self, frames):
         """Refuse what a Poisson cannot emit: negative or fractional counts."""
-        bad = (frames < 0) | (np.floor(frames) != frames)
-        if np.any(bad):
-            t, d = (int(i) for i in np.argwhere(bad)[0])
-            raise HMMInputError(
-                f"X[{t}, {d}] = {frames[t, d].item()!r}: PoissonHMM observations must be "
-                f"{self._X_what} (row {t})", position=t)
+        self._check_counts(frames)
 
     def _get_n_fit_scalars_per_param(self):
         counts = super()._get_n_fit_scalars_per_param()

@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from ._errors import HMMInputError, HMMTypeError, ParameterError
+from ._readonly import freeze
 
 #: Largest |row sum - 1| accepted for a float64 probability vector; within it the row is
 #: renormalised, beyond it the parameter is rejected. Lower-precision inputs (float32,
@@ -95,8 +96,7 @@ def probability_vector(name, value, n, size_name="n_components"):
     """Validated read-only float64 copy of a probability vector of length ``n``."""
     arr = as_float_array(name, value, (n,), f"({size_name},) = ({n},)")
     _normalise_rows(name, arr[None, :], _sum_tolerance(value, n), vector=True)
-    arr.flags.writeable = False
-    return arr
+    return freeze(arr, name)
 
 
 def stochastic_matrix(name, value, n_rows, n_cols, cols_name="n_components"):
@@ -105,8 +105,7 @@ def stochastic_matrix(name, value, n_rows, n_cols, cols_name="n_components"):
         name, value, (n_rows, n_cols), f"(n_components, {cols_name}) = ({n_rows}, {n_cols})"
     )
     _normalise_rows(name, arr, _sum_tolerance(value, n_cols))
-    arr.flags.writeable = False
-    return arr
+    return freeze(arr, name)
 
 
 def read_only_log(arr):

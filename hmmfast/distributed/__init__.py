@@ -26,8 +26,8 @@ graph (they are small), so a worker that dies loses nothing Dask cannot recomput
 ``fit_distributed`` keeps each converted partition on the workers for the whole fit and,
 per iteration, sends back only the sufficient statistics, summed in a tree.
 
-Families: CategoricalHMM, GaussianHMM (every covariance type), GMMHMM and PoissonHMM, and
-subclasses (hmmlearn-style custom emissions included). Semi-supervised fits (``states=``)
+Families: CategoricalHMM, GaussianHMM (every covariance type), GMMHMM, PoissonHMM and
+MultinomialHMM, and subclasses (hmmlearn-style custom emissions included). Semi-supervised fits (``states=``)
 are not distributed.
 """
 

@@ -203,9 +203,9 @@ def fit_distributed(model, data, client=None, *, session_col="session", obs_col=
     Parameters
     ----------
     model : hmmfast model
-        CategoricalHMM, GaussianHMM, GMMHMM or PoissonHMM (and subclasses); its own
-        options apply: n_iter, tol, priors, params, init_params, n_init, random_state,
-        verbose (progress per iteration on stderr).
+        CategoricalHMM, GaussianHMM, GMMHMM, PoissonHMM or MultinomialHMM (and
+        subclasses); its own options apply: n_iter, tol, priors, params, init_params,
+        n_init, random_state, verbose (progress per iteration on stderr).
     data : dask.bag.Bag or dask.dataframe.DataFrame
         As for :func:`score_partitions`; each session is one training sequence.
     client : distributed.Client, optional

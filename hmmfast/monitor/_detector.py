@@ -81,8 +81,8 @@ class AnomalyDetector:
         out when there is no end step). ``("score",)``: the score alone.
     unseen_log : float, optional
         ``unseen`` counts the steps with log P(o_t | o_<t) below this. Default: log(1e-6)
-        for the discrete families (CategoricalHMM, PoissonHMM); for densities (Gaussian,
-        GMM) the smallest per-step value seen in training.
+        for the discrete families (CategoricalHMM, PoissonHMM, MultinomialHMM); for
+        densities (Gaussian, GMM) the smallest per-step value seen in training.
     n_threads : int, optional
         Threads for the kernels (default: the model's ``n_threads``).
 

@@ -320,7 +320,7 @@ def _frames(observations, lengths, n_features, counts):
         if bad.any():
             f = int(np.argmax(bad))
             s, t = _locate(batch.offsets, f)
-            raise bad_observation(s, t, "PoissonHMM observations are counts: expected "
+            raise bad_observation(s, t, "the model's observations are counts: expected "
                                   f"non-negative whole numbers, got {values[f].tolist()}")
     return batch
 
