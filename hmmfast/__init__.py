@@ -38,6 +38,7 @@ from ._gmm import GMMHMM
 from ._io import load, read_header
 from ._poisson import PoissonHMM
 from ._stream import StreamDecoder, StreamScorer
+from ._versions import hash_data
 
 __all__ = [
     "GMMHMM",
@@ -59,6 +60,7 @@ __all__ = [
     "__version__",
     "forward",
     "forward_backward",
+    "hash_data",
     "load",
     "nbest",
     "read_header",

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from . import _estep, _functional, _io_format, _kernel_inputs, _sparse, _trellis
+from . import _estep, _functional, _io_format, _kernel_inputs, _sparse, _trellis, _versions
 from . import _validation as V
 from ._errors import ConvergenceWarning, HMMInputError, ImpossibleSequenceError, ParameterError
 
@@ -418,7 +418,7 @@ def _fit(model, X, lengths, sample_weight, states):
         if not np.any(labels >= 0):
             labels = None  # nothing known: an ordinary fit
     data = TrainingData(X_canon, offsets, weights, labels, missing)
-    object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
+    _versions.begin_fit(model)  # model._rng, and the seed and lineage to record
     start = _snapshot(model)
     runs = n_init if _can_restart(model) else 1
     best = None
@@ -482,7 +482,7 @@ def fit_supervised(model, X, states, lengths=None):
         n = V.check_n("n_components", model.n_components)
         labels = check_states(states, len(X_canon), n, allow_unknown=False)
         data = TrainingData(X_canon, offsets, None, labels, missing)
-        object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
+        _versions.begin_fit(model)
         _init(model, data)
         object.__delattr__(model, "_rng")
         model._check()
