@@ -4,6 +4,9 @@
 >>> model = hmm.CategoricalHMM(n_components=2)
 """
 
+# first: in the command line, a Ctrl-C while the rest is imported exits 130 quietly
+from . import _cli_startup  # noqa: F401
+
 __version__ = "0.1.0"
 
 try:

@@ -19,23 +19,30 @@ npz (``.npz``)
 npy (``.npy``)
     One sequence.
 
+Text and JSON lines may be gzip-compressed: recognised by their first bytes (the gzip
+magic), whatever the name, also on standard input; a ``.gz`` suffix is ignored when the
+format is read from the extension (``sessions.jsonl.gz`` is JSON lines).
+
 A reader yields :class:`Batch` objects of at most ``chunk`` sequences each, so memory
 stays bounded on huge text and JSON-lines files. Every error is a :class:`DataError` (or
 the reader's TextFormatError, also a ValueError) whose message names the file and the
 line or sequence.
 """
 
+import gzip
 import itertools
 import json
 import os
 import re
 import sys
+import zlib
 
 import numpy as np
 
 from . import _textio
 
 FORMATS = ("text", "jsonl", "npz", "npy")
+GZIP_MAGIC = b"\x1f\x8b"
 BLOCK = 8 << 20          # bytes read from a text file at a time
 CHUNK = 100_000          # sequences per batch
 
@@ -99,7 +106,7 @@ def detect_format(path, fmt=None):
     """The format name for ``path`` (``fmt`` wins when given)."""
     if fmt is not None:
         return fmt
-    name = os.fspath(path).lower()
+    name = os.fspath(path).lower().removesuffix(".gz")
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if name.endswith(".npz"):
@@ -173,6 +180,23 @@ class DataSource:
     def _fail(self, where, what):
         raise DataError(f"{self.name}: {where}: {what}" if where else f"{self.name}: {what}")
 
+    def _open_text(self):
+        """The binary stream of a text or JSON-lines source, decompressed when it starts
+        with the gzip magic (then the size is unknown: no percentage in progress)."""
+        raw = sys.stdin.buffer if self.path == "-" else open(self.path, "rb")
+        try:
+            head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+        except OSError:
+            head = b""
+        if head != GZIP_MAGIC:
+            return raw
+        self.size = None
+        return _GzipReader(raw, self.name)
+
+    def _close(self, f):
+        if f is not sys.stdin.buffer:
+            f.close()
+
     # ------------------------------------------------------------------------ text
 
     def _text(self):
@@ -186,7 +210,7 @@ class DataSource:
                 return _textio.parse_numbers(
                     data, pos, final=final, max_lines=self.chunk, dim=self.dim or 1,
                     with_ids=self.ids, first_line=line)
-        f = sys.stdin.buffer if self.path == "-" else open(self.path, "rb")
+        f = self._open_text()
         try:
             carry, waiting, line, first = b"", [], 1, 0
             while True:
@@ -216,13 +240,12 @@ class DataSource:
                 if final:
                     return
         finally:
-            if f is not sys.stdin.buffer:
-                f.close()
+            self._close(f)
 
     # ------------------------------------------------------------------------ JSON lines
 
     def _jsonl(self):
-        f = sys.stdin.buffer if self.path == "-" else open(self.path, "rb")
+        f = self._open_text()
         try:
             has_ids, line0, first = None, 1, 0
             while True:
@@ -252,15 +275,14 @@ class DataSource:
                 first += len(raw)
                 line0 += len(raw)
         finally:
-            if f is not sys.stdin.buffer:
-                f.close()
+            self._close(f)
 
     def _json_values(self, raw, line0):
         """The JSON value of each line: one json.loads for the whole chunk; line by line
         only to name the line of an error."""
         try:
             values = json.loads(b"[" + b",".join(raw) + b"]")
-        except ValueError:
+        except (ValueError, RecursionError):
             values = None
         if values is None or len(values) != len(raw):  # a bad line, or a line holding two
             values = [self._json_line(line, number)
@@ -280,6 +302,9 @@ class DataSource:
         except ValueError as exc:
             msg = getattr(exc, "msg", str(exc))
             self._fail(f"line {number}", f"not valid JSON ({msg})")
+        except RecursionError:
+            self._fail(f"line {number}", "JSON nested too deeply: expected a list of "
+                       "observations (frames: lists of numbers)")
 
     def _json_batch(self, obs, ids, first, line0):
         lengths = np.empty(len(obs), dtype=np.intp)
@@ -314,14 +339,18 @@ class DataSource:
         flat = [v for seq in obs for v in seq]
         try:
             X = np.array(flat)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             X = np.array(flat, dtype=object)
-        if X.dtype.kind not in "iu" or X.ndim != 1:
+        if X.dtype.kind not in "iu" or X.ndim != 1 or (
+                X.dtype.kind == "u" and X.size and X.max() > np.iinfo(np.intp).max):
             for k, v in enumerate(flat):
-                if not isinstance(v, int) or isinstance(v, bool):
+                whole = isinstance(v, int) and not isinstance(v, bool)
+                if not whole or not _INTP_MIN <= v <= _INTP_MAX:
                     s = int(np.searchsorted(batch.offsets, k, "right")) - 1
+                    what = "too large" if whole else "not an integer"
                     self._fail(f"{batch.where(s)}, position {k - batch.offsets[s]}",
-                               f"expected a symbol (an integer >= 0), got {_short(v)}")
+                               f"expected a symbol (an integer >= 0), got {_short(v)} "
+                               f"({what})")
         X = X.astype(np.intp, copy=False)
         check_symbols(X, self.n_symbols, batch, self.name)
         return X
@@ -331,7 +360,7 @@ class DataSource:
         for s, seq in enumerate(obs):
             try:
                 arr = np.asarray(seq, dtype=np.float64)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError, RecursionError):
                 self._fail(batch.where(s), "expected numbers or lists of numbers (frames "
                            "of equal width), got " + _short(seq))
             frames.append(self._shape_frames(arr, batch.where(s)))
@@ -457,6 +486,40 @@ def check_symbols(X, n_symbols, batch, name):
 
 
 _SPECIAL = re.compile(r'[\x00-\x1f"\\]')
+_INTP_MIN, _INTP_MAX = int(np.iinfo(np.intp).min), int(np.iinfo(np.intp).max)
+
+
+class _GzipReader:
+    """A gzip stream whose damage is a DataError naming the file (not an OSError,
+    EOFError or zlib.error from inside the decompressor)."""
+
+    def __init__(self, raw, name):
+        self._raw = raw
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self._name = name
+
+    def read(self, n=-1):
+        try:
+            return self._gz.read(n)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{self._name}: the gzip data is damaged or truncated "
+                            f"({_reason(exc)})") from None
+
+    def __iter__(self):
+        while True:
+            try:
+                line = self._gz.readline()
+            except (OSError, EOFError, zlib.error) as exc:
+                raise DataError(f"{self._name}: the gzip data is damaged or truncated "
+                                f"({_reason(exc)})") from None
+            if not line:
+                return
+            yield line
+
+    def close(self):
+        self._gz.close()
+        if self._raw is not sys.stdin.buffer:
+            self._raw.close()
 
 
 def _json_id(value):

@@ -50,13 +50,13 @@ the file -> the header member is a uint8 vector holding strict JSON (no NaN, no 
 for an object -> format, format_version (newer: "upgrade hmmfast"), keys and types,
 class, structure, params, each declared array's dtype and shape against the structure,
 the fingerprint against the declared checksums, the version_id against what it
-hashes -> the member names equal the declared arrays -> per array, its .npy header (no object dtype, C order, dtype, shape) against
-the declaration and the member's size, before any data is read -> its data and
-SHA-256 -> a fresh model: the constructor, every parameter through its setter (finite,
-stochastic rows, positive definite covariances, valid CSR), which must leave the saved
-values unchanged, the fit record, and the whole-model check. Nothing is unpickled:
-object arrays are refused from their .npy header, and numpy's pickle path is never
-called.
+hashes -> the member names equal the declared arrays -> per array, its .npy header (no
+object dtype, C order, dtype, shape) against the declaration and the member's size,
+before any data is read -> its data and SHA-256 -> a fresh model: the constructor,
+every parameter through its setter (finite, stochastic rows, positive definite
+covariances, valid CSR), which must leave the saved values unchanged, the fit record,
+and the whole-model check. Nothing is unpickled: object arrays are refused from their
+.npy header, and numpy's pickle path is never called.
 
 Atomic write: the model, parameters and metadata are validated and encoded, and the
 model rebuilt from them as load would, before anything touches the disk; then

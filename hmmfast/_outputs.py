@@ -68,7 +68,7 @@ class Output:
             raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", self.path)
         if st is not None and not stat.S_ISREG(st.st_mode):
             try:
-                self.file = open(self.path, "wb")  # noqa: SIM115 - closed by commit/abort
+                self.file = open(self.path, "wb")
             except OSError as exc:
                 raise self._error(exc) from None
             return
@@ -78,11 +78,14 @@ class Output:
         try:
             fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(final)[:60] + ".",
                                        suffix=TEMP_SUFFIX, dir=directory)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, f"directory {directory} does not exist",
+                                    self.path) from None
         except OSError as exc:
             raise self._error(exc) from None
         self._tmp, self._final = tmp, final
         self._mode = st.st_mode & 0o7777 if st is not None else new_file_mode()
-        self.file = open(fd, "wb")  # noqa: SIM115
+        self.file = open(fd, "wb")
 
     @property
     def in_place(self):
