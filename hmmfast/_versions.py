@@ -80,6 +80,9 @@ def hash_data(X, lengths=None, *, sample_weight=None, states=None):
 
     arr = V._real_array("X", X, "an array of observations (n_samples,) or "
                         "(n_samples, n_features)")
+    if arr.dtype.kind not in "biuf":
+        raise HMMTypeError(f"X must hold numbers (symbols, counts or values), got dtype "
+                           f"{arr.dtype}")
     if arr.ndim not in (1, 2) or arr.shape[0] == 0:
         raise HMMInputError(f"X must be a non-empty array of shape (n_samples,) or "
                             f"(n_samples, n_features), got shape {arr.shape}")
