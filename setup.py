@@ -9,8 +9,9 @@ Never the fast-math flags (gcc's fast-math or O-fast): they break -inf arithmeti
 flush-to-zero for the whole Python process.
 
 Release builds are stripped at link time (``-s``: no symbol table or debug sections; the
-module's exported PyInit_ entry point stays in the dynamic symbol table), which takes the
-wheel from 4.8 MB to about a third of that; HMMFAST_DEBUG=1 keeps the symbols.
+module's exported PyInit_ entry point stays in the dynamic symbol table): the extension
+modules shrink from 11.0 MB to 2.1 MB and the x86-64 wheel from 4.8 MB to 1.2 MB;
+HMMFAST_DEBUG=1 keeps the symbols.
 """
 
 import os

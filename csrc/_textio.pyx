@@ -26,11 +26,11 @@
 # "states": [...]}``). Values are written exactly as Python's repr writes them (the
 # shortest decimal that reads back to the same double, ``-inf`` for an impossible
 # sequence; ``null`` in JSON, which has no infinities). repr's digits come from
-# hmm_repr_double (csrc/hmm_repr.h: exact 128-bit integer arithmetic, no GIL) for 2^-10 <= |x| < 2^53,
-# the range scores and log-probabilities live in, and from CPython's own dtoa (under the
-# GIL) for the rare rest. Formatting and line assembly run on ``n_threads`` threads, each
-# writing its own share of the lines into its own buffer, sized beforehand from per-line
-# upper bounds.
+# hmm_repr_double (csrc/hmm_repr.h: exact 128-bit integer arithmetic, no GIL) for
+# 2^-10 <= |x| < 2^53, the range scores and log-probabilities live in, and from CPython's
+# own dtoa (under the GIL) for the rare rest. Formatting and line assembly run on
+# ``n_threads`` threads, each writing its own share of the lines into its own buffer, sized
+# beforehand from per-line upper bounds.
 
 from libc.stdlib cimport malloc, calloc, free, strtod
 from libc.string cimport memcpy, memchr, strlen
@@ -54,7 +54,8 @@ cdef extern from "Python.h":
     int Py_DTSF_ADD_DOT_0
 
 cdef extern from "hmm_repr.h" nogil:
-    int hmm_repr_double(double x, char* out) noexcept  # the length written, or 0: use CPython's dtoa
+    # the length written, or 0: the caller uses CPython's dtoa
+    int hmm_repr_double(double x, char* out) noexcept
 
 
 cdef enum:

@@ -29,20 +29,18 @@ the reader's TextFormatError, also a ValueError) whose message names the file an
 line or sequence.
 """
 
-import gzip
 import itertools
 import json
 import os
 import re
 import sys
-import zlib
 
 import numpy as np
 
 from . import _textio
+from ._cli_gzip import open_input
 
 FORMATS = ("text", "jsonl", "npz", "npy")
-GZIP_MAGIC = b"\x1f\x8b"
 BLOCK = 8 << 20          # bytes read from a text file at a time
 CHUNK = 100_000          # sequences per batch
 
@@ -181,17 +179,12 @@ class DataSource:
         raise DataError(f"{self.name}: {where}: {what}" if where else f"{self.name}: {what}")
 
     def _open_text(self):
-        """The binary stream of a text or JSON-lines source, decompressed when it starts
-        with the gzip magic (then the size is unknown: no percentage in progress)."""
-        raw = sys.stdin.buffer if self.path == "-" else open(self.path, "rb")
-        try:
-            head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-        except OSError:
-            head = b""
-        if head != GZIP_MAGIC:
-            return raw
-        self.size = None
-        return _GzipReader(raw, self.name)
+        """The binary stream of a text or JSON-lines source, decompressed when gzipped
+        (then the size is unknown: no percentage in progress)."""
+        f, compressed = open_input(self.path, self.name)
+        if compressed:
+            self.size = None
+        return f
 
     def _close(self, f):
         if f is not sys.stdin.buffer:
@@ -488,38 +481,6 @@ def check_symbols(X, n_symbols, batch, name):
 _SPECIAL = re.compile(r'[\x00-\x1f"\\]')
 _INTP_MIN, _INTP_MAX = int(np.iinfo(np.intp).min), int(np.iinfo(np.intp).max)
 
-
-class _GzipReader:
-    """A gzip stream whose damage is a DataError naming the file (not an OSError,
-    EOFError or zlib.error from inside the decompressor)."""
-
-    def __init__(self, raw, name):
-        self._raw = raw
-        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
-        self._name = name
-
-    def read(self, n=-1):
-        try:
-            return self._gz.read(n)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{self._name}: the gzip data is damaged or truncated "
-                            f"({_reason(exc)})") from None
-
-    def __iter__(self):
-        while True:
-            try:
-                line = self._gz.readline()
-            except (OSError, EOFError, zlib.error) as exc:
-                raise DataError(f"{self._name}: the gzip data is damaged or truncated "
-                                f"({_reason(exc)})") from None
-            if not line:
-                return
-            yield line
-
-    def close(self):
-        self._gz.close()
-        if self._raw is not sys.stdin.buffer:
-            self._raw.close()
 
 
 def _json_id(value):

@@ -20,6 +20,7 @@ import hmmfast
 from hmmfast import _cli, _textio
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(hmmfast.__file__).parents[1])}
+pytestmark = pytest.mark.filterwarnings("ignore::hmmfast.ConvergenceWarning")  # short fits
 
 
 def casino(impossible_six=False):
@@ -147,10 +148,10 @@ def test_decode_nbest_matches_the_api(capsysbinary, rolls):
 
 @pytest.mark.parametrize("options, words", [
     (["--algorithm", "map", "--beam", "2"], "apply to --algorithm viterbi"),
-    (["--nbest", "2", "--posteriors"], "--nbest"),
-    (["--nbest", "2", "--max-active", "1"], "--nbest"),
-    (["--memory", "checkpoint", "--beam", "2"], "checkpoint"),
-    (["--beam", "-1"], "beam"),
+    (["--nbest", "2", "--posteriors"], "does not combine with --posteriors"),
+    (["--nbest", "2", "--max-active", "1"], "does not combine with --max-active"),
+    (["--memory", "checkpoint", "--beam", "2"], "memory='checkpoint' is exact Viterbi"),
+    (["--beam", "-1"], "beam must be >= 0"),
 ])
 def test_decode_conflicting_options_are_usage_errors(capsysbinary, rolls, options, words):
     d, _, _ = rolls

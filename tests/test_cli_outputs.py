@@ -120,6 +120,7 @@ def test_model_saved_to_a_fifo_is_the_model(tmp_path):
         data, _ = reader.communicate(timeout=60)
     finally:
         reader.kill()
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # written into, not replaced
     (tmp_path / "copy.npz").write_bytes(data)
     casino().save(tmp_path / "direct.npz")
     assert data == (tmp_path / "direct.npz").read_bytes()  # same bytes as a regular file
@@ -202,10 +203,19 @@ def test_fit_to_a_readonly_place_fails_before_fitting(readonly_dir):
 
 
 def test_bench_out_to_a_readonly_place_fails_before_benchmarking(readonly_dir):
+    """``-X importtime`` lists every finished import on stderr: the benchmark imports
+    its peer, hmmlearn, when it starts; refused first, it never does."""
+    pytest.importorskip("hmmlearn")
     base, ro = readonly_dir
-    result = run("bench", "--quick", "--out", ro / "bench.md", cwd=base)
+    result = subprocess.run([sys.executable, "-X", "importtime", *command(
+        "bench", "--quick", "--out", ro / "bench.md")[1:]], env=ENV, cwd=base,
+        capture_output=True, text=True, timeout=600)
     assert result.returncode == 1
-    assert str(ro / "bench.md") in one_error_line(result.stderr)
+    errors = [line for line in result.stderr.splitlines() if "import time:" not in line]
+    assert str(ro / "bench.md") in one_error_line("\n".join(errors))
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                if "import time:" in line}
+    assert "hmmlearn" not in imported  # the old command ran the benchmark, then failed
     assert result.stdout == ""
 
 

@@ -20,6 +20,7 @@ import hmmfast
 from hmmfast import _cli
 
 DATA = Path(__file__).resolve().parent / "data"
+pytestmark = pytest.mark.filterwarnings("ignore::hmmfast.ConvergenceWarning")  # short fits
 
 
 def digest(parts):
