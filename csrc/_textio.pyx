@@ -6,7 +6,10 @@
 # whitespace (spaces, tabs; ``\r`` counts as a space, so CRLF files read too) or by one
 # comma with optional whitespace around it, optionally led by an id (the line's first
 # field, when ``with_ids``). A comma separates two fields, so ``1,,2``, a leading and a
-# trailing comma are empty fields, and errors (never silently dropped). The caller reads
+# trailing comma are empty fields, and errors (never silently dropped). Separators are
+# skipped by a 256-byte character-class table that also counts the commas crossed, so the
+# empty-field rule costs no second pass (measured: the same speed as the reader that
+# treated commas as whitespace, on space- and comma-separated files). The caller reads
 # the file in big binary blocks and hands one ``bytes`` block to ``parse_symbols``
 # (non-negative integer symbols, range-checked against ``n_symbols``; digits past the
 # limit stop accumulating, so no length overflows) or ``parse_numbers`` (floats, ``dim``

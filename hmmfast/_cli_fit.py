@@ -106,6 +106,9 @@ def build_model(args):
             raise UsageError(f"--family {args.family}, but --init-from {args.init_from} holds "
                              f"a {family} model")
         check_fit_options(args, family)
+        if args.dim is not None and args.dim != model.n_features:
+            raise UsageError(f"--dim {args.dim}, but --init-from {args.init_from} has frames "
+                             f"of n_features={model.n_features} numbers")
         for key, value in structure.items():
             if value != getattr(model, key, None):
                 raise UsageError(f"--{key.replace('_', '-')} {value}, but --init-from "

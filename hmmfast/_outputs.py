@@ -81,16 +81,11 @@ class Output:
         except FileNotFoundError:
             raise FileNotFoundError(errno.ENOENT, f"directory {directory} does not exist",
                                     self.path) from None
-        except OSError as exc:
-            raise self._error(exc) from None
+        except OSError as exc:  # names the temporary file it tried
+            raise self._error(exc, always=True) from None
         self._tmp, self._final = tmp, final
         self._mode = st.st_mode & 0o7777 if st is not None else new_file_mode()
         self.file = open(fd, "wb")
-
-    @property
-    def in_place(self):
-        """True when the target is not a regular file and is written in place."""
-        return self._tmp is None
 
     # ------------------------------------------------------------------ closing
 
@@ -140,14 +135,17 @@ class Output:
             self.commit()
             return False
         self.abort()
-        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
-            raise self._error(exc) from None
+        if isinstance(exc, OSError) and exc.filename is None \
+                and not isinstance(exc, BrokenPipeError):
+            raise self._error(exc) from None  # a write to this file failed
         return False
 
-    def _error(self, exc):
-        """``exc`` as an OSError naming the target (a write error names no file; a
-        rename names the temporary file). A closed pipe stays a BrokenPipeError."""
-        if isinstance(exc, BrokenPipeError) or exc.filename == self.path:
+    def _error(self, exc, always=False):
+        """``exc`` as an OSError naming the target: a write error names no file, a rename
+        names the temporary file. An error about another file (unless ``always``), and a
+        closed pipe (BrokenPipeError), stay as they are."""
+        if isinstance(exc, BrokenPipeError) or (
+                not always and exc.filename not in (None, self._tmp)):
             return exc
         reason = exc.strerror or str(exc) or type(exc).__name__
         return OSError(exc.errno, reason, self.path)  # errno picks the subclass

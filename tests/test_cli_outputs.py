@@ -413,3 +413,13 @@ def test_info_json_reports_the_version_id(files, capsys):
     assert _cli.main(["info", str(d / "m.npz"), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["version_id"] == hmmfast.read_header(d / "m.npz")["version_id"]
+
+
+def test_errors_about_inputs_still_name_the_input(files, capsys):
+    """The output's error naming applies to the output's own errors only."""
+    d, _, _ = files
+    assert _cli.main(["score", str(d / "m.npz"), str(d / "missing.txt"), "-o",
+                      str(d / "out.txt")]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{d / 'missing.txt'}: No such file or directory" in line
+    assert temp_files(d) == [] and not (d / "out.txt").exists()
