@@ -32,7 +32,7 @@ TEMP_PREFIX = ".hmmfast-"
 TEMP_SUFFIX = ".tmp"
 STALE_SECONDS = 24 * 3600   # a temporary file older than this is a crash's leftover
 SWEEP_EVERY = 60.0          # seconds between two sweeps of one directory
-_last_sweep = {}            # directory -> time.monotonic() of its last sweep
+_last_sweep: dict[str, float] = {}  # directory -> time.monotonic() of its last sweep
 
 
 class Output:
