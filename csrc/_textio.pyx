@@ -2,19 +2,26 @@
 #
 # Design note
 # -----------
-# Reading. A text data file holds one sequence per line: observations separated by runs of
-# spaces, tabs or commas (``\r`` counts as a space, so CRLF files read too), optionally led
-# by an id (the line's first field, when ``with_ids``). The caller reads the file in big
-# binary blocks and hands one ``bytes`` block to ``parse_symbols`` (non-negative integer
-# symbols, range-checked against ``n_symbols``) or ``parse_numbers`` (floats, ``dim`` per
-# frame). Each call parses whole lines only, at most ``max_lines`` of them, without the GIL,
-# into one concatenated observation array plus sequence offsets (the layout the batch
-# kernels take), and returns how many bytes it consumed; the caller keeps the rest (a
-# partial last line) for the next block, or passes ``final=True`` at end of file so a last
-# line without a newline counts. Blank lines are errors (output lines stay aligned with
-# input lines). The first bad token stops the parse; the wrapper raises TextFormatError
-# naming the line (1-based, counted from ``first_line``), the column (1-based byte) and
-# the token, after the nogil loop.
+# Reading. A text data file holds one sequence per line: observations separated by
+# whitespace (spaces, tabs; ``\r`` counts as a space, so CRLF files read too) or by one
+# comma with optional whitespace around it, optionally led by an id (the line's first
+# field, when ``with_ids``). A comma separates two fields, so ``1,,2``, a leading and a
+# trailing comma are empty fields, and errors (never silently dropped). Separators are
+# skipped by a 256-byte character-class table that also counts the commas crossed, so the
+# empty-field rule costs no second pass (measured: the same speed as the reader that
+# treated commas as whitespace, on space- and comma-separated files). The caller reads
+# the file in big binary blocks and hands one ``bytes`` block to ``parse_symbols``
+# (non-negative integer symbols, range-checked against ``n_symbols``; digits past the
+# limit stop accumulating, so no length overflows) or ``parse_numbers`` (floats, ``dim``
+# per frame, by C's strtod: any length, copied to a heap buffer when longer than the
+# 63-byte stack one). Each call parses whole lines only, at most ``max_lines`` of them,
+# without the GIL, into one concatenated observation array plus sequence offsets (the
+# layout the batch kernels take), and returns how many bytes it consumed; the caller keeps
+# the rest (a partial last line) for the next block, or passes ``final=True`` at end of
+# file so a last line without a newline counts. Blank lines are errors (output lines stay
+# aligned with input lines). The first bad token stops the parse; the wrapper raises
+# hmmfast._errors.TextFormatError naming the line (1-based, counted from ``first_line``),
+# the column (1-based byte) and the token, after the nogil loop.
 #
 # Writing. ``format_results`` turns per-sequence results (a log-probability or score, and
 # optionally a state path and an id) into the bytes of the output lines, as text
@@ -22,11 +29,11 @@
 # "states": [...]}``). Values are written exactly as Python's repr writes them (the
 # shortest decimal that reads back to the same double, ``-inf`` for an impossible
 # sequence; ``null`` in JSON, which has no infinities). repr's digits come from
-# hmm_repr_double below (exact 128-bit integer arithmetic, no GIL) for 2^-10 <= |x| < 2^53,
-# the range scores and log-probabilities live in, and from CPython's own dtoa (under the
-# GIL) for the rare rest. Formatting and line assembly run on ``n_threads`` threads, each
-# writing its own share of the lines into its own buffer, sized beforehand from per-line
-# upper bounds.
+# hmm_repr_double (csrc/hmm_repr.h: exact 128-bit integer arithmetic, no GIL) for
+# 2^-10 <= |x| < 2^53, the range scores and log-probabilities live in, and from CPython's
+# own dtoa (under the GIL) for the rare rest. Formatting and line assembly run on
+# ``n_threads`` threads, each writing its own share of the lines into its own buffer, sized
+# beforehand from per-line upper bounds.
 
 from libc.stdlib cimport malloc, calloc, free, strtod
 from libc.string cimport memcpy, memchr, strlen
@@ -35,6 +42,8 @@ from cpython.mem cimport PyMem_Free
 from cython.parallel cimport prange
 
 import numpy as np
+
+from hmmfast._errors import TextFormatError
 
 cimport numpy as cnp
 
@@ -47,137 +56,9 @@ cdef extern from "Python.h":
                                 int* ptype) except NULL
     int Py_DTSF_ADD_DOT_0
 
-cdef extern from *:
-    """
-    /* Python's repr of a double, without the GIL, for the values results usually take.
-
-       x = M 2^E (M the 53-bit significand). Every decimal in the rounding interval
-       [(2M - 1) 2^(E-1), (2M + 1) 2^(E-1)] (closed when M is even: round-half-even)
-       reads back as x. The largest unit 10^k with a multiple m 10^k inside the interval
-       gives the shortest digits (found by bisection: a unit that has one, every smaller
-       unit has one too); among those multiples the one nearest x is taken, as repr
-       does. With B = 1 - E <= 63 and 10^-k <= 10^22 every quantity is exact in 128-bit
-       integers. Returns the
-       length written, or 0 (the caller uses CPython's dtoa) for |x| outside
-       [2^-10, 2^53), zero, subnormals, infinities, NaN, powers of two (whose interval
-       is lopsided) and an exact tie between two nearest multiples. */
-    #include <math.h>
-    #include <string.h>
-    #include <stdint.h>
-    #if defined(__SIZEOF_INT128__)
-    typedef unsigned __int128 hmm_u128;
-    static const uint64_t HMM_POW10[20] = {
-        1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
-        100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
-        10000000000000ull, 100000000000000ull, 1000000000000000ull,
-        10000000000000000ull, 100000000000000000ull, 1000000000000000000ull,
-        10000000000000000000ull};
-
-    /* The multiples m 10^k inside the interval: m_lo <= m <= m_hi (none when m_lo > m_hi);
-       also q = floor(x / 10^k) and the remainder's comparison with half a unit. */
-    static int hmm_level(int k, uint64_t M, int B, uint64_t* m_lo, uint64_t* m_hi,
-                         uint64_t* q, int* above_half) {
-        uint64_t LO = 2 * M - 1, HI = 2 * M + 1, X2 = 2 * M;
-        hmm_u128 p, lo, hi, xv, mask = (((hmm_u128) 1) << B) - 1, r, half;
-        if (k >= 0) {  /* LO and HI are odd: never a multiple of 2^B 10^k */
-            if (k > 19) { *m_lo = 1; *m_hi = 0; return 0; }
-            *m_hi = (HI >> B) / HMM_POW10[k];
-            *m_lo = (LO >> B) / HMM_POW10[k] + 1;
-            *q = (X2 >> B) / HMM_POW10[k];
-            r = (hmm_u128) X2 - (((hmm_u128) *q * HMM_POW10[k]) << B);
-            half = ((hmm_u128) HMM_POW10[k]) << (B - 1);
-        } else {
-            p = -k <= 19 ? (hmm_u128) HMM_POW10[-k]
-                         : (hmm_u128) HMM_POW10[19] * HMM_POW10[-k - 19];
-            hi = (hmm_u128) HI * p;
-            lo = (hmm_u128) LO * p;
-            *m_hi = (uint64_t) (hi >> B);
-            if ((M & 1) && (hi & mask) == 0) {  /* open interval: HI itself is out */
-                if (*m_hi == 0) { *m_lo = 1; return 0; }
-                *m_hi -= 1;
-            }
-            *m_lo = (uint64_t) (lo >> B);
-            if ((M & 1) || (lo & mask) != 0) *m_lo += 1;
-            xv = (hmm_u128) X2 * p;
-            *q = (uint64_t) (xv >> B);
-            r = xv & mask;
-            half = ((hmm_u128) 1) << (B - 1);
-        }
-        *above_half = r > half ? 1 : (r == half ? 2 : 0);
-        return *m_lo <= *m_hi;
-    }
-
-    static Py_ssize_t hmm_repr_double(double x, char* out) {
-        uint64_t bits, M, m_lo, m_hi, m, q, n;
-        int be, E, B, k, k_fail, mid, above, ndig, decpt, i, e10, len = 0;
-        char digits[24];
-        memcpy(&bits, &x, 8);
-        be = (int) ((bits >> 52) & 0x7ff);
-        if ((bits & ((1ull << 52) - 1)) == 0 || be == 0 || be == 0x7ff) return 0;
-        E = be - 1075;
-        if (E > 0 || E < -62) return 0;
-        M = (bits & ((1ull << 52) - 1)) | (1ull << 52);
-        B = 1 - E;
-        /* binary search for the largest unit 10^k with a multiple in the interval: 17
-           significant digits always fit one in (k = e10 - 16), a unit above x never */
-        e10 = (int) floor(log10(fabs(x)));
-        k = e10 - 18;
-        k_fail = e10 + 2;
-        while (k_fail - k > 1) {
-            mid = k + (k_fail - k) / 2;
-            if (hmm_level(mid, M, B, &m_lo, &m_hi, &q, &above)) k = mid;
-            else k_fail = mid;
-        }
-        if (!hmm_level(k, M, B, &m_lo, &m_hi, &q, &above) || above == 2) return 0;
-        m = above ? q + 1 : q;  /* the multiple nearest x, kept inside the interval */
-        if (m < m_lo) m = m_lo;
-        if (m > m_hi) m = m_hi;
-        ndig = 0;
-        for (n = m; n; n /= 10) digits[ndig++] = (char) ('0' + n % 10);
-        decpt = ndig + k;  /* x ~ 0.d1d2... 10^decpt */
-        if (ndig == 0 || decpt <= -4 || decpt > 16) return 0;  /* repr's exponent form */
-        if (bits >> 63) out[len++] = '-';
-        if (decpt <= 0) {
-            out[len++] = '0'; out[len++] = '.';
-            for (i = 0; i < -decpt; i++) out[len++] = '0';
-            for (i = ndig - 1; i >= 0; i--) out[len++] = digits[i];
-        } else if (decpt >= ndig) {
-            for (i = ndig - 1; i >= 0; i--) out[len++] = digits[i];
-            for (i = 0; i < decpt - ndig; i++) out[len++] = '0';
-            out[len++] = '.'; out[len++] = '0';
-        } else {
-            for (i = 0; i < ndig; i++) {
-                if (i == decpt) out[len++] = '.';
-                out[len++] = digits[ndig - 1 - i];
-            }
-        }
-        return len;
-    }
-    #else
-    static Py_ssize_t hmm_repr_double(double x, char* out) { (void) x; (void) out; return 0; }
-    #endif
-    """
-    Py_ssize_t hmm_repr_double(double x, char* out) noexcept nogil
-
-
-class TextFormatError(ValueError):
-    """A data line that is not what the reader expects.
-
-    Attributes
-    ----------
-    line : int
-        1-based line number in the file.
-    column : int
-        1-based byte column of the offending token (0 for a whole-line problem).
-    token : str
-        The offending text ('' for a whole-line problem).
-    """
-
-    def __init__(self, message, line, column, token):
-        super().__init__(message)
-        self.line = line
-        self.column = column
-        self.token = token
+cdef extern from "hmm_repr.h" nogil:
+    # the length written, or 0: the caller uses CPython's dtoa
+    int hmm_repr_double(double x, char* out) noexcept
 
 
 cdef enum:
@@ -188,10 +69,11 @@ cdef enum:
     ERR_BLANK = 4      # a blank line
     ERR_NO_OBS = 5     # an id and nothing after it
     ERR_DIM = 6        # the count of numbers is not a multiple of dim
-    ERR_LONG = 7       # a number longer than MAX_NUMBER chars
+    ERR_EMPTY = 7      # an empty field: two commas, or a comma at a line's start or end
+    ERR_MEMORY = 8     # no memory for a very long number
 
 cdef enum:
-    MAX_NUMBER = 63     # longest number token parse_numbers accepts
+    MAX_NUMBER = 63     # longest number token copied to the stack (longer: the heap)
     SLOT = 32           # bytes per formatted double (repr needs at most 24)
 
 cdef Py_ssize_t MAX_SYMBOLS_LIMIT = (<Py_ssize_t> 1) << 40  # symbols without a model
@@ -207,8 +89,68 @@ cdef struct ParseResult:
     Py_ssize_t count       # ERR_DIM: the numbers on the line
 
 
+cdef extern from *:
+    """
+    /* The reader's character classes: 1 whitespace between fields, 2 a comma; one load
+       per byte in the separator loops (measured faster than a chain of comparisons). */
+    static const unsigned char HMM_TEXT_CLASS[256] = {
+        [' '] = 1, ['\\t'] = 1, ['\\r'] = 1, ['\\v'] = 1, ['\\f'] = 1, [','] = 2};
+    """
+    const unsigned char HMM_TEXT_CLASS[256]
+
+
+cdef inline bint is_space(char c) noexcept nogil:
+    """Space, tab, CR, VT or FF (not newline: it ends the line)."""
+    return HMM_TEXT_CLASS[<unsigned char> c] == 1
+
+
 cdef inline bint is_sep(char c) noexcept nogil:
-    return c == b' ' or c == b',' or c == b'\t' or c == b'\r' or c == b'\v' or c == b'\f'
+    """Whitespace or a comma: what ends a field."""
+    return HMM_TEXT_CLASS[<unsigned char> c] != 0
+
+
+cdef Py_ssize_t bad_comma(const char* s, Py_ssize_t p, Py_ssize_t eol) noexcept nogil:
+    """The position of the first comma in the line [p, eol) with no field before it (at
+    the line's start or after another comma) or after it (at the line's end), or -1.
+    The slow path: run only once a line is known to hold one."""
+    cdef bint field = False     # a field since the last comma (or the line's start)
+    cdef Py_ssize_t comma = -1  # the last comma, while no field follows it
+    while p < eol:
+        if s[p] == b',':
+            if not field:
+                return p
+            field = False
+            comma = p
+            p += 1
+        elif is_space(s[p]):
+            p += 1
+        else:
+            field = True
+            comma = -1
+            p = token_end(s, p, eol)
+    return comma
+
+
+cdef inline Py_ssize_t skip_separators(const char* s, Py_ssize_t p, Py_ssize_t eol,
+                                       int* commas) noexcept nogil:
+    """From p past whitespace and commas to the next field (or eol), counting the
+    commas crossed: one table load per byte, as fast as skipping whitespace alone."""
+    cdef unsigned char cls
+    commas[0] = 0
+    while p < eol:
+        cls = HMM_TEXT_CLASS[<unsigned char> s[p]]
+        if cls == 0:
+            break
+        commas[0] += cls >> 1
+        p += 1
+    return p
+
+
+cdef int fail_empty(ParseResult* r, const char* s, Py_ssize_t pos,
+                    Py_ssize_t eol) noexcept nogil:
+    """ERR_EMPTY at the line's first misplaced comma (the slow path, once)."""
+    cdef Py_ssize_t q = bad_comma(s, pos, eol)
+    return fail(r, ERR_EMPTY, pos, q, q + 1)
 
 
 cdef inline Py_ssize_t token_end(const char* s, Py_ssize_t p, Py_ssize_t eol) noexcept nogil:
@@ -238,13 +180,22 @@ cdef inline int fail(ParseResult* r, int code, Py_ssize_t line_start, Py_ssize_t
 
 cdef inline Py_ssize_t read_id(const char* s, Py_ssize_t p, Py_ssize_t eol,
                                intp_t* span) noexcept nogil:
-    """Skip leading separators, store the first field's span; return the position after it."""
-    while p < eol and is_sep(s[p]):
+    """Skip leading whitespace, store the first field's span; return the position after
+    it (the span is empty for a blank line or a leading comma)."""
+    while p < eol and is_space(s[p]):
         p += 1
     span[0] = p
     p = token_end(s, p, eol)
     span[1] = p
     return p
+
+
+cdef inline int fail_id(ParseResult* r, const char* s, Py_ssize_t pos, Py_ssize_t p,
+                        Py_ssize_t eol) noexcept nogil:
+    """A line without an id: blank, or starting with a comma (an empty id)."""
+    if p < eol and s[p] == b',':
+        return fail(r, ERR_EMPTY, pos, p, p + 1)
+    return fail(r, ERR_BLANK, pos, p, p)
 
 
 cdef int parse_symbol_lines(const char* s, Py_ssize_t start, Py_ssize_t stop, bint final,
@@ -254,6 +205,8 @@ cdef int parse_symbol_lines(const char* s, Py_ssize_t start, Py_ssize_t stop, bi
     cdef Py_ssize_t pos = start, eol, p, tok, n_before
     cdef intp_t v
     cdef unsigned char d
+    cdef int commas
+    cdef bint field
     r.code = OK
     r.n_lines = 0
     r.n_values = 0
@@ -267,12 +220,15 @@ cdef int parse_symbol_lines(const char* s, Py_ssize_t start, Py_ssize_t stop, bi
         if with_ids:
             p = read_id(s, p, eol, id_spans + 2 * r.n_lines)
             if p == id_spans[2 * r.n_lines]:
-                return fail(r, ERR_BLANK, pos, p, p)
+                return fail_id(r, s, pos, p, eol)
+        field = with_ids  # a field before the next comma (the id)
         while True:
-            while p < eol and is_sep(s[p]):
-                p += 1
+            p = skip_separators(s, p, eol, &commas)
+            if commas and (commas > 1 or p == eol or not field):
+                return fail_empty(r, s, pos, eol)  # 1,,2 or a leading or trailing comma
             if p == eol:
                 break
+            field = True
             tok = p
             v = 0
             while p < eol:
@@ -303,13 +259,35 @@ cdef int parse_symbol_lines(const char* s, Py_ssize_t start, Py_ssize_t stop, bi
     return OK
 
 
+cdef inline int read_number(const char* tok, Py_ssize_t n, char* buf,
+                            double* value) noexcept nogil:
+    """The n-byte token as a double (strtod, NUL-terminated copy in ``buf`` of
+    MAX_NUMBER + 1 bytes, or on the heap when longer): OK, ERR_TOKEN or ERR_MEMORY."""
+    cdef char* text = buf
+    cdef char* end
+    cdef int code = OK
+    if n > MAX_NUMBER:
+        text = <char*> malloc(n + 1)
+        if text == NULL:
+            return ERR_MEMORY
+    memcpy(text, tok, n)
+    text[n] = 0
+    value[0] = strtod(text, &end)
+    if end != text + n:
+        code = ERR_TOKEN
+    if text != buf:
+        free(text)
+    return code
+
+
 cdef int parse_number_lines(const char* s, Py_ssize_t start, Py_ssize_t stop, bint final,
                             Py_ssize_t max_lines, Py_ssize_t dim, bint with_ids,
                             double* values, intp_t* offsets, intp_t* id_spans,
                             ParseResult* r) noexcept nogil:
     cdef Py_ssize_t pos = start, eol, p, tok, n_before
     cdef char buf[MAX_NUMBER + 1]
-    cdef char* end
+    cdef int code, commas
+    cdef bint field
     r.code = OK
     r.n_lines = 0
     r.n_values = 0
@@ -323,21 +301,20 @@ cdef int parse_number_lines(const char* s, Py_ssize_t start, Py_ssize_t stop, bi
         if with_ids:
             p = read_id(s, p, eol, id_spans + 2 * r.n_lines)
             if p == id_spans[2 * r.n_lines]:
-                return fail(r, ERR_BLANK, pos, p, p)
+                return fail_id(r, s, pos, p, eol)
+        field = with_ids  # a field before the next comma (the id)
         while True:
-            while p < eol and is_sep(s[p]):
-                p += 1
+            p = skip_separators(s, p, eol, &commas)
+            if commas and (commas > 1 or p == eol or not field):
+                return fail_empty(r, s, pos, eol)  # 1,,2 or a leading or trailing comma
             if p == eol:
                 break
+            field = True
             tok = p
             p = token_end(s, p, eol)
-            if p - tok > MAX_NUMBER:
-                return fail(r, ERR_LONG, pos, tok, p)
-            memcpy(buf, s + tok, p - tok)
-            buf[p - tok] = 0
-            values[r.n_values] = strtod(buf, &end)
-            if end != buf + (p - tok):
-                return fail(r, ERR_TOKEN, pos, tok, p)
+            code = read_number(s + tok, p - tok, buf, values + r.n_values)
+            if code != OK:
+                return fail(r, code, pos, tok, p)
             r.n_values += 1
         if r.n_values == n_before:
             if with_ids:
@@ -384,8 +361,12 @@ cdef raise_parse_error(ParseResult* r, bytes data, Py_ssize_t first_line, str wh
         message = (f"line {line} holds {r.count} numbers, not a multiple of dim={dim} "
                    f"(each frame is {dim} numbers)")
         column, token = 0, ""
-    elif r.code == ERR_LONG:
-        message = f"{where}: expected a number, got a {r.tok_end - r.tok_start}-character token"
+    elif r.code == ERR_EMPTY:
+        message = (f"{where}: empty field (a comma at the start or end of the line, or two "
+                   f"commas with nothing between): expected a {what}")
+    elif r.code == ERR_MEMORY:
+        raise MemoryError(f"line {line}: no memory to read a {r.tok_end - r.tok_start}-byte "
+                          "number")
     elif what == "symbol":
         message = f"{where}: expected a symbol (an integer >= 0), got {token!r}"
     else:

@@ -4,6 +4,9 @@
 >>> model = hmm.CategoricalHMM(n_components=2)
 """
 
+# first: in the command line, a Ctrl-C while the rest is imported exits 130 quietly
+from . import _cli_startup  # noqa: F401
+
 __version__ = "0.1.0"
 
 try:
@@ -40,6 +43,7 @@ from ._multinomial import MultinomialHMM
 from ._poisson import PoissonHMM
 from ._select import SelectionResult, select
 from ._stream_intake import StreamDecoder, StreamScorer
+from ._versions import hash_data
 from . import topology  # public module: transition topologies
 
 __all__ = [
@@ -64,6 +68,7 @@ __all__ = [
     "__version__",
     "forward",
     "forward_backward",
+    "hash_data",
     "load",
     "nbest",
     "read_header",

@@ -852,19 +852,14 @@ class BaseHMM:
         return _kernel_inputs.emission(log_em, c.scaling, c.n_threads), None
 
     def _record_fit(self, data, training_data_sha256=None, method="fit"):
-        """Remember what the last fit saw (saved in model files' headers): the final
-        objective and M-steps, the data's sizes and hash (``_io_format.
-        training_data_sha256``) and ``method`` ("fit" or "fit_supervised")."""
-        monitor = self.monitor_
-        object.__setattr__(self, "_fit_record", {
-            "log_likelihood": monitor.history[-1] if monitor.history else None,
-            "n_iter": monitor.iter,
-            "converged": bool(monitor.converged),
-            "n_samples": int(data.offsets[-1]),
-            "n_sequences": int(data.n_seq),
-            "training_data_sha256": training_data_sha256,
-            "method": method,
-        })
+        """Remember what the last fit saw and made (saved in model files' headers): the
+        final objective and M-steps, the data's sizes and hash (``_io_format.
+        training_data_sha256``), ``method`` ("fit" or "fit_supervised"), the resulting
+        fingerprint, the seed and a warm start's earlier data hashes (hmmfast._versions)."""
+        from . import _versions
+
+        object.__setattr__(self, "_fit_record",
+                           _versions.fit_record(self, data, training_data_sha256, method))
 
     # ---- model files (hmmfast/_io.py) -------------------------------------------
 

@@ -174,12 +174,18 @@ def chart(rows, path):
     fig.suptitle(f"hmmfast {__version__}: CategoricalHMM N={N_STATES}, M={N_SYMBOLS}, "
                  f"T={T}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
 def main(out=None, png=None, quick=False, n_threads=None):
-    """Run the benchmark, write the table (stdout or ``out``) and the chart (``png``)."""
+    """Run the benchmark, write the table and the chart.
+
+    ``out``: a binary file for the markdown table (None: standard output); ``png``: a
+    binary file, or a path, for the chart (None: no chart). The command line opens both
+    before the benchmark runs (hmmfast._cli_commands.open_output), so an unwritable
+    path fails at once.
+    """
     if png is not None:
         try:
             import matplotlib  # noqa: F401
@@ -190,8 +196,7 @@ def main(out=None, png=None, quick=False, n_threads=None):
     if out is None:
         sys.stdout.write(text)
     else:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
+        out.write(text.encode("utf-8"))
     if png is not None:
         chart(rows, png)
     return 0

@@ -1,56 +1,27 @@
 """The ``hmmfast`` command line (also ``python -m hmmfast``).
 
-``main(argv) -> int`` builds one argparse tree and runs one command: demo, fit, select
-(hmmfast._cli_select), score, decode, info, bench, serve (the HTTP service of the [serve] extra, whose own parser
-hmmfast.serve provides). Exit status: 0 success, 1 failure (a bad data or model file, an
-error from the library), 2 usage (bad or conflicting options), 130 interrupted (Ctrl-C),
-141 when the reader of the output went away (``| head``). Every expected error is one
-line on stderr, ``hmmfast: error: ...``, without a traceback; an unexpected one (a bug)
-keeps its traceback. The commands live in hmmfast._cli_commands, the data readers in
+``main(argv) -> int`` builds one argparse tree (hmmfast._cli_parser) and runs one
+command: demo, fit, select, score, decode, detect, sample, info, bench, serve (the HTTP service
+of the [serve] extra, whose own parser hmmfast.serve provides). Exit status: 0 success,
+1 failure (a bad data or model file, an error from the library, an I/O error naming the
+file, a failed check), 2 usage (bad or conflicting options), 130 interrupted (SIGINT,
+Ctrl-C, also while Python is still importing hmmfast: hmmfast._cli_startup), 141 when
+the reader of the output went away (``| head``), 143 terminated (SIGTERM, handled like
+SIGINT: a partial output's temporary file is removed). Every expected error is one line
+on stderr, ``hmmfast: error: ...``, without a traceback; an unexpected one (a bug) keeps
+its traceback. The commands live in hmmfast._cli_fit, hmmfast._cli_select, hmmfast._cli_commands (score,
+decode, detect), hmmfast._cli_sample, hmmfast._cli_info, the data readers in
 hmmfast._cli_data, progress reports in hmmfast._cli_progress, the benchmark in
 hmmfast._bench.
 """
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
-
-from ._options import at_least
-
-DATA_HELP = """\
-data files (by extension; --format overrides):
-  text     one sequence per line; observations separated by spaces, tabs or commas.
-           Categorical models: integer symbols >= 0. Continuous models: numbers, --dim
-           per frame (default: the model's n_features; 1 for fit). With --ids the first
-           field of each line is the sequence's id. Blank lines are errors. "-" reads
-           standard input.
-  .jsonl   one JSON value per line: a list of observations (symbols, numbers or frames
-           as lists of numbers), or {"id": ..., "obs": [...]}.
-  .npz     arrays X (the sequences concatenated), optional lengths and ids.
-  .npy     one sequence.
-"""
-
-APPLY_EPILOG = {
-    "score": DATA_HELP + """
-output: one line per sequence, in input order, no header:
-  text     SCORE, or ID<TAB>SCORE when the input carries ids. SCORE is log P(sequence)
-           written as Python's repr writes a float (shortest round-trip decimal);
-           a sequence the model cannot produce scores -inf.
-  --json   {"id": ..., "score": SCORE} per line ("id" only when the input carries
-           ids); an impossible sequence has "score": null.
-""",
-    "decode": DATA_HELP + """
-output: one line per sequence, in input order, no header:
-  text     LOGPROB<TAB>S0 S1 S2 ..., or ID<TAB>LOGPROB<TAB>S0 S1 ... when the input
-           carries ids. LOGPROB is log P(sequence, decoded path) written as Python's
-           repr writes a float; the states are space-separated integers. A sequence
-           the model cannot produce is written as -inf with an empty state field
-           (the line ends with the tab).
-  --json   {"id": ..., "logprob": LOGPROB, "states": [S0, S1, ...]} per line; an
-           impossible sequence has "logprob": null and "states": [].
-""",
-}
+import threading
 
 
 class Parser(argparse.ArgumentParser):
@@ -70,131 +41,48 @@ def _number(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
-def _add_common(p, *, model_data=True):
-    if model_data:
-        p.add_argument("--format", choices=("text", "jsonl", "npz", "npy"),
-                       help="data format (default: from the file's extension)")
-        p.add_argument("--ids", action="store_true",
-                       help="text data: each line's first field is the sequence's id")
-        p.add_argument("--dim", type=at_least(1), metavar="D",
-                       help="continuous models: numbers per frame in text and flat JSON "
-                            "lists")
-    p.add_argument("--threads", type=at_least(1), metavar="N",
-                   help="threads (default: every core)")
-    p.add_argument("--progress", action="store_true",
-                   help="report progress on stderr even when it is not a terminal")
-    p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt for SIGINT (exit 143)."""
 
 
-def build_parser():
-    parser = Parser(prog="hmmfast", description="Fast Hidden Markov Models: fit, score and "
-                    "decode sequences from files.",
-                    epilog="Exit status: 0 ok, 1 failure, 2 bad usage, 130 interrupted. "
-                           "Run 'hmmfast COMMAND --help' for a command's options.")
-    from . import __version__
-    parser.add_argument("--version", action="version", version=f"hmmfast {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    raw = argparse.RawDescriptionHelpFormatter
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
-    demo = sub.add_parser("demo", help="the dishonest casino, or anomaly detection on "
-                          "simulated shop sessions (demo clickstream)",
-                          description="casino (default): sample rolls of the dishonest "
-                                      "casino, decode them and print the accuracy. "
-                                      "clickstream: train on normal shop sessions, flag bots "
-                                      "and scrapers (hmmfast.monitor) and compare with an "
-                                      "order-blind baseline.")
-    demo.add_argument("case", nargs="?", choices=("casino", "clickstream"), default="casino",
-                      help="which demo (default casino)")
-    demo.add_argument("--rolls", type=at_least(1), default=300, help="casino: number of rolls "
-                      "(default 300)")
-    demo.add_argument("--seed", type=int, default=None,
-                      help="random seed (default 7 for casino, 0 for clickstream)")
-    demo.add_argument("--plot", metavar="FILE", default=None,
-                      help='clickstream: write the figures to this PNG (needs matplotlib: '
-                           'pip install "hmmfast[plot]")')
-    demo.add_argument("--train", type=at_least(100), default=3000,
-                      help="clickstream: normal training sessions (default 3000)")
 
-    fit = sub.add_parser("fit", help="fit a model to sequences (Baum-Welch), write a model "
-                         "file", formatter_class=raw, epilog=DATA_HELP,
-                         description="Fit a model to the sequences in DATA (Baum-Welch) and "
-                                     "save it to MODEL,\nan .npz model file (see 'hmmfast "
-                                     "info'). Progress goes to stderr on a terminal.")
-    fit.add_argument("data", metavar="DATA", help="data file ('-': standard input)")
-    fit.add_argument("-o", "--output", required=True, metavar="MODEL",
-                     help="model file to write (replaced atomically)")
-    fit.add_argument("--family", choices=("categorical", "gaussian", "gmm", "poisson",
-                                          "multinomial"),
-                     default="categorical", help="emission family (default categorical)")
-    fit.add_argument("--states", type=at_least(1), default=2, metavar="N",
-                     help="hidden states (default 2)")
-    fit.add_argument("--iter", type=at_least(0), default=100, metavar="K",
-                     help="most EM iterations (default 100)")
-    fit.add_argument("--tol", type=_number, default=1e-2,
-                     help="stop when the log-likelihood gains less (default 0.01)")
-    fit.add_argument("--n-init", type=at_least(1), default=1, metavar="R",
-                     help="restarts from random initialisations; the best is kept "
-                          "(default 1)")
-    fit.add_argument("--seed", type=int, default=None,
-                     help="random seed of the initialisation (default: random)")
-    fit.add_argument("--covariance-type", choices=("diag", "full", "spherical", "tied"),
-                     help="gaussian and gmm: covariance form (default diag)")
-    fit.add_argument("--n-mix", type=at_least(1), metavar="K",
-                     help="gmm: mixture components per state (default 1)")
-    fit.add_argument("--n-features", type=at_least(1), metavar="M",
-                     help="categorical: number of symbols (default: largest symbol + 1)")
-    _add_common(fit)
+@contextlib.contextmanager
+def signals():
+    """SIGTERM raises Terminated (so temporary files are removed as on Ctrl-C), and the
+    quiet start-up handler of SIGINT gives way to KeyboardInterrupt; both restored after
+    (tests call main() in-process). Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from . import _cli_startup
 
-    from . import _cli_select
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is _cli_startup.exit_130:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        if previous_int is _cli_startup.exit_130:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    _cli_select.add_parser(sub, _add_common, _number, DATA_HELP)
 
-    for name, what in (("score", "the log-likelihood of each sequence"),
-                       ("decode", "the most likely state path of each sequence")):
-        p = sub.add_parser(name, help=what, formatter_class=raw, epilog=APPLY_EPILOG[name],
-                           description=f"Print {what} in DATA under the model in\n"
-                                       "MODEL, one line per sequence, in batches of --chunk "
-                                       "sequences.")
-        p.add_argument("model", metavar="MODEL", help="model file (from 'hmmfast fit' or "
-                       "model.save)")
-        p.add_argument("data", metavar="DATA", help="data file ('-': standard input)")
-        p.add_argument("-o", "--output", metavar="FILE",
-                       help="write the results to FILE (default: standard output)")
-        p.add_argument("--json", action="store_true", help="one JSON object per line")
-        if name == "decode":
-            p.add_argument("--algorithm", choices=("viterbi", "map"), default="viterbi",
-                           help="viterbi: the jointly most likely path (default); map: the "
-                                "most likely state at each step")
-        p.add_argument("--chunk", type=at_least(1), default=100_000, metavar="N",
-                       help="sequences per batch (bounds memory; default 100000)")
-        _add_common(p)
+SERVE_HELP = """\
+usage: hmmfast serve MODEL_FILE [options]
 
-    info = sub.add_parser("info", help="show a model file's header and parameter shapes",
-                          description="Print a model file's header (class, sizes, version, "
-                                      "fingerprint, fit record, metadata) and parameter "
-                                      "shapes, without loading the parameters.")
-    info.add_argument("model", metavar="MODEL", help="model file")
-    info.add_argument("--json", action="store_true", help="the header as JSON")
-    info.add_argument("--verify", action="store_true",
-                      help="also load the model: check every checksum and parameter")
+Serve a model file over HTTP (POST /v1/score, /v1/decode, /v1/anomaly; GET /metrics).
 
-    bench = sub.add_parser("bench", help="run the built-in benchmark (against hmmlearn when "
-                           "installed)",
-                           description="Latency of score/decode (N=5, M=10, T=100) and batch "
-                                       "throughput, against hmmlearn when it is installed; "
-                                       "writes a markdown table.")
-    bench.add_argument("--out", metavar="FILE.md", help="write the table to a file "
-                       "(default: standard output)")
-    bench.add_argument("--png", metavar="FILE.png", help="also draw a chart (needs "
-                       "matplotlib)")
-    bench.add_argument("--quick", action="store_true", help="fewer repeats (a few seconds)")
-    bench.add_argument("--threads", type=at_least(1), metavar="N",
-                       help="threads for the batch rows (default: every core)")
-    # listed here for --help; main() hands "serve" to hmmfast.serve's own parser, so the
-    # service's packages are imported only when it runs
-    sub.add_parser("serve", help="serve a model file over HTTP (extra [serve]; see "
-                   "'hmmfast serve --help')", add_help=False)
-    return parser
+The service needs the [serve] extra (starlette, uvicorn, prometheus-client), which is
+not installed here ({reason}). Install it with:
+
+    pip install "hmmfast[serve]"
+
+then 'hmmfast serve --help' lists every option.
+"""
 
 
 def serve(argv):
@@ -202,6 +90,9 @@ def serve(argv):
     try:
         service = importlib.import_module("hmmfast.serve")
     except ImportError as exc:
+        if "-h" in argv or "--help" in argv:
+            sys.stdout.write(SERVE_HELP.format(reason=_one_line(exc)[:200]))
+            return 0
         sys.stderr.write(f"hmmfast: error: {_one_line(exc)}\n")
         return 1
     parser = Parser(prog="hmmfast serve", description="Serve a model file over HTTP "
@@ -222,53 +113,88 @@ def _os_error(exc):
 
 
 def run(args, argv):
-    from . import _cli_commands as C
-
     if args.command == "demo":
-        if args.case == "clickstream":
-            from ._demo_clickstream import run as clickstream
-
-            clickstream(n_train=args.train, seed=0 if args.seed is None else args.seed,
-                        plot=args.plot)
-            return 0
-        from ._demo import run as demo
-
-        demo(n_rolls=args.rolls, seed=7 if args.seed is None else args.seed)
-        return 0
+        return _demo(args)
     if args.command == "fit":
-        return C.fit(args, argv)
+        from ._cli_fit import fit
+
+        return fit(args, argv)
+    if args.command in ("score", "decode", "detect"):
+        from . import _cli_commands as C
+
+        return C.apply(args, args.command)
     if args.command == "select":
         from ._cli_select import run as select
 
         return select(args)
-    if args.command in ("score", "decode"):
-        return C.apply(args, args.command)
+    if args.command == "sample":
+        from ._cli_sample import sample
+
+        return sample(args)
     if args.command == "info":
-        return C.info(args)
+        from ._cli_info import info
+
+        return info(args)
     if args.command == "bench":
         from ._bench import main as bench
+        from ._cli_commands import open_output
 
-        C.check_writable(args.out, "the table")
-        C.check_writable(args.png, "the chart")
-        return bench(out=args.out, png=args.png, quick=args.quick, n_threads=args.threads)
+        with open_output(args.out, []) as out, \
+                open_output(args.png, [], default_stdout=False) as png:
+            return bench(out=out, png=png, quick=args.quick, n_threads=args.threads)
     raise AssertionError(args.command)
+
+
+def _demo(args):
+    if args.case == "clickstream":
+        from ._cli_commands import open_output
+        from ._demo_clickstream import run as clickstream, write_plots
+
+        if args.plot is not None:
+            try:
+                import matplotlib.figure  # noqa: F401
+            except ImportError as exc:
+                raise MissingExtra(f"demo clickstream --plot draws with matplotlib, which "
+                                   f"cannot be imported ({exc}): pip install "
+                                   '"hmmfast[plot]" (or leave out --plot)') from None
+        with open_output(args.plot, [], default_stdout=False) as png:
+            result = clickstream(n_train=args.train, seed=0 if args.seed is None
+                                 else args.seed, plot=None)
+            if png is not None:
+                write_plots(result, png)
+                print(f"  figures written to {args.plot}")
+        return 0
+    from ._demo import run as demo
+
+    demo(n_rolls=args.rolls, seed=7 if args.seed is None else args.seed)
+    return 0
+
+
+class MissingExtra(Exception):
+    """An optional package the command needs is not installed (exit status 1)."""
 
 
 def main(argv=None):
     """Run the command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["serve"]:
+    with signals():
         try:
-            return serve(argv[1:])
+            if argv[:1] == ["serve"]:
+                return serve(argv[1:])
+            return _main(argv)
         except KeyboardInterrupt:
             return 130
-    args = build_parser().parse_args(argv)
-    from ._cli_data import UsageError
+        except Terminated:
+            return 143
 
+
+def _main(argv):
+    from ._cli_data import UsageError
+    from ._cli_parser import build_parser
+
+    args = build_parser().parse_args(argv)
     try:
         return run(args, argv)
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
         # the reader of stdout went away (| head): no message, and none at exit either
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -281,7 +207,7 @@ def main(argv=None):
     except OSError as exc:
         sys.stderr.write(f"hmmfast: error: {_os_error(exc)}\n")
         return 1
-    except (ValueError, MemoryError) as exc:
+    except (ValueError, MemoryError, MissingExtra) as exc:
         if isinstance(exc, MemoryError):
             exc = "out of memory" + (f" ({exc})" if str(exc) else "")
         sys.stderr.write(f"hmmfast: error: {_one_line(exc)}\n")

@@ -1,47 +1,24 @@
-"""The command line's commands: fit, score, decode and info (one function each).
+"""The command line's commands that read a model and data: score, decode and detect.
 
 Each takes the parsed arguments and returns the exit status; errors are raised (the
 library's ValueErrors, DataError, OSError, UsageError) and turned into one line on
-stderr by hmmfast._cli.main.
+stderr by hmmfast._cli.main. Also the helpers the other commands share: the output
+(:func:`open_output`) and the threads.
 """
 
 import contextlib
-import datetime
 import json
 import os
 import re
-import shlex
+import stat
 import sys
-import tempfile
-import textwrap
-import warnings
 
 import numpy as np
 
 from . import _textio
-from ._cli_data import Batch, DataError, DataSource, UsageError
-from ._cli_progress import FitProgress, Meter, ProgressMonitor, Reporter
-
-
-FAMILIES = ("categorical", "gaussian", "gmm", "poisson", "multinomial")
-
-
-def check_writable(path, what):
-    """Fail before the work when ``path``'s directory does not exist (exit status 1)."""
-    if path is None or path == "-":
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise DataError(f"cannot write {what} {path}: directory {directory} does not exist")
-    if os.path.isdir(path):
-        raise DataError(f"cannot write {what} {path}: it is a directory")
-
-
-def _model_class(family):
-    from . import GMMHMM, CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
-
-    return {"categorical": CategoricalHMM, "gaussian": GaussianHMM, "gmm": GMMHMM,
-            "poisson": PoissonHMM, "multinomial": MultinomialHMM}[family]
+from ._cli_data import DataError, DataSource, UsageError
+from ._cli_progress import Meter, Reporter
+from ._outputs import Output
 
 
 def _threads(args):
@@ -50,91 +27,50 @@ def _threads(args):
     return resolve_threads(args.threads)
 
 
-# ------------------------------------------------------------------------------ fit
-
-
-def check_fit_options(args):
-    """Options that only some families take."""
-    if args.covariance_type is not None and args.family not in ("gaussian", "gmm"):
-        raise UsageError(f"--covariance-type applies to --family gaussian or gmm, not "
-                         f"{args.family}")
-    if args.n_mix is not None and args.family != "gmm":
-        raise UsageError(f"--n-mix applies to --family gmm, not {args.family}")
-    if args.n_features is not None and args.family != "categorical":
-        raise UsageError("--n-features applies to --family categorical (continuous "
-                         "families take the frame width from --dim)")
-    if args.dim is not None and args.family == "categorical":
-        raise UsageError("--dim applies to the frame families (gaussian, gmm, poisson, "
-                         "multinomial); categorical data is one symbol per observation")
-
-
-def new_model(args, n_threads):
-    kwargs = {"n_components": args.states, "n_iter": args.iter, "tol": args.tol,
-              "n_init": args.n_init, "random_state": args.seed, "n_threads": n_threads}
-    if args.family in ("gaussian", "gmm"):
-        kwargs["covariance_type"] = args.covariance_type or "diag"
-    if args.family == "gmm":
-        kwargs["n_mix"] = args.n_mix or 1
-    if args.family == "categorical" and args.n_features is not None:
-        kwargs["n_features"] = args.n_features
-    return _model_class(args.family)(**kwargs)
-
-
-def fit(args, argv):
-    """hmmfast fit DATA -o MODEL."""
-    from ._errors import ConvergenceWarning, HMMInputError
-
-    check_fit_options(args)
-    check_writable(args.output, "the model file")
-    symbols = args.family == "categorical"
-    source = DataSource(args.data, symbols=symbols, n_symbols=args.n_features, dim=args.dim,
-                        ids=args.ids, fmt=args.format)
-    X, lengths = source.read_all()
-    model = new_model(args, args.threads)  # None: every core, and saved as None
-    reporter = Reporter.for_options(args.progress, args.quiet)
-    progress = FitProgress(reporter, args.iter, args.n_init)
-    model.monitor_ = ProgressMonitor(args.tol, args.iter, False, progress)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+@contextlib.contextmanager
+def open_output(path, inputs, *, default_stdout=True):
+    """The binary file to write the results to, opened before the work: standard output
+    for None or "-" (None instead without ``default_stdout``), else an
+    hmmfast._outputs.Output (atomic for a regular file, in place for a device or FIFO),
+    committed when the block ends normally. ``inputs``: (what, path) pairs the output
+    must not be (UsageError)."""
+    if path is None or path == "-":
+        if not default_stdout:
+            yield None
+            return
+        out = sys.stdout.buffer
         try:
-            model.fit(X, lengths)
-        except HMMInputError as exc:
-            offsets = np.zeros(len(lengths) + 1, dtype=np.intp)
-            np.cumsum(lengths, out=offsets[1:])
-            line = 1 if source.format in ("text", "jsonl") else None
-            raise explain(exc, source, Batch(X, offsets, line=line)) from None
-        finally:
-            reporter.done()
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning) and not args.quiet:
-            text = str(w.message).removeprefix("hmmfast: ")
-            print(f"hmmfast: warning: {text}", file=sys.stderr)
-        elif not issubclass(w.category, ConvergenceWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    metadata = {
-        "command": shlex.join(["hmmfast", *argv]),
-        "data": {"file": os.path.basename(source.name), "format": source.format,
-                 "n_sequences": len(lengths), "n_samples": int(lengths.sum())},
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    model.save(args.output, metadata=metadata)
-    if not args.quiet:
-        monitor = model.monitor_
-        state = "converged" if monitor.converged else "not converged"
-        print(f"hmmfast: fitted {type(model).__name__}({_sizes(model)}) on {len(lengths):,} "
-              f"sequences: log-likelihood {monitor.history[-1]:.10g} after {monitor.iter} "
-              f"iterations ({state}); wrote {args.output}", file=sys.stderr)
-    return 0
+            yield out
+            out.flush()
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError) or exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), "standard output") from None
+        return
+    check_not_input(path, inputs)
+    with Output(path) as f:
+        yield f
 
 
-def _sizes(model):
-    parts = [f"n_components={model.n_components}"]
-    for name in ("n_features", "n_mix", "covariance_type"):
-        value = getattr(model, name, None)
-        if value is not None:
-            parts.append(f"{name}={value!r}" if isinstance(value, str) else
-                         f"{name}={value}")
-    return ", ".join(parts)
+def check_not_input(path, inputs):
+    """UsageError when the output ``path`` is one of the ``inputs`` ((what, path) pairs):
+    the same regular file, by device and inode (links and other spellings included)."""
+    try:
+        out = os.stat(path)
+    except OSError:
+        return  # a new file is no input
+    if not stat.S_ISREG(out.st_mode):
+        return  # a device or FIFO is written in place, never replaced
+    for what, name in inputs:
+        if name is None or name == "-":
+            continue
+        try:
+            st = os.stat(name)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            raise UsageError(f"the output {path} is the {what} file {name}: writing it would "
+                             "replace the input; choose another output path")
 
 
 # ------------------------------------------------------------------------------ score, decode
@@ -147,7 +83,9 @@ def load_model(path):
 
 
 def _source_for(model, args):
-    symbols = model._observation_kind() == "symbols"
+    from . import CategoricalHMM
+
+    symbols = isinstance(model, CategoricalHMM)
     if symbols and args.dim is not None:
         raise UsageError(f"--dim applies to continuous models; {args.model} holds a "
                          "CategoricalHMM (one symbol per observation)")
@@ -162,25 +100,6 @@ def _source_for(model, args):
                       else None, dim=dim, ids=args.ids, json_ids=args.json,
                       fmt=args.format, chunk=args.chunk)
 
-
-@contextlib.contextmanager
-def output_stream(path):
-    """stdout, or a file written through a temporary file renamed into place on success
-    (a failed run leaves no partial results file)."""
-    if path is None or path == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".hmmfast-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_all(out, data):
@@ -224,106 +143,224 @@ def explain(exc, source, batch):
     return DataError(f"{source.name}: {text}")
 
 
-def _run(model, batch, source, command, threads, algorithm):
+# ------------------------------------------------------------------------------ the jobs
+
+
+def check_apply_options(args, command):
+    """Usage errors of score/decode/detect options, before any file is read."""
+    if command != "decode":
+        return
+    pruned = [f"--{n.replace('_', '-')}" for n in ("beam", "max_active", "min_active")
+              if getattr(args, n) is not None] + (["--memory"] if args.memory != "full"
+                                                  else [])
+    if args.algorithm == "map" and pruned:
+        raise UsageError(f"{', '.join(pruned)} apply to --algorithm viterbi, not map")
+    if args.nbest is not None:
+        other = pruned + (["--posteriors"] if args.posteriors else []) + (
+            ["--algorithm map"] if args.algorithm == "map" else [])
+        if other:
+            raise UsageError(f"--nbest lists exact Viterbi paths; it does not combine with "
+                             f"{', '.join(other)}")
+
+
+def _job(model, args, command, threads):
+    """A function batch -> the output bytes for its sequences."""
+    from ._errors import ParameterError
+
+    json_out = args.json
+    if command == "score":
+        def job(batch):
+            result = model.score_batch(batch.X, threads, lengths=batch.lengths,
+                                       per_step=args.per_step)
+            values, steps = result if args.per_step else (result, None)
+            text = _textio.format_results(values, None, batch.ids, json=json_out,
+                                          key="score", n_threads=threads)
+            return text if steps is None else _extend(text, steps, "per_step", json_out)
+        return job
+    if command == "detect":
+        return _detect_job(model, args, threads)
+    if args.nbest is not None:
+        return _nbest_job(model, args, threads)
+    try:
+        model._check_pruning(args.beam, args.max_active, args.min_active, args.memory)
+    except ParameterError as exc:
+        raise UsageError(str(exc)) from None
+    options = {"beam": args.beam, "max_active": args.max_active,
+               "min_active": args.min_active, "memory": args.memory}
+
+    def job(batch):
+        values, paths = model.decode_batch(batch.X, threads, lengths=batch.lengths,
+                                           algorithm=args.algorithm, errors="mark", **options)
+        text = _textio.format_results(values, paths, batch.ids, json=json_out, key="logprob",
+                                      n_threads=threads)
+        if not args.posteriors:
+            return text
+        return _extend(text, _posteriors(model, batch, paths), "posteriors", json_out)
+    return job
+
+
+def _posteriors(model, batch, paths):
+    """Each step's posterior probability of its decoded state, per sequence (empty for
+    an impossible sequence)."""
+    from ._errors import ImpossibleSequenceError
+
+    offsets = batch.offsets
+    try:
+        post = model.predict_proba(batch.X, batch.lengths)
+        rows = [None] * len(paths)
+    except ImpossibleSequenceError:  # some sequence is impossible: one at a time
+        post = None
+        rows = []
+        for s in range(len(paths)):
+            seq = batch.X[offsets[s]:offsets[s + 1]]
+            rows.append(model.predict_proba(seq) if len(paths[s]) else None)
+    out = []
+    for s, path in enumerate(paths):
+        if not len(path):
+            out.append(np.empty(0))
+            continue
+        p = post[offsets[s]:offsets[s + 1]] if post is not None else rows[s]
+        out.append(p[np.arange(len(path)), path])
+    return out
+
+
+def _extend(text, arrays, key, json_out):
+    """Append one field per line: the numbers of ``arrays[s]`` (text: a tab, then the
+    values space-separated, as repr writes them; JSON: ``"key": [...]``, non-finite as
+    null)."""
+    lines = text.split(b"\n")[:-1]
+    out = []
+    for line, arr in zip(lines, arrays, strict=True):
+        values = arr.tolist()
+        if json_out:
+            items = ", ".join(repr(v) if v - v == 0 else "null" for v in values)
+            out.append(line[:-1] + f', "{key}": [{items}]}}'.encode())
+        else:
+            out.append(line + b"\t" + " ".join(map(repr, values)).encode())
+    return b"\n".join(out) + b"\n" if out else b""
+
+
+def _nbest_job(model, args, threads):
+    from ._errors import ImpossibleSequenceError
+
+    n = args.nbest
+
+    def job(batch):
+        offsets, results = batch.offsets, []
+        for s in range(len(batch)):
+            try:
+                results.append(model.nbest(batch.X[offsets[s]:offsets[s + 1]], n))
+            except ImpossibleSequenceError:
+                results.append([])
+        best = np.array([r[0][0] if r else -np.inf for r in results])
+        paths = [r[0][1] if r else np.empty(0, dtype=np.intp) for r in results]
+        text = _textio.format_results(best, paths, batch.ids, json=args.json,
+                                      key="logprob", n_threads=threads)
+        lines = text.split(b"\n")[:-1]
+        out = []
+        for line, found in zip(lines, results, strict=True):
+            if args.json:
+                items = ", ".join(json.dumps({"logprob": lp, "states": st.tolist()})
+                                  for lp, st in found)
+                out.append(line[:-1] + f', "paths": [{items}]}}'.encode())
+            else:
+                extra = "".join(f"\t{lp!r}\t" + " ".join(map(str, st.tolist()))
+                                for lp, st in found[1:])
+                out.append(line + extra.encode())
+        return b"\n".join(out) + b"\n" if out else b""
+    return job
+
+
+_REASONS = ("switch_rate", "switch_rate_pct", "longest_run", "longest_run_pct", "length",
+            "length_pct", "min_step", "unseen")
+
+
+def _detector(model, path):
+    from . import read_header
+    from .monitor import AnomalyDetector
+
+    metadata = read_header(path)["metadata"]
+    if "anomaly_detector" not in metadata:
+        raise DataError(f"{path} carries no anomaly detector in its metadata; save one with "
+                        "the model: model.save(path, metadata={\"anomaly_detector\": "
+                        "detector.to_dict()})")
+    try:
+        return AnomalyDetector.from_dict(metadata["anomaly_detector"], model)
+    except ValueError as exc:
+        raise DataError(f"{path}: its anomaly_detector metadata is not usable: {exc}") \
+            from None
+
+
+def _detect_job(model, args, threads):
+    detector = _detector(model, args.model)
+    detector.n_threads = threads
+
+    def job(batch):
+        record = detector.predict(batch.X, lengths=batch.lengths)
+        job.levels.update(record.level.tolist())
+        text = _textio.format_results(record.score, None, batch.ids, json=args.json,
+                                      key="score", n_threads=threads)
+        fields = {name: record[name].tolist() for name in _REASONS}
+        out = []
+        for s, line in enumerate(text.split(b"\n")[:-1]):
+            level = str(record.level[s])
+            if args.json:
+                reasons = "".join(f', "{k}": {_json_number(v[s])}' for k, v in fields.items())
+                out.append(line[:-1] + f', "level": "{level}"{reasons}}}'.encode())
+            else:
+                head, _, score = line.rpartition(b"\t")
+                reasons = " ".join(f"{k}={v[s]!r}" for k, v in fields.items())
+                out.append((head + b"\t" if head else b"") + level.encode() + b"\t" + score
+                           + b"\t" + reasons.encode())
+        return b"\n".join(out) + b"\n" if out else b""
+    job.levels = _LevelCount()
+    return job
+
+
+class _LevelCount(dict):
+    def update(self, levels):
+        for level in levels:
+            self[level] = self.get(level, 0) + 1
+
+
+def _json_number(value):
+    if isinstance(value, float) and value - value != 0:
+        return "null"
+    return repr(value)
+
+
+def _call(job, batch, source, model):
     from ._errors import HMMInputError
 
     if not source.symbols:
         _check_frames(model, batch, source)
     try:
-        if command == "score":
-            return model.score_batch(batch.X, threads, lengths=batch.lengths), None
-        return model.decode_batch(batch.X, threads, lengths=batch.lengths,
-                                  algorithm=algorithm, errors="mark")
+        return job(batch)
     except HMMInputError as exc:
         raise explain(exc, source, batch) from None
 
 
 def apply(args, command):
-    """hmmfast score|decode MODEL DATA: one output line per sequence."""
-    check_writable(args.output, "the results file")
-    model = load_model(args.model)
-    source = _source_for(model, args)
-    threads = _threads(args)
-    reporter = Reporter.for_options(args.progress, args.quiet,
-                                    results_on_stdout=args.output in (None, "-"))
-    meter = Meter(reporter, command, source.size)
-    key = "score" if command == "score" else "logprob"
-    algorithm = getattr(args, "algorithm", None)
-    try:
-        with output_stream(args.output) as out:
+    """hmmfast score|decode|detect MODEL DATA: one output line per sequence."""
+    check_apply_options(args, command)
+    inputs = [("model", args.model), ("data", args.data)]
+    with open_output(args.output, inputs) as out:
+        model = load_model(args.model)
+        source = _source_for(model, args)
+        threads = _threads(args)
+        job = _job(model, args, command, threads)
+        reporter = Reporter.for_options(args.progress, args.quiet,
+                                        results_on_stdout=args.output in (None, "-"))
+        meter = Meter(reporter, command, source.size)
+        try:
             for batch in source.batches():
-                values, paths = _run(model, batch, source, command, threads, algorithm)
-                write_all(out, _textio.format_results(values, paths, batch.ids,
-                                                      json=args.json, key=key,
-                                                      n_threads=threads))
+                write_all(out, _call(job, batch, source, model))
                 meter.update(len(batch), source.bytes_read)
-    finally:
-        meter.finish(source.bytes_read, always=args.progress)
+        finally:
+            meter.finish(source.bytes_read, always=args.progress)
+    if command == "detect" and not args.quiet:
+        counts = ", ".join(f"{job.levels.get(k, 0):,} {k}"
+                           for k in ("normal", "suspicious", "anomalous"))
+        print(f"hmmfast detect: {sum(job.levels.values()):,} sessions: {counts}",
+              file=sys.stderr)
     return 0
-
-
-# ------------------------------------------------------------------------------ info
-
-
-def info(args):
-    """hmmfast info MODEL: the header and parameter shapes."""
-    from . import load, read_header
-
-    header = read_header(args.model)
-    verified = None
-    if args.verify:
-        load(args.model)
-        verified = True
-    if args.json:
-        record = {"file": args.model, "size": os.path.getsize(args.model), "header": header}
-        if verified:
-            record["verified"] = True
-        print(json.dumps(record, indent=2, sort_keys=True))
-        return 0
-    print("\n".join(describe(args.model, header, verified)))
-    return 0
-
-
-def describe(path, header, verified=None):
-    """Human-readable lines for a model file's header."""
-    structure = header.get("structure", {})
-    sizes = ", ".join(f"{k}={v}" for k, v in structure.items())
-    lines = [
-        f"file           {path} ({os.path.getsize(path):,} bytes)",
-        f"model          {header.get('class')}({sizes})",
-        f"format         {header.get('format')} version {header.get('format_version')}, "
-        f"written by hmmfast {header.get('hmmfast_version')}",
-        f"fingerprint    {header.get('fingerprint')}",
-    ]
-    record = header.get("fit")
-    if record:
-        state = "converged" if record.get("converged") else "not converged"
-        lines.append(f"fit            {record.get('method', 'fit')}, log-likelihood "
-                     f"{record.get('log_likelihood')!r} after {record.get('n_iter')} "
-                     f"iterations ({state}), on {_count(record.get('n_sequences'))} "
-                     f"sequences, {_count(record.get('n_samples'))} samples")
-        if record.get("training_data_sha256"):
-            lines.append(f"training data  sha256 {record['training_data_sha256']}")
-    else:
-        lines.append("fit            none recorded (parameters were assigned)")
-    lines.append("parameters")
-    for name, spec in header.get("arrays", {}).items():
-        shape = tuple(spec.get("shape", ()))
-        lines.append(f"  {name:<22} {spec.get('dtype'):<6} {shape}")
-    params = header.get("params", {})
-    if params:
-        text = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()))
-        lines.extend(textwrap.wrap(text, 99, initial_indent="settings       ",
-                                   subsequent_indent=" " * 15))
-    metadata = header.get("metadata") or {}
-    if metadata:
-        lines.append("metadata")
-        for k, v in metadata.items():
-            lines.append(f"  {k:<22} {json.dumps(v)}")
-    if verified:
-        lines.append("verified       every checksum and parameter (hmmfast.load)")
-    return lines
-
-
-def _count(value):
-    return f"{value:,}" if isinstance(value, int) else str(value)

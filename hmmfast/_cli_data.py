@@ -19,6 +19,10 @@ npz (``.npz``)
 npy (``.npy``)
     One sequence.
 
+Text and JSON lines may be gzip-compressed: recognised by their first bytes (the gzip
+magic), whatever the name, also on standard input; a ``.gz`` suffix is ignored when the
+format is read from the extension (``sessions.jsonl.gz`` is JSON lines).
+
 A reader yields :class:`Batch` objects of at most ``chunk`` sequences each, so memory
 stays bounded on huge text and JSON-lines files. Every error is a :class:`DataError` (or
 the reader's TextFormatError, also a ValueError) whose message names the file and the
@@ -34,6 +38,7 @@ import sys
 import numpy as np
 
 from . import _textio
+from ._cli_gzip import open_input
 
 FORMATS = ("text", "jsonl", "npz", "npy")
 BLOCK = 8 << 20          # bytes read from a text file at a time
@@ -99,7 +104,7 @@ def detect_format(path, fmt=None):
     """The format name for ``path`` (``fmt`` wins when given)."""
     if fmt is not None:
         return fmt
-    name = os.fspath(path).lower()
+    name = os.fspath(path).lower().removesuffix(".gz")
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if name.endswith(".npz"):
@@ -173,6 +178,18 @@ class DataSource:
     def _fail(self, where, what):
         raise DataError(f"{self.name}: {where}: {what}" if where else f"{self.name}: {what}")
 
+    def _open_text(self):
+        """The binary stream of a text or JSON-lines source, decompressed when gzipped
+        (then the size is unknown: no percentage in progress)."""
+        f, compressed = open_input(self.path, self.name)
+        if compressed:
+            self.size = None
+        return f
+
+    def _close(self, f):
+        if f is not sys.stdin.buffer:
+            f.close()
+
     # ------------------------------------------------------------------------ text
 
     def _text(self):
@@ -186,7 +203,7 @@ class DataSource:
                 return _textio.parse_numbers(
                     data, pos, final=final, max_lines=self.chunk, dim=self.dim or 1,
                     with_ids=self.ids, first_line=line)
-        f = sys.stdin.buffer if self.path == "-" else open(self.path, "rb")
+        f = self._open_text()
         try:
             carry, waiting, line, first = b"", [], 1, 0
             while True:
@@ -216,13 +233,12 @@ class DataSource:
                 if final:
                     return
         finally:
-            if f is not sys.stdin.buffer:
-                f.close()
+            self._close(f)
 
     # ------------------------------------------------------------------------ JSON lines
 
     def _jsonl(self):
-        f = sys.stdin.buffer if self.path == "-" else open(self.path, "rb")
+        f = self._open_text()
         try:
             has_ids, line0, first = None, 1, 0
             while True:
@@ -252,15 +268,14 @@ class DataSource:
                 first += len(raw)
                 line0 += len(raw)
         finally:
-            if f is not sys.stdin.buffer:
-                f.close()
+            self._close(f)
 
     def _json_values(self, raw, line0):
         """The JSON value of each line: one json.loads for the whole chunk; line by line
         only to name the line of an error."""
         try:
             values = json.loads(b"[" + b",".join(raw) + b"]")
-        except ValueError:
+        except (ValueError, RecursionError):
             values = None
         if values is None or len(values) != len(raw):  # a bad line, or a line holding two
             values = [self._json_line(line, number)
@@ -280,6 +295,9 @@ class DataSource:
         except ValueError as exc:
             msg = getattr(exc, "msg", str(exc))
             self._fail(f"line {number}", f"not valid JSON ({msg})")
+        except RecursionError:
+            self._fail(f"line {number}", "JSON nested too deeply: expected a list of "
+                       "observations (frames: lists of numbers)")
 
     def _json_batch(self, obs, ids, first, line0):
         lengths = np.empty(len(obs), dtype=np.intp)
@@ -314,14 +332,18 @@ class DataSource:
         flat = [v for seq in obs for v in seq]
         try:
             X = np.array(flat)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             X = np.array(flat, dtype=object)
-        if X.dtype.kind not in "iu" or X.ndim != 1:
+        if X.dtype.kind not in "iu" or X.ndim != 1 or (
+                X.dtype.kind == "u" and X.size and X.max() > np.iinfo(np.intp).max):
             for k, v in enumerate(flat):
-                if not isinstance(v, int) or isinstance(v, bool):
+                whole = isinstance(v, int) and not isinstance(v, bool)
+                if not whole or not _INTP_MIN <= v <= _INTP_MAX:
                     s = int(np.searchsorted(batch.offsets, k, "right")) - 1
+                    what = "too large" if whole else "not an integer"
                     self._fail(f"{batch.where(s)}, position {k - batch.offsets[s]}",
-                               f"expected a symbol (an integer >= 0), got {_short(v)}")
+                               f"expected a symbol (an integer >= 0), got {_short(v)} "
+                               f"({what})")
         X = X.astype(np.intp, copy=False)
         check_symbols(X, self.n_symbols, batch, self.name)
         return X
@@ -331,7 +353,7 @@ class DataSource:
         for s, seq in enumerate(obs):
             try:
                 arr = np.asarray(seq, dtype=np.float64)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError, RecursionError):
                 self._fail(batch.where(s), "expected numbers or lists of numbers (frames "
                            "of equal width), got " + _short(seq))
             frames.append(self._shape_frames(arr, batch.where(s)))
@@ -457,6 +479,8 @@ def check_symbols(X, n_symbols, batch, name):
 
 
 _SPECIAL = re.compile(r'[\x00-\x1f"\\]')
+_INTP_MIN, _INTP_MAX = int(np.iinfo(np.intp).min), int(np.iinfo(np.intp).max)
+
 
 
 def _json_id(value):

@@ -66,6 +66,9 @@ def add_parser(sub, add_common, number, epilog):
                    help="gmm: mixture components per state (default 1)")
     p.add_argument("--n-features", type=at_least(1), metavar="M",
                    help="categorical: number of symbols (default: largest symbol + 1)")
+    p.add_argument("--min-covar", type=number, metavar="X",
+                   help="gaussian and gmm: floor on the covariances' diagonal "
+                        "(default 0.001)")
     p.add_argument("-o", "--output", metavar="MODEL",
                    help="save the best model (fitted to all the data) to this file")
     p.add_argument("--plot", metavar="FILE",
@@ -80,35 +83,57 @@ def add_parser(sub, add_common, number, epilog):
 def run(args):
     """hmmfast select DATA: returns the exit status."""
     from . import ConvergenceWarning, select
-    from ._cli_commands import check_fit_options, check_writable, new_model
+    from ._cli_commands import open_output
     from ._cli_data import DataSource
+    from ._cli_fit import _classes, check_fit_options
 
-    check_fit_options(args)
-    check_writable(args.output, "the model file")
-    check_writable(args.plot, "the plot")
-    source = DataSource(args.data, symbols=args.family == "categorical",
-                        n_symbols=args.n_features, dim=args.dim, ids=args.ids, fmt=args.format)
-    X, lengths = source.read_all()
+    check_fit_options(args, args.family)
+    cls = _classes()[args.family]
+    kwargs = {"n_iter": args.iter, "tol": args.tol, "n_init": args.n_init,
+              "random_state": args.seed, "n_threads": args.threads}
+    for name in ("covariance_type", "n_mix", "n_features", "min_covar"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
 
     def make_model(n):
-        return new_model(argparse.Namespace(**{**vars(args), "states": n}), args.threads)
+        return cls(n_components=n, **kwargs)
 
-    with warnings.catch_warnings():  # the table's "converged" column says it
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        result = select(make_model, X, lengths, args.states, args.criterion, args.folds,
-                        random_state=args.seed)
-    table = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-              for k, v in row.items()} for row in result.table]  # JSON: inf is null
-    if args.json:
-        print(json.dumps({"criterion": result.criterion, "best": result.best,
-                          "table": table}))
-    else:
-        print(result)
-    if args.output:
-        result.best_model.save(args.output, metadata={"selected_by": result.criterion,
-                                                      "table": table})
-    if args.plot:
-        result.plot(path=args.plot)
+    if args.plot is not None:
+        try:
+            import matplotlib.figure  # noqa: F401
+        except ImportError as exc:
+            from ._cli import MissingExtra
+
+            raise MissingExtra(f"select --plot draws with matplotlib, which cannot be "
+                               f'imported ({exc}): pip install "hmmfast[plot]" (or leave '
+                               "out --plot)") from None
+    inputs = [("data", args.data)]
+    # the outputs are opened (their temporary files created) before any fit runs
+    with open_output(args.output, inputs, default_stdout=False) as model_out, \
+            open_output(args.plot, inputs, default_stdout=False) as png:
+        source = DataSource(args.data, symbols=args.family == "categorical",
+                            n_symbols=args.n_features, dim=args.dim, ids=args.ids,
+                            fmt=args.format)
+        X, lengths = source.read_all()
+        with warnings.catch_warnings():  # the table's "converged" column says it
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            result = select(make_model, X, lengths, args.states, args.criterion, args.folds,
+                            random_state=args.seed)
+        table = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                  for k, v in row.items()} for row in result.table]  # JSON: inf is null
+        if args.json:
+            print(json.dumps({"criterion": result.criterion, "best": result.best,
+                              "table": table}))
+        else:
+            print(result)
+        if model_out is not None:
+            from . import _io
+
+            _io.write_members(model_out, _io.encode(
+                result.best_model, args.output,
+                {"selected_by": result.criterion, "table": table}))
+        if png is not None:
+            result.plot().savefig(png, format="png")
     if not args.quiet:
         wrote = f"; wrote {args.output}" if args.output else ""
         print(f"hmmfast: best n_components={result.best} by {result.criterion} among "

@@ -313,5 +313,5 @@ def write_plots(result, path):
                                 ax=fig.add_subplot(grid[row, :]),
                                 title=f"a {kind}: Viterbi states (digits: page types)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")  # a path or a binary file
     return fig

@@ -159,3 +159,24 @@ def locate(exc, offsets):
           and 0 <= sequence < n_seq):
         _set_place(exc, sequence, step, offsets[sequence] + step)
     return exc
+
+
+class TextFormatError(ValueError):
+    """A line of a text data file that is not what the reader expects (raised by the
+    compiled reader, hmmfast._textio).
+
+    Attributes
+    ----------
+    line : int
+        1-based line number in the file.
+    column : int
+        1-based byte column of the offending token (0 for a whole-line problem).
+    token : str
+        The offending text ('' for a whole-line problem).
+    """
+
+    def __init__(self, message, line, column, token):
+        super().__init__(message)
+        self.line = line
+        self.column = column
+        self.token = token

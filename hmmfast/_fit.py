@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from . import _estep, _functional, _io_format, _kernel_inputs, _sparse, _trellis
+from . import _estep, _functional, _io_format, _kernel_inputs, _sparse, _trellis, _versions
 from . import _validation as V
 from ._errors import ConvergenceWarning, HMMInputError, ImpossibleSequenceError, ParameterError
 
@@ -352,7 +352,7 @@ def run_restarts(model, init_data, estep, objective, on_report=None, on_mstep=No
     :func:`run_em`. Random initialisation draws from ``model.random_state``.
     """
     n_init = V.check_n("n_init", model.n_init)
-    object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
+    _versions.begin_fit(model)  # model._rng, and the seed and lineage to record
     start = snapshot(model)
     runs = n_init if can_restart(model) else 1
     best = None
@@ -517,7 +517,7 @@ def fit_supervised(model, X, states, lengths=None):
         n = V.check_n("n_components", model.n_components)
         labels = check_states(states, len(X_canon), n, allow_unknown=False)
         data = TrainingData(X_canon, offsets, None, labels, missing)
-        object.__setattr__(model, "_rng", V.check_random_state(model.random_state))
+        _versions.begin_fit(model)
         _init(model, data)
         object.__delattr__(model, "_rng")
         model._check()

@@ -1,7 +1,7 @@
 """Model files: ``save``, ``load``, ``read_header`` and the model ``fingerprint``.
 
-Format, version 1
------------------
+Format, version 2 (version 1 files are read too)
+------------------------------------------------
 One zip archive (an ``.npz``; ``numpy.load(path, allow_pickle=False)`` reads it too),
 every member stored uncompressed with a fixed date, so the same model gives the same
 bytes. Every array is little-endian, C order, in .npy format 1.0 (2.0 is read too)::
@@ -20,15 +20,19 @@ bytes. Every array is little-endian, C order, in .npy format 1.0 (2.0 is read to
     param.<name>.npy           float64: an array-valued constructor parameter (a prior)
 
 Header keys, all required and no others: ``format`` ("hmmfast-model"), ``format_version``
-(1), ``hmmfast_version`` (the writer's), ``class`` (one of the five built-in classes),
+(2), ``hmmfast_version`` (the writer's), ``class`` (one of the five built-in classes),
 ``structure`` ({n_components, n_features, covariance_type and n_mix where they apply,
 transmat_format "dense" or "csr", transmat_nnz for csr}), ``params`` (get_params():
 numbers, strings, null; ``{"__float__": "-inf"}`` for a non-finite float,
 ``{"__array__": "param.<name>"}`` for an array), ``unsaved_params`` (names saved as
 null: a RandomState or Generator ``random_state``), ``arrays`` ({member: {dtype, shape,
-sha256}}), ``fingerprint``, ``fit`` (null, or the fit record: log_likelihood, n_iter,
-converged, n_samples, n_sequences, training_data_sha256, method) and ``metadata`` (the
-user's JSON-safe dict, {} by default).
+sha256}}), ``fingerprint``, ``version_id`` (hmmfast._versions: hash of the training
+data hashes, hyper-parameters and fingerprint), ``fit`` (null, or the fit record:
+log_likelihood, n_iter, converged, n_samples, n_sequences, training_data_sha256, method,
+and since version 2 fingerprint (the fit's result), random_seed,
+previous_training_data_sha256 (a warm-start chain, oldest first) and stale (true when
+the parameters changed after the fit)) and ``metadata`` (the user's JSON-safe dict, {}
+by default). Version 1 had no ``version_id`` and only the first seven fit keys.
 
 Checksum of an array: SHA-256 of ``f"{dtype.str}|{shape}|"`` then its C-order bytes
 (``_io_format.array_sha256``). Fingerprint: SHA-256 of the canonical JSON of the class,
@@ -40,33 +44,36 @@ dense copy differ).
 
 Validation order in load (each failure raises ModelFileError, one line; an OSError
 from opening the file -- missing, a directory, no permission -- propagates as is):
-it is a non-empty zip -> members are unique, unencrypted, stored, inside the file ->
-the header member is a uint8 vector holding strict JSON (no NaN, no duplicate keys)
+it is a regular file (a FIFO, device or socket is refused before it is opened, so
+nothing blocks) -> a non-empty zip -> members are unique, unencrypted, stored, inside
+the file -> the header member is a uint8 vector holding strict JSON (no NaN, no duplicate keys)
 for an object -> format, format_version (newer: "upgrade hmmfast"), keys and types,
 class, structure, params, each declared array's dtype and shape against the structure,
-the fingerprint against the declared checksums -> the member names equal the declared
-arrays -> per array, its .npy header (no object dtype, C order, dtype, shape) against
-the declaration and the member's size, before any data is read -> its data and
-SHA-256 -> a fresh model: the constructor, every parameter through its setter (finite,
-stochastic rows, positive definite covariances, valid CSR), which must leave the saved
-values unchanged, the fit record, and the whole-model check. Nothing is unpickled:
-object arrays are refused from their .npy header, and numpy's pickle path is never
-called.
+the fingerprint against the declared checksums, the version_id against what it
+hashes -> the member names equal the declared arrays -> per array, its .npy header (no
+object dtype, C order, dtype, shape) against the declaration and the member's size,
+before any data is read -> its data and SHA-256 -> a fresh model: the constructor,
+every parameter through its setter (finite, stochastic rows, positive definite
+covariances, valid CSR), which must leave the saved values unchanged, the fit record,
+and the whole-model check. Nothing is unpickled: object arrays are refused from their
+.npy header, and numpy's pickle path is never called.
 
 Atomic write: the model, parameters and metadata are validated and encoded, and the
-model rebuilt from them as load would, before anything touches the disk; then a
-temporary file in the target's directory is written, flushed, fsynced and renamed onto
-the target (os.replace), and the directory fsynced. On any exception the temporary file
-is removed and the previous file at the path is untouched. The file is written at
-exactly the path given (no ".npz" is appended, unlike numpy.savez).
+model rebuilt from them as load would, before anything touches the disk; then
+hmmfast._outputs.Output writes it: a temporary file beside the target (symlinks
+followed), fsynced, given the target's mode (a new file: 0o666 minus the umask) and
+renamed onto it, the directory fsynced; a target that is not a regular file (a device,
+a FIFO) is written in place instead. On any exception the temporary file is removed
+and the previous file at the path is untouched. The file is written at exactly the
+path given (no ".npz" is appended, unlike numpy.savez).
 """
 
-import contextlib
 import errno
+import io
 import math
 import os
+import stat
 import struct
-import tempfile
 import zipfile
 
 import numpy as np
@@ -74,12 +81,13 @@ from numpy.lib import format as npy_format
 from scipy import sparse
 
 from . import _io_format as F
-from . import _sparse
+from . import _sparse, _versions
 from ._categorical import CategoricalHMM
 from ._errors import HMMTypeError, ModelFileError, ParameterError
 from ._gaussian import GaussianHMM
 from ._gmm import GMMHMM
 from ._multinomial import MultinomialHMM
+from ._outputs import Output
 from ._poisson import PoissonHMM
 
 CLASSES = {cls.__name__: cls for cls in (CategoricalHMM, GaussianHMM, GMMHMM, PoissonHMM,
@@ -163,9 +171,18 @@ def save(model, path, metadata=None):
 
     Raises HMMTypeError for a class other than the built-in ones, an unsavable
     constructor parameter or metadata that is not JSON-safe; NotFittedError /
-    ParameterError for a model without valid parameters; OSError from the file system.
-    Nothing is written when any of these is raised.
+    ParameterError for a model without valid parameters; OSError from the file system,
+    naming ``path``. Nothing is written when any of these is raised.
     """
+    members = encode(model, path, metadata)
+    with Output(path) as f:
+        write_members(f, members)
+
+
+def encode(model, path, metadata=None):
+    """The members of ``model``'s file as [(name, array)], the header first, checked as
+    ``load`` will check them (nothing touches the disk; ``path`` names the file in
+    errors)."""
     target = os.fsdecode(os.fspath(path))
     metadata = F.check_metadata(metadata)
     name = _class_name(model)
@@ -179,24 +196,34 @@ def save(model, path, metadata=None):
                 for m, a in members.items()}
     from . import __version__
 
+    fingerprint = F.fingerprint(name, structure, {m: declared[m]["sha256"] for m in arrays})
     header = {
         "format": F.FORMAT, "format_version": F.FORMAT_VERSION, "hmmfast_version": __version__,
         "class": name, "structure": structure, "params": params, "unsaved_params": unsaved,
-        "arrays": declared, "fit": _encode_fit(record), "metadata": metadata,
-        "fingerprint": F.fingerprint(name, structure,
-                                     {m: declared[m]["sha256"] for m in arrays}),
+        "arrays": declared, "fit": _encode_fit(_versions.record_for_file(record, fingerprint)),
+        "metadata": metadata, "fingerprint": fingerprint,
     }
+    header["version_id"] = _versions.version_id(header)
     blob = F.encode_header(header)
     where = f"model to save to {target!r}"
     try:  # what load will check, before the disk is touched
-        F.check_header(where, F.parse_header(where, blob), _PARAM_NAMES)
+        checked = F.parse_header(where, blob)
+        F.check_header(where, checked, _PARAM_NAMES)
+        _versions.check_version_id(where, checked)
         _build(where, header, members)
     except ModelFileError as exc:
         raise ParameterError(f"cannot save this {name}: {exc}") from None
-    _atomic_write(target, lambda f: _write_zip(f, [(F.HEADER, blob), *members.items()]))
+    return [(F.HEADER, blob), *members.items()]
 
 
-def _write_zip(f, members):
+def write_members(f, members):
+    """The zip archive of ``members`` into the binary file ``f`` (a stream that cannot
+    seek, such as a pipe, gets the same bytes, assembled in memory first)."""
+    if not _seekable(f):
+        buffer = io.BytesIO()
+        write_members(buffer, members)
+        f.write(buffer.getbuffer())
+        return
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
         for name, arr in members:
             info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_DATE)
@@ -205,59 +232,11 @@ def _write_zip(f, members):
                 npy_format.write_array(out, arr, allow_pickle=False)
 
 
-def _new_file_mode(target):
-    """The mode a plain open() would give: the target's own, else 0o666 minus umask."""
+def _seekable(f):
     try:
-        return os.stat(target).st_mode & 0o7777
+        return f.seekable() and f.tell() == 0
     except OSError:
-        pass
-    try:
-        with open("/proc/self/status") as status:  # Linux: umask without changing it
-            for line in status:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write(target, write):
-    """Run ``write(file)`` on a temporary file beside ``target``, fsync, rename onto it."""
-    directory = os.path.dirname(os.path.abspath(target))
-    prefix = "." + os.path.basename(target)[:80] + "."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
-    try:
-        with open(fd, "wb", closefd=True) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode(target))
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory):
-    """Make the rename durable (POSIX); a file system that cannot fsync a directory is
-    skipped, as is Windows."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except PermissionError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
+        return False
 
 
 # ---------------------------------------------------------------------- load
@@ -269,12 +248,29 @@ class _Archive:
     def __init__(self, path):
         self.path = os.fsdecode(os.fspath(path))
         self.where = f"model file {self.path!r}"
-        self._file = open(self.path, "rb")  # an OSError propagates
+        self._check_regular(os.stat(self.path).st_mode)  # an OSError propagates
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0))  # never blocks, even if swapped
+        self._file = os.fdopen(fd, "rb")
         try:
+            self._check_regular(os.fstat(fd).st_mode)
             self._open()
         except BaseException:
             self._file.close()
             raise
+
+    def _check_regular(self, mode):
+        """Refuse what is not a regular file before opening it: a FIFO would block the
+        reader forever, a device never ends. A directory stays IsADirectoryError."""
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", self.path)
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+                    "a character device" if stat.S_ISCHR(mode) else
+                    "a block device" if stat.S_ISBLK(mode) else
+                    "a socket" if stat.S_ISSOCK(mode) else "not a file")
+            self._fail(f"is {kind}, not a regular file; a model file must be a regular "
+                       "file (save it to one, or copy it: cat pipe > model.npz)")
 
     def __enter__(self):
         return self
@@ -316,6 +312,7 @@ class _Archive:
         data = self._read(F.HEADER, {"dtype": F.BYTES, "shape": None})
         self.header = F.parse_header(self.where, data)
         F.check_header(self.where, self.header, _PARAM_NAMES)
+        _versions.check_version_id(self.where, self.header)
         names = set(self._members) - {F.HEADER}
         declared = set(self.header["arrays"])
         if names != declared:

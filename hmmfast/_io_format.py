@@ -1,4 +1,5 @@
-"""The model file format, version 1: names, checksums, the fingerprint and header checks.
+"""The model file format (version 2; version 1 is read too): names, checksums, the
+fingerprint and header checks.
 
 Imports no model class: hmmfast._fit uses :func:`training_data_sha256`, hmmfast._io the
 rest (the format itself is described at the top of hmmfast/_io.py).
@@ -15,7 +16,7 @@ import numpy as np
 from ._errors import HMMTypeError, ModelFileError
 
 FORMAT = "hmmfast-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: version_id in the header, fit records with their lineage
 FINGERPRINT_VERSION = 1
 HEADER = "__header__"  # member holding the UTF-8 JSON header as a uint8 array
 PARAM_PREFIX = "param."  # members holding array-valued constructor parameters
@@ -46,6 +47,7 @@ HEADER_KEYS = {
     "structure": dict, "params": dict, "unsaved_params": list, "arrays": dict,
     "fingerprint": str, "fit": (dict, type(None)), "metadata": dict,
 }
+HEADER_KEYS_V2 = {**HEADER_KEYS, "version_id": str}  # format version 2 adds version_id
 FIT_KEYS = {  # required keys of the fit record (more JSON-safe keys may follow them)
     "log_likelihood": (float, type(None)), "n_iter": int, "converged": bool,
     "n_samples": int, "n_sequences": int, "training_data_sha256": (str, type(None)),
@@ -79,20 +81,22 @@ def training_data_sha256(X, missing, offsets, weights=None, labels=None):
 
     Over ``b"X"`` + the observations, ``b"lengths"`` + the sequence lengths and, when a
     fit used them, ``b"sample_weight"`` + the weights and ``b"states"`` + the known
-    states, each array encoded as in :func:`array_sha256`. Observations are the
-    family's canonical (n_samples, n_features) form as little-endian int64 (symbols) or
-    float64 (values; missing frames NaN); lengths are int64, one sequence of n_samples
-    when ``lengths`` was None; weights float64; states int64 (-1 unknown). So the same
-    data given as a list or an array, int32 or int64, (n,) or (n, 1), with
-    ``lengths=None`` or ``[n]``, hashes alike; float32 frames hash as their float64
-    values. None when the observations are not numbers (a custom family's).
+    states, each array encoded as in :func:`array_sha256`. Observations are (n_samples,
+    n_features), hashed by value, not by container: as little-endian int64 when every
+    value is a whole number of magnitude <= 2**53 (whatever the dtype: symbols, counts,
+    whole-valued floats), else as float64 (missing frames NaN); lengths are int64, one
+    sequence of n_samples when ``lengths`` was None; weights float64; states int64 (-1
+    unknown). So the same data given as a list or an array, int32, int64 or float64,
+    (n,) or (n, 1), with ``lengths=None`` or ``[n]``, hashes alike, whichever family
+    reads it (``hmmfast.hash_data`` computes it without a model). None when the
+    observations are not numbers (a custom family's).
     """
     X = np.asarray(X)
     if X.ndim == 0 or X.dtype.kind not in "biuf":
         return None  # a custom family's observations that are not numbers
-    X = X.reshape(len(X), -1).astype(INDEX if X.dtype.kind in "biu" else FLOAT, copy=False)
+    X = _canonical_values(X.reshape(len(X), -1))
     if missing is not None:
-        X = np.array(X)
+        X = np.array(X, dtype=FLOAT)
         X[missing] = np.nan
     parts = [("X", X), ("lengths", np.diff(offsets).astype(INDEX))]
     if weights is not None:
@@ -106,6 +110,21 @@ def training_data_sha256(X, missing, offsets, weights=None, labels=None):
         h.update(head)
         h.update(data)
     return h.hexdigest()
+
+
+_WHOLE_LIMIT = 2.0 ** 53  # whole floats up to here are exact in int64 and float64 alike
+
+
+def _canonical_values(X):
+    """X as int64 when every value is a whole number within 2**53 (or X has an integer
+    dtype whose values fit int64), else as float64."""
+    if X.dtype.kind in "bi" or (X.dtype.kind == "u" and (X.size == 0 or
+                                                         X.max() <= np.iinfo(np.int64).max)):
+        return X.astype(INDEX, copy=False)
+    as_float = X.astype(FLOAT, copy=False)
+    with np.errstate(invalid="ignore"):
+        whole = bool(np.all((np.abs(as_float) <= _WHOLE_LIMIT) & (as_float == np.trunc(as_float))))
+    return as_float.astype(INDEX) if whole else as_float
 
 
 def fingerprint(class_name, structure, checksums):
@@ -294,7 +313,8 @@ def _is_count(value, minimum=1):
 
 
 def check_header(where, header, param_names):
-    """Raise ModelFileError unless ``header`` is a well-formed version-1 header.
+    """Raise ModelFileError unless ``header`` is a well-formed header of format version
+    1 or 2 (2 adds ``version_id`` and the fit record's lineage keys).
 
     ``param_names`` maps each known class name to its constructor parameter names.
     """
@@ -310,13 +330,14 @@ def check_header(where, header, param_names):
         fail(f"format_version must be an integer >= 1, found {version!r:.40}")
     if version > FORMAT_VERSION:
         fail(f"written by a newer hmmfast (format version {version}); this hmmfast "
-             f"{_version()} reads format version {FORMAT_VERSION}: upgrade hmmfast")
-    missing = sorted(set(HEADER_KEYS) - set(header))
-    extra = sorted(set(header) - set(HEADER_KEYS))
+             f"{_version()} reads format versions up to {FORMAT_VERSION}: upgrade hmmfast")
+    keys = HEADER_KEYS if version == 1 else HEADER_KEYS_V2
+    missing = sorted(set(keys) - set(header))
+    extra = sorted(set(header) - set(keys))
     if missing or extra:
-        fail(f"header keys differ from format version 1: missing {missing}, unexpected "
-             f"{extra}"[:300])
-    for key, types in HEADER_KEYS.items():
+        fail(f"header keys differ from format version {version}: missing {missing}, "
+             f"unexpected {extra}"[:300])
+    for key, types in keys.items():
         if not _type_ok(header[key], types):
             fail(f"header[{key!r}] has type {type(header[key]).__name__}, expected "
                  f"{getattr(types, '__name__', types)}")
@@ -341,6 +362,11 @@ def check_header(where, header, param_names):
         digest = fit["training_data_sha256"]
         if digest is not None and not _HEX64.fullmatch(digest):
             fail("fit training_data_sha256 must be 64 lowercase hex digits")
+        from ._versions import check_fit_extra
+
+        check_fit_extra(fail, fit, required=version >= 2)
+    if version >= 2 and not _HEX64.fullmatch(header["version_id"]):
+        fail("version_id must be 64 lowercase hex digits")
     expected = declared_members(where, header)
     arrays = header["arrays"]
     if set(arrays) != set(expected):

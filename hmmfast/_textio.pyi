@@ -2,11 +2,7 @@
 import numpy as np
 import numpy.typing as npt
 
-class TextFormatError(ValueError):
-    line: int
-    column: int
-    token: str
-    def __init__(self, message: str, line: int, column: int, token: str) -> None: ...
+from ._errors import TextFormatError as TextFormatError
 
 def parse_symbols(
     data: bytes,

@@ -486,7 +486,7 @@ def test_bench_quick(capsysbinary, tmp_path):
 # ------------------------------------------------------------------------------ the compiled reader
 
 
-SEPARATORS = [" ", ",", "\t", ", ", " \t ", "  ,", ",,"]
+SEPARATORS = [" ", ",", "\t", ", ", " \t ", "  ,", " , "]  # one comma at most
 _SPLIT = re.compile(r"[ ,\t\r\v\f]+")
 
 
@@ -508,8 +508,8 @@ def python_parse(text, with_ids=False):
 line_strategy = st.tuples(
     st.lists(st.integers(0, 10**6), min_size=1, max_size=12),
     st.lists(st.sampled_from(SEPARATORS), min_size=12, max_size=12),
-    st.sampled_from(["", " ", ",", "\t"]),       # leading
-    st.sampled_from(["", " ", "\r", " ,\r"]),    # trailing (CRLF files)
+    st.sampled_from(["", " ", "\t"]),            # leading
+    st.sampled_from(["", " ", "\r", " \t\r"]),   # trailing (CRLF files)
     st.text("abcXYZ_-:.0123456789", min_size=1, max_size=8),  # id
 )
 

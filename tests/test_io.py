@@ -123,7 +123,7 @@ def test_round_trip_is_identical(case, tmp_path):
     header = hmmfast.read_header(path)
     assert header["metadata"] == meta
     assert header["fingerprint"] == model.fingerprint
-    assert header["class"] == type(model).__name__ and header["format_version"] == 1
+    assert header["class"] == type(model).__name__ and header["format_version"] == 2
     assert header["fit"]["training_data_sha256"] == model._fit_record["training_data_sha256"]
     # save(load(f)) keeps everything, down to the bytes (deterministic files)
     again = tmp_path / "again.npz"

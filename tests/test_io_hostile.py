@@ -18,6 +18,7 @@ from numpy.lib import format as npy_format
 
 import hmmfast
 from hmmfast import _io_format as F
+from hmmfast._versions import version_id
 from hmmfast import ModelFileError
 
 
@@ -97,6 +98,8 @@ def forge(valid, dst, edit_arrays=None, edit_header=None):
     params = F.parameter_members(header["class"], header["structure"])
     header["fingerprint"] = F.fingerprint(header["class"], header["structure"], {
         k: header["arrays"][k]["sha256"] for k in params})
+    if "version_id" in header:
+        header["version_id"] = version_id(header)
     if edit_header:
         edit_header(header)
     items = [header_member(header), *((k + ".npy", npy(a)) for k, a in arrays.items())]
@@ -188,7 +191,7 @@ def test_wrong_header_types(valid, tmp_path, key, value):
 
 def test_newer_format_version_asks_for_an_upgrade(valid, tmp_path):
     path = forge(valid, tmp_path / "m.npz",
-                 edit_header=lambda h: h.__setitem__("format_version", 2))
+                 edit_header=lambda h: h.__setitem__("format_version", F.FORMAT_VERSION + 1))
     expect_error(path, "newer hmmfast", "upgrade", reader=hmmfast.read_header)
 
 
@@ -236,6 +239,7 @@ def test_huge_declared_shapes_are_refused_without_allocating(valid, tmp_path):
             h["arrays"][k]["shape"] = shape
         h["fingerprint"] = F.fingerprint(h["class"], h["structure"], {
             k: h["arrays"][k]["sha256"] for k in ("emissionprob_", "startprob_", "transmat_")})
+        h["version_id"] = version_id(h)
 
     forged = forge(valid, tmp_path / "b.npz", edit_header=huge)
     header = json.loads(np.frombuffer(npy_format.read_array(
