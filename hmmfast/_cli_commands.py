@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from . import _textio
+from . import _decoders, _textio
 from ._cli_data import DataError, DataSource, UsageError
 from ._cli_progress import Meter, Reporter
 from ._outputs import Output
@@ -182,7 +182,8 @@ def _job(model, args, command, threads):
     if args.nbest is not None:
         return _nbest_job(model, args, threads)
     try:
-        model._check_pruning(args.beam, args.max_active, args.min_active, args.memory)
+        _decoders.choose(args.algorithm, args.beam, args.max_active, args.min_active,
+                         args.memory)
     except ParameterError as exc:
         raise UsageError(str(exc)) from None
     options = {"beam": args.beam, "max_active": args.max_active,

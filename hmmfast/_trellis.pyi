@@ -39,14 +39,5 @@ def forward_steps(
     logprob_out: npt.NDArray[np.float64] | None = ...,
     n_threads: int = ...,
 ) -> tuple[float, npt.NDArray[np.float64]]: ...
-def forward_steps(
-    chain: Chain,
-    emission: Emission,
-    rows: npt.NDArray[np.intp] | None,
-    offsets: npt.NDArray[np.intp] | None,
-    scaling: bool,
-    logprob_out: npt.NDArray[np.float64] | None = ...,
-    n_threads: int = ...,
-) -> tuple[float, npt.NDArray[np.float64]]: ...
 def _force_simd(flag: int) -> int: ...
 def model_score(self: object, X: npt.ArrayLike, lengths: npt.ArrayLike | None = ...) -> float: ...
