@@ -6,7 +6,7 @@
 # computed from the differences themselves (hmm_dens.h), never as
 # sum w x^2 - 2 mu sum w x + mu^2 sum w, which cancels catastrophically when the data sit
 # far from the origin relative to their spread. Long inputs are cut into blocks of
-# BLOCK frames fixed by the data alone; threads take whole blocks, each block sums into
+# BLOCK frames fixed by the data alone; threads (hmm_team.h) take whole blocks, each block sums into
 # its own buffer, and the buffers are added in block order, so the result is the same
 # bit for bit whatever the thread count. Sums are float64 for float32 frames too.
 
@@ -15,8 +15,7 @@ from libc.stdlib cimport calloc, free
 import numpy as np
 
 cimport numpy as cnp
-from cython.parallel cimport prange
-from _common cimport f64_data
+from _common cimport f64_data, hmm_team_run, hmm_team_size
 
 cnp.import_array()
 
@@ -27,7 +26,28 @@ cdef extern from "hmm_dens.h" nogil:
                          const double* w, const double* mu, double* out)
 
 cdef enum:
-    BLOCK = 8192  # frames per block (and per task when threads share the work)
+    BLOCK = 8192  # frames per block (and per task of a thread team)
+    SCATTER_PS_PER_TERM = 500  # estimated ps per (frame, state, feature): team break-even
+
+
+cdef struct ScatterRun:
+    bint single
+    const void* x
+    Py_ssize_t T, D, N
+    const double* w
+    const double* mu
+    double* acc               # (n_blocks, D, N)
+
+
+cdef void scatter_task(void* ctx, Py_ssize_t b, int worker) noexcept nogil:
+    cdef ScatterRun* r = <ScatterRun*> ctx
+    cdef Py_ssize_t t0 = b * BLOCK, t1 = min(r.T, t0 + BLOCK), D = r.D, N = r.N
+    if r.single:
+        hmm_scatter_f32(<const float*> r.x + t0 * D, t1 - t0, D, N, r.w + t0 * N, r.mu,
+                        r.acc + b * D * N)
+    else:
+        hmm_scatter_f64(<const double*> r.x + t0 * D, t1 - t0, D, N, r.w + t0 * N, r.mu,
+                        r.acc + b * D * N)
 
 
 def weighted_scatter(X, weights, means, int n_threads=1):
@@ -60,22 +80,22 @@ def weighted_scatter(X, weights, means, int n_threads=1):
     cdef double* acc = <double*> calloc(nb * D * N, sizeof(double))
     if acc == NULL:
         raise MemoryError()
-    cdef int team = 1 if nb == 1 else max(1, min(n_threads, nb))
+    cdef ScatterRun r
+    r.single = typ == cnp.NPY_FLOAT
+    r.x = data
+    r.T = T
+    r.D = D
+    r.N = N
+    r.w = w
+    r.mu = m
+    r.acc = acc
+    cdef int team = hmm_team_size(n_threads, nb, 1e-3 * SCATTER_PS_PER_TERM * T * D * N)
     out = np.zeros((D, N))
     cdef double* o = <double*> cnp.PyArray_DATA(out)
-    cdef Py_ssize_t t0, t1
     try:
         with nogil:
-            for b in prange(nb, num_threads=team, schedule="dynamic"):
-                t0 = b * BLOCK
-                t1 = min(T, t0 + BLOCK)
-                if typ == cnp.NPY_FLOAT:
-                    hmm_scatter_f32(<const float*> data + t0 * D, t1 - t0, D, N, w + t0 * N,
-                                    m, acc + b * D * N)
-                else:
-                    hmm_scatter_f64(<const double*> data + t0 * D, t1 - t0, D, N, w + t0 * N,
-                                    m, acc + b * D * N)
-            for b in range(nb):
+            hmm_team_run(team, nb, scatter_task, &r)
+            for b in range(nb):  # block order: the same sums for every team
                 for k in range(D * N):
                     o[k] += acc[b * D * N + k]
     finally:

@@ -112,7 +112,7 @@ def run(model, sequences, lengths=None, n_threads=None, end_symbol=None, decode=
     out.scored_offsets = scored_offsets
     out.offsets = offsets
     out.end_symbol = end_symbol
-    out.n_threads = threads
+    out.n_threads = max(threads, 1)  # the reasons' scans: automatic (< 0) -> one thread
     out.states = None
     if decode:
         viterbi = _decoders.viterbi_kernel("full", c.n_components, scored_offsets, n_frames)
