@@ -4,6 +4,7 @@
  *             (z: (D, HMM_DENS_BLOCK) and s: (HMM_DENS_BLOCK,) scratch, as for cholesky)
  *   cholesky  out[t, j] = norm[j] - 0.5 * |L_j^-1 (x_t - mu_j)|^2
  *   poisson   out[t, j] = sum_d xlogy(x[t, d], lam[d, j]) - lamsum[j] - lgam[t]
+ *   scatter, moments: the Gaussian M-step's weighted sums (below)
  *
  * Design note
  * -----------
@@ -132,6 +133,31 @@
         }                                                                                    \
     }
 
+/* The Gaussian M-step's three sums in one pass, around reference means ref (D, N):
+ *   s0[j] += sum_t w[t, j],  s1[d, j] += sum_t w[t, j] diff,  s2[d, j] += sum_t w[t, j] diff^2
+ * with diff = x[t, d] - ref[d, j] formed directly (as the scatter); w diff^2 is taken as
+ * (w diff) diff, the scatter's order, so that with ref equal to the means s2 is the
+ * scatter bit for bit. */
+#define HMM_MOMENTS_BODY(XT)                                                                 \
+    {                                                                                        \
+        for (ptrdiff_t t = 0; t < T; t++) {                                                  \
+            const double *restrict wt = w + t * N;                                           \
+            for (ptrdiff_t j = 0; j < N; j++)                                                \
+                s0[j] += wt[j];                                                              \
+            for (ptrdiff_t d = 0; d < D; d++) {                                              \
+                const double xd = (double)x[t * D + d];                                      \
+                const double *restrict m = ref + d * N;                                      \
+                double *restrict o1 = s1 + d * N, *restrict o2 = s2 + d * N;                 \
+                for (ptrdiff_t j = 0; j < N; j++) {                                          \
+                    const double diff = xd - m[j];                                           \
+                    const double wd = wt[j] * diff;                                          \
+                    o1[j] += wd;                                                             \
+                    o2[j] += wd * diff;                                                      \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+
 #define HMM_DIAG_ARGS(XT) const XT *restrict x, ptrdiff_t T, ptrdiff_t D, ptrdiff_t N,       \
     const double *restrict mu, const double *restrict prec, const double *restrict norm,     \
     double *restrict z, double *restrict s, double *restrict out
@@ -162,6 +188,10 @@
 #define HMM_SCATTER_ARGS(XT) const XT *restrict x, ptrdiff_t T, ptrdiff_t D, ptrdiff_t N,    \
     const double *restrict w, const double *restrict mu, double *restrict out
 #define HMM_SCATTER_CALL (x, T, D, N, w, mu, out)
+#define HMM_MOMENTS_ARGS(XT) const XT *restrict x, ptrdiff_t T, ptrdiff_t D, ptrdiff_t N,    \
+    const double *restrict w, const double *restrict ref, double *restrict s0,               \
+    double *restrict s1, double *restrict s2
+#define HMM_MOMENTS_CALL (x, T, D, N, w, ref, s0, s1, s2)
 #define HMM_DIAG_CALL (x, T, D, N, mu, prec, norm, z, s, out)
 #define HMM_CHOL_CALL (x, T, D, N, mu, chol, inv_diag, norm, z, s, out)
 #define HMM_POISSON_CALL (x, T, D, N, log_lam, lamsum, lgam, out)
@@ -174,5 +204,7 @@ HMM_DENS_KERNEL(hmm_poisson_f64, HMM_POISSON_ARGS, HMM_POISSON_CALL, HMM_POISSON
 HMM_DENS_KERNEL(hmm_poisson_f32, HMM_POISSON_ARGS, HMM_POISSON_CALL, HMM_POISSON_BODY, float)
 HMM_DENS_KERNEL(hmm_scatter_f64, HMM_SCATTER_ARGS, HMM_SCATTER_CALL, HMM_SCATTER_BODY, double)
 HMM_DENS_KERNEL(hmm_scatter_f32, HMM_SCATTER_ARGS, HMM_SCATTER_CALL, HMM_SCATTER_BODY, float)
+HMM_DENS_KERNEL(hmm_moments_f64, HMM_MOMENTS_ARGS, HMM_MOMENTS_CALL, HMM_MOMENTS_BODY, double)
+HMM_DENS_KERNEL(hmm_moments_f32, HMM_MOMENTS_ARGS, HMM_MOMENTS_CALL, HMM_MOMENTS_BODY, float)
 
 #endif

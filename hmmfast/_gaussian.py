@@ -17,6 +17,10 @@ _KMEANS_RNG = "rng" if "rng" in inspect.signature(vq.kmeans2).parameters else "s
 
 #: k-means for initialisation runs on at most this many frames (a random subset)
 KMEANS_SAMPLE = 20_000
+# the scatter about the M-step's means is moved from the one about the current means
+# unless the move is this many times the result (~4 of 16 digits lost): then it is
+# recomputed from the differences
+MOVED_SCATTER_LOSS = 1e4
 
 
 def kmeans_centres(X, k, rng):
@@ -241,6 +245,9 @@ class GaussianHMM(ContinuousHMM):
     def _accumulate_posteriors(self, stats, X, posteriors, data):
         """Posterior sums; with the whole training set (``data`` given) also the exact
         centred scatter around the means the M-step will produce."""
+        if data is not None and self.covariance_type in ("spherical", "diag"):
+            self._accumulate_moments(stats, X, posteriors)
+            return
         stats["post"] += posteriors.sum(axis=0)
         stats["obs"] += posteriors.T @ X
         if "c" not in self.params:
@@ -252,14 +259,31 @@ class GaussianHMM(ContinuousHMM):
                 stats["obs*obs.T"] += np.einsum("tj,tk,tl->jkl", posteriors, X, X)
             return
         means = self._mstep_means(stats)
-        if self.covariance_type in ("spherical", "diag"):
-            scatter = _moments.weighted_scatter(X, np.ascontiguousarray(posteriors), means,
-                                                self._cache.n_threads if self._cache else 1)
-        else:
-            scatter = np.empty((self.n_components,) + means.shape[1:] * 2)
-            for j in range(self.n_components):
-                centred = X - means[j]
-                scatter[j] = (centred * posteriors[:, j:j + 1]).T @ centred
+        scatter = np.empty((self.n_components,) + means.shape[1:] * 2)
+        for j in range(self.n_components):
+            centred = X - means[j]
+            scatter[j] = (centred * posteriors[:, j:j + 1]).T @ centred
+        stats["scatter"] = scatter
+        stats["scatter_means"] = means
+
+    def _accumulate_moments(self, stats, X, posteriors):
+        """Diagonal and spherical covariances: the three sums in one pass over X and the
+        posteriors (csrc/_moments.pyx), the scatter moved from the current means to the
+        M-step's; recomputed directly when that move would cost more than ~4 digits."""
+        threads = self._cache.n_threads if self._cache else 1
+        posteriors = np.ascontiguousarray(posteriors)
+        ref = np.asarray(self.means_, dtype=np.float64)
+        s0, s1, s2 = _moments.weighted_moments(X, posteriors, ref, threads)
+        stats["post"] += s0
+        stats["obs"] += s1 + s0[:, None] * ref
+        if "c" not in self.params:
+            return
+        means = self._mstep_means(stats)
+        delta = means - ref
+        shift = delta * (delta * s0[:, None] - 2.0 * s1)
+        scatter = s2 + shift
+        if np.any(np.abs(shift) > MOVED_SCATTER_LOSS * scatter):
+            scatter = _moments.weighted_scatter(X, posteriors, means, threads)
         stats["scatter"] = scatter
         stats["scatter_means"] = means
 

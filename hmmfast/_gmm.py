@@ -364,18 +364,24 @@ class GMMHMM(ContinuousHMM):
         if resp is None:
             resp = mixture_reduce(c.density.component_log_densities(X, c.n_threads), True)[1]
         gamma = (posteriors[:, :, None] * resp).reshape(len(X), n * k)
+        means = self._means.reshape(n * k, -1)
+        ct = self.covariance_type
+        if ct in ("spherical", "diag"):
+            # one pass for the three sums (csrc/_moments.pyx); about the current means,
+            # the second moment is hmmlearn's c_n (the scatter) exactly
+            s0, s1, s2 = _moments.weighted_moments(np.ascontiguousarray(X), gamma, means,
+                                                   c.n_threads)
+            stats["post_mix_sum"] += s0.reshape(n, k)
+            if "m" in self.params:
+                stats["m_n"] += (s1 + s0[:, None] * means).reshape(n, k, -1)
+            if "c" in self.params:
+                scatter = s2.reshape(n, k, -1)
+                stats["c_n"] += scatter.sum(axis=2) if ct == "spherical" else scatter
+            return
         stats["post_mix_sum"] += gamma.sum(axis=0).reshape(n, k)
         if "m" in self.params:
             stats["m_n"] += (gamma.T @ X).reshape(n, k, -1)
         if "c" not in self.params:
-            return
-        means = self._means.reshape(n * k, -1)
-        ct = self.covariance_type
-        if ct in ("spherical", "diag"):
-            scatter = _moments.weighted_scatter(np.ascontiguousarray(X),
-                                                np.ascontiguousarray(gamma), means)
-            scatter = scatter.reshape(n, k, -1)
-            stats["c_n"] += scatter.sum(axis=2) if ct == "spherical" else scatter
             return
         d = means.shape[1]
         scatter = np.zeros((n * k, d, d))

@@ -11,7 +11,7 @@ so that ``n_threads=None`` is never slower than one thread, on a busy machine to
 The budget is the smaller of the affinity mask (``os.sched_getaffinity``) and the cgroup
 CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``, the
 tightest of the process's cgroup and its ancestors), rounded up. The quota is re-read
-at most once a second.
+at most every ten seconds.
 """
 
 import math
@@ -21,7 +21,7 @@ import time
 from . import _validation as V
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-_QUOTA_TTL = 1.0  # seconds a cgroup quota reading is reused
+_QUOTA_TTL = 10.0  # seconds a cgroup quota reading is reused
 _quota_cache = [None, -math.inf]  # [cpus or None, monotonic time read]
 
 
