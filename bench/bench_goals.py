@@ -8,18 +8,24 @@ the same parameters (init_params="", tol=-inf) and time one iteration as the med
 (fit with 2k iterations - fit with k) / k, so set-up and final scoring are not counted.
 hmmlearn runs with the implementation its row names (the issue's figures: "scaling" for
 the categorical rows, its default "log" for Gaussian EM). Busy-machine rows (1 vs the
-default threads) are bench/bench_busy.py.
+default threads) are bench/bench_busy.py. BLAS runs on one thread (OPENBLAS_NUM_THREADS=1
+and friends, set before NumPy loads): both libraries call it, and the rows are one thread.
 """
 
-import argparse
-import copy
-import time
-import warnings
+import os
 
-import numpy as np
-from _benchlib import hmmlearn_or_none, write_table
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import hmmfast
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+from _benchlib import hmmlearn_or_none, write_table  # noqa: E402
+
+import hmmfast  # noqa: E402
 
 
 def quiet_fit(model, X, lengths):

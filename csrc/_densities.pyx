@@ -28,12 +28,14 @@ cnp.import_array()
 cdef extern from "hmm_dens.h" nogil:
     enum:
         HMM_DENS_BLOCK
+    enum:
+        HMM_DENS_SCALED_MAX_STATES
     void hmm_diag_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
-                      const double* mu, const double* prec, const double* norm, double* z,
-                      double* s, double* out)
+                      const double* mu, const double* prec, const double* norm, double* out,
+                      double* scaled, double* scale)
     void hmm_diag_f32(const float* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
-                      const double* mu, const double* prec, const double* norm, double* z,
-                      double* s, double* out)
+                      const double* mu, const double* prec, const double* norm, double* out,
+                      double* scaled, double* scale)
     void hmm_chol_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
                       const double* mu, const double* chol, const double* inv_diag,
                       const double* norm, double* z, double* s, double* out)
@@ -94,11 +96,13 @@ cdef struct DensRun:
     bint single               # X is float32
     const void* x             # (T, D)
     Py_ssize_t T, D, N
-    const double* p0          # mu (diag: (D, N); chol: (N, D)) or log_lam (D, N)
-    const double* p1          # prec (D, N), chol (N, D, D) or lamsum (N,)
-    const double* p2          # norm (N,), inv_diag (N, D) or lgam (T,)
+    const double* p0          # mu (diag: (D, n_pad); chol: (N, D)) or log_lam (D, N)
+    const double* p1          # prec (D, n_pad), chol (N, D, D) or lamsum (N,)
+    const double* p2          # norm (n_pad,), inv_diag (N, D) or lgam (T,)
     const double* p3          # norm (N,) (chol)
     double* out               # (T, N)
+    double* scaled            # (T, N) exp(row - max(row)), or NULL (diag, N <= 8 only)
+    double* scale             # (T,) max(row), with scaled
     double** work             # per worker: (D + 1) * HMM_DENS_BLOCK doubles
     bint failed
 
@@ -117,20 +121,21 @@ cdef void dens_task(void* ctx, Py_ssize_t b, int worker) noexcept nogil:
         else:
             hmm_poisson_f64(xd, nt, D, N, r.p0, r.p1, r.p2 + t0, r.out + t0 * N)
         return
+    cdef double* scaled = r.scaled + t0 * N if r.scaled != NULL else NULL
+    cdef double* scale = r.scale + t0 if r.scaled != NULL else NULL
+    if r.kind == KIND_DIAG:
+        if r.single:
+            hmm_diag_f32(xf, nt, D, N, r.p0, r.p1, r.p2, r.out + t0 * N, scaled, scale)
+        else:
+            hmm_diag_f64(xd, nt, D, N, r.p0, r.p1, r.p2, r.out + t0 * N, scaled, scale)
+        return
     if work == NULL:
         work = <double*> malloc((D + 1) * HMM_DENS_BLOCK * sizeof(double))
         r.work[worker] = work
         if work == NULL:
             r.failed = True
             return
-    if r.kind == KIND_DIAG:
-        if r.single:
-            hmm_diag_f32(xf, nt, D, N, r.p0, r.p1, r.p2, work, work + D * HMM_DENS_BLOCK,
-                         r.out + t0 * N)
-        else:
-            hmm_diag_f64(xd, nt, D, N, r.p0, r.p1, r.p2, work, work + D * HMM_DENS_BLOCK,
-                         r.out + t0 * N)
-    elif r.single:
+    if r.single:
         hmm_chol_f32(xf, nt, D, N, r.p0, r.p1, r.p2, r.p3, work, work + D * HMM_DENS_BLOCK,
                      r.out + t0 * N)
     else:
@@ -161,7 +166,7 @@ cdef enum:
     DENS_PS_PER_TERM = 300
 
 
-def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1):
+def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1, bint scaled=False):
     """Diagonal-covariance Gaussian log-densities.
 
     Parameters
@@ -173,10 +178,17 @@ def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1):
         -0.5 * (D log(2 pi) + sum_d log var[j, d]).
     n_threads : int
         Threads over blocks of frames (long inputs only).
+    scaled : bool
+        Also return the scaled form the scaling kernels read, made while each row is
+        still in registers (the exp fused into the density kernel; N <= 8 only).
 
     Returns
     -------
     ndarray of shape (T, N), float64
+        Without ``scaled``.
+    (log_table, scaled_table, row_log_scale) : (T, N), (T, N), (T,)
+        With ``scaled``: exactly ``(log_table, *_emissions.scaled_rows(log_table))``; the
+        last two are None when N > 8 (the caller makes them).
     """
     cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> means_t, 0)
     cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> means_t, 1)
@@ -188,6 +200,16 @@ def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1):
     cdef const double* prec = f64_data(precisions_t, D * N, "precisions_t")
     cdef const double* norm = f64_data(log_norm, N, "log_norm")
     out = np.empty((T, N))
+    cdef Py_ssize_t n_pad = (N + 3) // 4 * 4, d, j
+    cdef double* padded = <double*> calloc((2 * D + 1) * n_pad, sizeof(double))
+    if padded == NULL:
+        raise MemoryError()
+    for d in range(D):  # (D, n_pad) rows, pad states 0 (their sums are never stored)
+        for j in range(N):
+            padded[d * n_pad + j] = mu[d * N + j]
+            padded[(D + d) * n_pad + j] = prec[d * N + j]
+    for j in range(N):
+        padded[2 * D * n_pad + j] = norm[j]
     cdef DensRun r
     r.kind = KIND_DIAG
     r.single = single
@@ -195,12 +217,25 @@ def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1):
     r.T = T
     r.D = D
     r.N = N
-    r.p0 = mu
-    r.p1 = prec
-    r.p2 = norm
+    r.p0 = padded
+    r.p1 = padded + D * n_pad
+    r.p2 = padded + 2 * D * n_pad
     r.out = <double*> cnp.PyArray_DATA(out)
-    run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * T * N * D)
-    return out
+    r.scaled = NULL
+    r.scale = NULL
+    fused = scaled and N <= HMM_DENS_SCALED_MAX_STATES
+    if fused:
+        scaled_table = np.empty((T, N))
+        row_log_scale = np.empty(T)
+        r.scaled = <double*> cnp.PyArray_DATA(scaled_table)
+        r.scale = <double*> cnp.PyArray_DATA(row_log_scale)
+    try:
+        run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * T * N * D)
+    finally:
+        free(padded)
+    if fused:
+        return out, scaled_table, row_log_scale
+    return (out, None, None) if scaled else out
 
 
 def gaussian_cholesky(X, means, cholesky, inv_diagonal, log_norm, int n_threads=1):
@@ -245,6 +280,7 @@ def gaussian_cholesky(X, means, cholesky, inv_diagonal, log_norm, int n_threads=
     r.p2 = inv_d
     r.p3 = norm
     r.out = <double*> cnp.PyArray_DATA(out)
+    r.scaled = NULL
     run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * T * N * D * (D + 3) / 2)
     return out
 
@@ -296,6 +332,7 @@ def poisson(X, log_lambdas_t, lambda_sums, int n_threads=1):
     r.p1 = sums
     r.p2 = lg
     r.out = o
+    r.scaled = NULL
     run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * T * N * D)
     return out
 

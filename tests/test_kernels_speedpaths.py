@@ -135,3 +135,83 @@ def test_gmm_statistics_one_pass_match_direct(cov_type):
     if cov_type == "spherical":
         scatter = scatter.sum(-1)
     np.testing.assert_allclose(stats["c_n"], scatter, rtol=1e-9)
+
+
+# ------------------------------------------------------------------ the exp fused into the density
+
+@pytest.mark.parametrize("n_states", [1, 3, 4, 5, 8, 9])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_diag_density_scaled_rows_are_scaled_rows_bit_for_bit(n_states, dtype):
+    from hmmfast import _densities, _emissions
+
+    rng = np.random.default_rng(n_states)
+    T, D = 1003, 13  # a short last group of frames
+    X = (rng.normal(size=(T, D)) * 4).astype(dtype)
+    X[5] = 1e3  # a frame far from every state: tiny densities, a large shift
+    means_t = rng.normal(size=(D, n_states))
+    prec = rng.uniform(0.2, 3, (D, n_states))
+    norm = rng.normal(size=n_states)
+    log_table = _densities.gaussian_diag(X, means_t, prec, norm)
+    got = _densities.gaussian_diag(X, means_t, prec, norm, 1, True)
+    np.testing.assert_array_equal(got[0], log_table)
+    if n_states > 8:
+        assert got[1] is None and got[2] is None
+        return
+    want = _emissions.scaled_rows(log_table)
+    np.testing.assert_array_equal(got[1], want[0])
+    np.testing.assert_array_equal(got[2], want[1])
+    # and the densities themselves, against the definition
+    x = X.astype(np.float64)
+    direct = norm - 0.5 * (((x[:, :, None] - means_t[None]) ** 2) * prec[None]).sum(axis=1)
+    np.testing.assert_allclose(log_table, direct, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("cov_type", ["diag", "spherical", "full"])
+def test_gaussian_score_and_posteriors_same_bits_as_unfused_tables(cov_type):
+    from hmmfast import _kernel_inputs, _trellis
+
+    rng = np.random.default_rng(7)
+    n, d = 6, 4
+    model = hmmfast.GaussianHMM(n, covariance_type=cov_type)
+    model.startprob_ = rng.dirichlet(np.ones(n))
+    model.transmat_ = rng.dirichlet(np.ones(n), n)
+    model.means_ = rng.normal(size=(n, d)) * 3
+    model.covars_ = {"diag": np.ones((n, d)), "spherical": np.ones(n),
+                     "full": np.stack([np.eye(d)] * n)}[cov_type]
+    X, _ = model.sample(700, random_state=3)
+    c = model._prepare()
+    emission = _kernel_inputs.emission(model._compute_log_likelihood(X), True)
+    lengths = [300, 400]
+    offsets = np.array([0, 300, 700], dtype=np.intp)
+    assert model.score(X, lengths) == _trellis.forward(c.chain, emission, None, offsets, True)
+    post = _trellis.forward_backward(c.chain, emission, None, offsets, True)[1]
+    np.testing.assert_array_equal(model.predict_proba(X, lengths), post)
+
+
+def test_density_and_moment_kernels_same_bits_on_every_vector_path():
+    """The AVX2 builds and the x86-64 baseline builds of the density and moment kernels
+    (one body each, no FMA) give the same bits."""
+    from hmmfast import _densities
+
+    rng = np.random.default_rng(8)
+    T, D, N = 517, 6, 7
+    X = rng.normal(size=(T, D)) * 3 + 100
+    means_t = rng.normal(size=(D, N)) + 100
+    prec = rng.uniform(0.2, 3, (D, N))
+    norm = rng.normal(size=N)
+    L = np.tril(rng.normal(size=(N, D, D)) * 0.1) + 2 * np.eye(D)
+    w = rng.random((T, N))
+
+    def run():
+        return (*_densities.gaussian_diag(X, means_t, prec, norm, 1, True),
+                _densities.gaussian_cholesky(X, np.ascontiguousarray(means_t.T), L,
+                                             1 / np.einsum("jdd->jd", L), norm),
+                *_moments.weighted_moments(X, w, means_t.T))
+    fast = run()
+    try:
+        assert _densities._force_simd(0) == 0
+        base = run()
+    finally:
+        _densities._force_simd(-1)
+    for a, b in zip(fast, base, strict=True):
+        np.testing.assert_array_equal(a, b)
