@@ -215,3 +215,30 @@ def test_density_and_moment_kernels_same_bits_on_every_vector_path():
         _densities._force_simd(-1)
     for a, b in zip(fast, base, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ grouped lanes
+
+@pytest.mark.parametrize("n", [2, 5, 8])
+def test_grouped_estep_same_bits_as_single_sequence_calls(n):
+    """DECISIONS 26: the four-sequence lanes keep each sequence's arithmetic: its
+    posteriors equal those of the one-sequence call bit for bit. (Its log-likelihood is
+    summed as a mantissa and an exponent in the lanes, as a product and logs in the scalar
+    kernel: equal to the last bits, not bitwise, since before issue 29.)"""
+    from hmmfast import _estep, _kernel_inputs
+
+    rng = np.random.default_rng(60 + n)
+    startprob = rng.dirichlet(np.ones(n))
+    transmat = rng.dirichlet(np.ones(n), n)
+    log_em = rng.normal(scale=2.0, size=(400, n))
+    chain = _kernel_inputs.chain(startprob, transmat)
+    offsets = np.array([0, 1, 60, 61, 150, 151, 290, 400], dtype=np.intp)
+    emission = _kernel_inputs.emission(log_em, True)
+    logprob, _, _, _, post = _estep.estep(chain, emission, None, offsets, None, True, 1,
+                                          False, True)
+    for s in range(len(offsets) - 1):
+        a, b = offsets[s], offsets[s + 1]
+        one = _estep.estep(chain, _kernel_inputs.emission(log_em[a:b], True), None, None,
+                           None, True, 1, False, True)
+        np.testing.assert_allclose(one[0][0], logprob[s], rtol=1e-14)
+        np.testing.assert_array_equal(one[4], post[a:b])
