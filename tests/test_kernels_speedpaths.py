@@ -242,3 +242,65 @@ def test_grouped_estep_same_bits_as_single_sequence_calls(n):
                            None, True, 1, False, True)
         np.testing.assert_allclose(one[0][0], logprob[s], rtol=1e-14)
         np.testing.assert_array_equal(one[4], post[a:b])
+
+
+# ------------------------------------------------------------------ register-resident forward
+
+def _score_both_ways(chain, emission, rows, offsets):
+    from hmmfast import _trellis
+
+    out = []
+    for regs in (True, False):
+        _trellis._force_regs(regs)
+        try:
+            lp = np.empty(len(offsets) - 1)
+            out.append((_trellis.forward(chain, emission, rows, offsets, True, lp), lp))
+        finally:
+            _trellis._force_regs(True)
+    return out
+
+
+@pytest.mark.parametrize("n", list(range(1, 13)))
+def test_register_forward_same_bits_as_general_pass(n):
+    """Scores of dense chains with N <= 12 (the register-resident pass) equal the general
+    scaled pass's bit for bit: long sequences (lazy renormalisation, the small-product
+    logs), thin transitions (the mass floor), outlier frames (the log fallbacks), table
+    rows and dense frames, on both vector paths."""
+    from hmmfast import _kernel_inputs, _trellis
+
+    rng = np.random.default_rng(100 + n)
+    startprob = rng.dirichlet(np.ones(n))
+    for transmat in (rng.dirichlet(np.ones(n), n),
+                     rng.dirichlet(np.ones(n) * 0.05, n)):   # thin: mass floor > 0
+        chain = _kernel_inputs.chain(startprob, transmat)
+        log_em = rng.normal(scale=3.0, size=(6000, n))
+        log_em[100, :] -= 800.0          # a frame every state explains terribly
+        log_em[200, 1:] = -np.inf        # only state 0 can emit it
+        offsets = np.array([0, 1, 2, 50, 3000, 6000], dtype=np.intp)
+        dense = _kernel_inputs.emission(log_em, True)
+        table = _kernel_inputs.emission(rng.normal(scale=2.0, size=(7, n)), True)
+        rows = rng.integers(0, 7, 6000).astype(np.intp)
+        for emission, r in ((dense, None), (table, rows)):
+            for path in (1, 0):
+                _trellis._force_simd(path)
+                try:
+                    (a, lp_a), (b, lp_b) = _score_both_ways(chain, emission, r, offsets)
+                finally:
+                    _trellis._force_simd(-1)
+                assert a == b or (np.isnan(a) and np.isnan(b))
+                np.testing.assert_array_equal(lp_a, lp_b)
+
+
+def test_register_forward_reports_bad_rows_and_impossible_sequences():
+    from hmmfast import _kernel_inputs, _trellis
+
+    model = hmmfast.CategoricalHMM(3)
+    model.startprob_ = [1.0, 0.0, 0.0]
+    model.transmat_ = [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    model.emissionprob_ = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]
+    assert model.score([[0], [1], [0]]) == pytest.approx(np.log(0.5))
+    assert model.score([[0], [0]]) == -np.inf                      # impossible
+    c = model._prepare()
+    with pytest.raises(hmmfast.HMMInputError):
+        _trellis.forward(c.chain, c.emission, np.array([0, 5], dtype=np.intp), None, True)
+    assert _kernel_inputs is not None
