@@ -20,7 +20,12 @@ import numpy as np
 from _benchlib import write_table
 
 import hmmfast
-from hmmfast import _threads
+
+try:
+    from hmmfast._threads import cpu_budget
+except ImportError:  # an hmmfast from before issue 29, for a before/after table
+    def cpu_budget():
+        return len(os.sched_getaffinity(0))
 
 
 def spin(stop):
@@ -99,7 +104,7 @@ def main():
                         help="competing CPU-bound processes per CPU (0: none)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    cpus = _threads.cpu_budget()
+    cpus = cpu_budget()
     n_load = round(args.load * cpus)
     stop = multiprocessing.Event()
     procs = [multiprocessing.Process(target=spin, args=(stop,), daemon=True)
@@ -108,6 +113,7 @@ def main():
         p.start()
     time.sleep(0.5)
     lines = [
+        f"hmmfast {hmmfast.__version__} from {os.path.dirname(hmmfast.__file__)}: "
         f"n_threads=None against n_threads=1, {n_load} CPU-bound processes beside the "
         f"measurement on {cpus} CPUs (medians of {args.repeats}, interleaved; "
         f"load average at start {os.getloadavg()[0]:.1f})",
