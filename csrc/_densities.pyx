@@ -103,7 +103,7 @@ cdef struct DensRun:
     double* out               # (T, N)
     double* scaled            # (T, N) exp(row - max(row)), or NULL (diag, N <= 8 only)
     double* scale             # (T,) max(row), with scaled
-    double** work             # per worker: (D + 1) * HMM_DENS_BLOCK doubles
+    double** work             # per worker: D * HMM_DENS_BLOCK + 8 * D doubles (chol)
     bint failed
 
 
@@ -130,7 +130,7 @@ cdef void dens_task(void* ctx, Py_ssize_t b, int worker) noexcept nogil:
             hmm_diag_f64(xd, nt, D, N, r.p0, r.p1, r.p2, r.out + t0 * N, scaled, scale)
         return
     if work == NULL:
-        work = <double*> malloc((D + 1) * HMM_DENS_BLOCK * sizeof(double))
+        work = <double*> malloc((D * HMM_DENS_BLOCK + 8 * D) * sizeof(double))
         r.work[worker] = work
         if work == NULL:
             r.failed = True
