@@ -267,15 +267,15 @@ class GaussianHMM(ContinuousHMM):
         stats["scatter_means"] = means
 
     def _accumulate_moments(self, stats, X, posteriors):
-        """Diagonal and spherical covariances: the three sums in one pass over X and the
+        """Diagonal and spherical covariances: the sums in one pass over X and the
         posteriors (csrc/_moments.pyx), the scatter moved from the current means to the
         M-step's; recomputed directly when that move would cost more than ~4 digits."""
         threads = self._cache.n_threads if self._cache else 1
         posteriors = np.ascontiguousarray(posteriors)
         ref = np.asarray(self.means_, dtype=np.float64)
-        s0, s1, s2 = _moments.weighted_moments(X, posteriors, ref, threads)
+        s0, sx, s1, s2 = _moments.weighted_moments(X, posteriors, ref, threads)
         stats["post"] += s0
-        stats["obs"] += s1 + s0[:, None] * ref
+        stats["obs"] += sx
         if "c" not in self.params:
             return
         means = self._mstep_means(stats)
