@@ -7,10 +7,9 @@
 # sum w x^2 - 2 mu sum w x + mu^2 sum w, which cancels catastrophically when the data sit
 # far from the origin relative to their spread.
 #
-# ``weighted_moments`` reads X and the posteriors once for all the M-step sums (posterior
-# mass, weighted frames, first and second moments about reference means: the model's
-# current means, near the data), instead of a reduction, a GEMM and this scatter, three
-# passes. The M-step's
+# ``weighted_moments`` reads X and the posteriors once for all three M-step sums (posterior
+# mass, first and second moments about reference means: the model's current means, near
+# the data), instead of a reduction, a GEMM and this scatter, three passes. The M-step's
 # new means differ from the reference by delta, and the scatter about them is
 #   s2 - 2 delta s1 + delta^2 s0     (exact algebra; the terms stay small when the
 # reference is near the new means); the caller (_gaussian.py) recomputes the scatter
@@ -32,11 +31,11 @@ cnp.import_array()
 
 cdef extern from "hmm_dens.h" nogil:
     void hmm_moments_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
-                         const double* w, const double* ref, double* s0, double* sx,
-                         double* s1, double* s2)
+                         const double* w, const double* ref, double* s0, double* s1,
+                         double* s2)
     void hmm_moments_f32(const float* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
-                         const double* w, const double* ref, double* s0, double* sx,
-                         double* s1, double* s2)
+                         const double* w, const double* ref, double* s0, double* s1,
+                         double* s2)
     void hmm_scatter_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
                          const double* w, const double* mu, double* out)
     void hmm_scatter_f32(const float* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
@@ -45,7 +44,7 @@ cdef extern from "hmm_dens.h" nogil:
 cdef enum:
     BLOCK = 8192  # frames per block (and per task of a thread team)
     SCATTER_PS_PER_TERM = 500  # estimated ps per (frame, state, feature): team break-even
-    MOMENTS_PS_PER_TERM = 1000
+    MOMENTS_PS_PER_TERM = 800
 
 
 cdef struct ScatterRun:
@@ -55,19 +54,19 @@ cdef struct ScatterRun:
     Py_ssize_t T, D, N
     const double* w
     const double* mu
-    double* acc               # per block: (D, N) scatter, or (N + 3 D N) moments
+    double* acc               # per block: (D, N) scatter, or (N + 2 D N) moments
 
 
 cdef void scatter_task(void* ctx, Py_ssize_t b, int worker) noexcept nogil:
     cdef ScatterRun* r = <ScatterRun*> ctx
     cdef Py_ssize_t t0 = b * BLOCK, t1 = min(r.T, t0 + BLOCK), D = r.D, N = r.N
-    cdef double* acc = r.acc + b * (N + 3 * D * N)
+    cdef double* acc = r.acc + b * (N + 2 * D * N)
     if r.moments and r.single:
         hmm_moments_f32(<const float*> r.x + t0 * D, t1 - t0, D, N, r.w + t0 * N, r.mu,
-                        acc, acc + N, acc + N + D * N, acc + N + 2 * D * N)
+                        acc, acc + N, acc + N + D * N)
     elif r.moments:
         hmm_moments_f64(<const double*> r.x + t0 * D, t1 - t0, D, N, r.w + t0 * N, r.mu,
-                        acc, acc + N, acc + N + D * N, acc + N + 2 * D * N)
+                        acc, acc + N, acc + N + D * N)
     elif r.single:
         hmm_scatter_f32(<const float*> r.x + t0 * D, t1 - t0, D, N, r.w + t0 * N, r.mu,
                         r.acc + b * D * N)
@@ -105,8 +104,6 @@ def weighted_moments(X, weights, ref_means, int n_threads=1):
     -------
     s0 : ndarray of shape (N,)
         sum_t weights[t, j]
-    sx : ndarray of shape (N, D)
-        sum_t weights[t, j] * X[t]
     s1 : ndarray of shape (N, D)
         sum_t weights[t, j] * (X[t] - ref_means[j])
     s2 : ndarray of shape (N, D)
@@ -117,7 +114,7 @@ def weighted_moments(X, weights, ref_means, int n_threads=1):
     cdef Py_ssize_t T, D
     frames_data(X, &typ, &T, &D)
     cdef Py_ssize_t N = np.shape(ref_means)[0], nb = max(1, (T + BLOCK - 1) // BLOCK), b, k
-    cdef Py_ssize_t size = N + 3 * D * N
+    cdef Py_ssize_t size = N + 2 * D * N
     ref_t = np.ascontiguousarray(np.asarray(ref_means, dtype=np.float64).T)
     cdef ScatterRun r
     r.moments = True
@@ -143,8 +140,7 @@ def weighted_moments(X, weights, ref_means, int n_threads=1):
     finally:
         free(r.acc)
     return (out[:N].copy(), out[N:N + D * N].reshape(D, N).T.copy(),
-            out[N + D * N:N + 2 * D * N].reshape(D, N).T.copy(),
-            out[N + 2 * D * N:].reshape(D, N).T.copy())
+            out[N + D * N:].reshape(D, N).T.copy())
 
 
 def weighted_scatter(X, weights, means, int n_threads=1):

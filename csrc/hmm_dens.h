@@ -219,13 +219,11 @@ static inline __attribute__((always_inline)) void hmm_dens_scaled_row(
         }                                                                                    \
     }
 
-/* The Gaussian M-step's sums in one pass, around reference means ref (D, N):
- *   s0[j] += sum_t w[t, j],        sx[d, j] += sum_t w[t, j] x[t, d],
- *   s1[d, j] += sum_t w[t, j] diff,  s2[d, j] += sum_t w[t, j] diff^2
+/* The Gaussian M-step's three sums in one pass, around reference means ref (D, N):
+ *   s0[j] += sum_t w[t, j],  s1[d, j] += sum_t w[t, j] diff,  s2[d, j] += sum_t w[t, j] diff^2
  * with diff = x[t, d] - ref[d, j] formed directly (as the scatter); w diff^2 is taken as
  * (w diff) diff, the scatter's order, so that with ref equal to the means s2 is the
- * scatter bit for bit. sx is summed directly: recovering it as s1 + s0 ref would cancel
- * when the reference is far from the data. */
+ * scatter bit for bit. */
 #define HMM_MOMENTS_BODY(XT)                                                                 \
     {                                                                                        \
         for (ptrdiff_t t = 0; t < T; t++) {                                                  \
@@ -235,12 +233,10 @@ static inline __attribute__((always_inline)) void hmm_dens_scaled_row(
             for (ptrdiff_t d = 0; d < D; d++) {                                              \
                 const double xd = (double)x[t * D + d];                                      \
                 const double *restrict m = ref + d * N;                                      \
-                double *restrict ox = sx + d * N;                                            \
                 double *restrict o1 = s1 + d * N, *restrict o2 = s2 + d * N;                 \
                 for (ptrdiff_t j = 0; j < N; j++) {                                          \
                     const double diff = xd - m[j];                                           \
                     const double wd = wt[j] * diff;                                          \
-                    ox[j] += wt[j] * xd;                                                     \
                     o1[j] += wd;                                                             \
                     o2[j] += wd * diff;                                                      \
                 }                                                                            \
@@ -280,8 +276,8 @@ static inline __attribute__((always_inline)) void hmm_dens_scaled_row(
 #define HMM_SCATTER_CALL (x, T, D, N, w, mu, out)
 #define HMM_MOMENTS_ARGS(XT) const XT *restrict x, ptrdiff_t T, ptrdiff_t D, ptrdiff_t N,    \
     const double *restrict w, const double *restrict ref, double *restrict s0,               \
-    double *restrict sx, double *restrict s1, double *restrict s2
-#define HMM_MOMENTS_CALL (x, T, D, N, w, ref, s0, sx, s1, s2)
+    double *restrict s1, double *restrict s2
+#define HMM_MOMENTS_CALL (x, T, D, N, w, ref, s0, s1, s2)
 #define HMM_DIAG_CALL (x, T, D, N, mu, prec, norm, out, scaled, scale)
 #define HMM_CHOL_CALL (x, T, D, N, mu, chol, inv_diag, norm, z, s, out)
 #define HMM_POISSON_CALL (x, T, D, N, log_lam, lamsum, lgam, out)

@@ -21,6 +21,9 @@ KMEANS_SAMPLE = 20_000
 # unless the move is this many times the result (~4 of 16 digits lost): then it is
 # recomputed from the differences
 MOVED_SCATTER_LOSS = 1e4
+# ... and the weighted frames are s1 + s0 ref unless its terms exceed the result this many
+# times (then they are summed directly)
+MOVED_SUM_LOSS = 16.0
 
 
 def kmeans_centres(X, k, rng):
@@ -60,6 +63,18 @@ def distribute(cov, covariance_type, n):
     if covariance_type == "full":
         return np.tile(cov, (n, 1, 1))
     return cov
+
+
+def weighted_frames(X, posteriors, ref, s0, s1):
+    """sum_t posteriors[t, j] X[t] (N, D) from the moments about ``ref``: s1 + s0 ref,
+    exact to a few ulps of the result when ``ref`` is near the data's weighted means (the
+    current means in EM); when it is far (a first M-step from arbitrary means), that sum
+    cancels, and the frames are summed directly (one GEMM)."""
+    moved = s0[:, None] * ref
+    frames = s1 + moved
+    if np.any(np.abs(s1) + np.abs(moved) > MOVED_SUM_LOSS * np.abs(frames)):
+        frames = posteriors.T @ X
+    return frames
 
 
 class GaussianHMM(ContinuousHMM):
@@ -267,15 +282,15 @@ class GaussianHMM(ContinuousHMM):
         stats["scatter_means"] = means
 
     def _accumulate_moments(self, stats, X, posteriors):
-        """Diagonal and spherical covariances: the sums in one pass over X and the
+        """Diagonal and spherical covariances: the three sums in one pass over X and the
         posteriors (csrc/_moments.pyx), the scatter moved from the current means to the
         M-step's; recomputed directly when that move would cost more than ~4 digits."""
         threads = self._cache.n_threads if self._cache else 1
         posteriors = np.ascontiguousarray(posteriors)
         ref = np.asarray(self.means_, dtype=np.float64)
-        s0, sx, s1, s2 = _moments.weighted_moments(X, posteriors, ref, threads)
+        s0, s1, s2 = _moments.weighted_moments(X, posteriors, ref, threads)
         stats["post"] += s0
-        stats["obs"] += sx
+        stats["obs"] += weighted_frames(X, posteriors, ref, s0, s1)
         if "c" not in self.params:
             return
         means = self._mstep_means(stats)

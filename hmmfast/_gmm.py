@@ -21,7 +21,7 @@ from . import _fit, _kernel_inputs, _moments
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
-from ._gaussian import data_covariance, kmeans_centres
+from ._gaussian import data_covariance, kmeans_centres, weighted_frames
 from ._mixture import (BLOCK, MixtureDensity, compact_shape, flat_components, mixture_reduce,
                        validate_covars)
 
@@ -372,13 +372,13 @@ class GMMHMM(ContinuousHMM):
         means = self._means.reshape(n * k, -1)
         ct = self.covariance_type
         if ct in ("spherical", "diag"):
-            # one pass for the sums (csrc/_moments.pyx); about the current means,
+            # one pass for the three sums (csrc/_moments.pyx); about the current means,
             # the second moment is hmmlearn's c_n (the scatter) exactly
-            s0, sx, _, s2 = _moments.weighted_moments(np.ascontiguousarray(X), gamma, means,
-                                                      c.n_threads)
+            X = np.ascontiguousarray(X)
+            s0, s1, s2 = _moments.weighted_moments(X, gamma, means, c.n_threads)
             stats["post_mix_sum"] += s0.reshape(n, k)
             if "m" in self.params:
-                stats["m_n"] += sx.reshape(n, k, -1)
+                stats["m_n"] += weighted_frames(X, gamma, means, s0, s1).reshape(n, k, -1)
             if "c" in self.params:
                 scatter = s2.reshape(n, k, -1)
                 stats["c_n"] += scatter.sum(axis=2) if ct == "spherical" else scatter

@@ -14,5 +14,4 @@ def weighted_moments(
     weights: npt.NDArray[np.float64],
     ref_means: npt.NDArray[np.float64],
     n_threads: int = ...,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64],
-           npt.NDArray[np.float64]]: ...
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
