@@ -19,18 +19,18 @@
 #
 # Many sequences are one concatenated frame array plus ``offsets`` (n_seq + 1). Each
 # per-sequence kernel has the signature ``seq_kernel_t`` and reports a ``SeqStatus``;
-# ``run_sequences`` loops over sequences (an OpenMP team only for more than one sequence
-# and more than one thread) and gives each thread its own scratch buffer. Errors leave a
+# ``run_sequences`` runs them in runs of about equal frame counts, on the calling thread
+# or on a team of hmm_team.h (``team_size`` decides: never for a call too small or a
+# machine too busy to gain), each thread with its own scratch buffer. Errors leave a
 # kernel only as status codes; the Python wrapper raises after the nogil block.
 #
 # Validation contract: ``rows`` values are range-checked by ``frame_row`` as they are
 # read (the only place kernels touch user-controlled indices); everything else is
 # validated by the Python layer before a kernel runs.
 
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.math cimport INFINITY
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from cython.parallel cimport prange, parallel
 
 ctypedef Py_ssize_t intp_t
 
@@ -40,6 +40,13 @@ cdef extern from "hmm_steps.h" nogil:
     void hmm_vecmat_step(const double* p, const double* a, Py_ssize_t n, Py_ssize_t n_pad,
                          double* out)
     int hmm_force_avx2(int flag)
+
+cdef extern from "hmm_team.h" nogil:
+    ctypedef void (*hmm_task_fn)(void* ctx, Py_ssize_t task, int worker) noexcept nogil
+    void hmm_team_run(int n_workers, Py_ssize_t n_tasks, hmm_task_fn fn, void* ctx)
+    int hmm_team_size(int request, Py_ssize_t n_tasks, double work_ns)
+    int hmm_running_others()
+    int hmm_online_cpus()
 
 cdef enum:
     STATUS_OK = 0
@@ -145,16 +152,55 @@ cdef inline double max_of(const double* x, Py_ssize_t n) noexcept nogil:
     return m
 
 
-cdef inline void run_one_sequence(
-    seq_kernel_t kernel, char* scratch, const Chain* chain, const Frames* frames,
-    const intp_t* offsets, Py_ssize_t s,
-    double* logprob_out, double* posteriors_out, intp_t* states_out, SeqStatus* status_out,
-) noexcept nogil:
+cdef struct SeqRun:
+    # one kernel call over many sequences, shared by the threads of run_sequences
+    seq_kernel_t kernel
+    size_t scratch_bytes
+    const Chain* chain
+    const Frames* frames
+    const intp_t* offsets
+    const intp_t* bounds       # task k runs sequences bounds[k] .. bounds[k + 1] - 1
+    char** scratch             # per worker, allocated by the worker on its first task
+    double* logprob_out
+    double* posteriors_out
+    intp_t* states_out
+    SeqStatus* status_out
+
+
+cdef inline void run_task(void* ctx, Py_ssize_t k, int worker) noexcept nogil:
+    """hmm_team task k of a SeqRun: its run of sequences, on the worker's scratch."""
+    cdef SeqRun* run = <SeqRun*> ctx
+    cdef Py_ssize_t s
+    cdef char* scratch = run.scratch[worker]
     if scratch == NULL:
-        status_out[s] = status(STATUS_NO_MEMORY, offsets[s])
-    else:
-        status_out[s] = kernel(chain, frames, offsets[s], offsets[s + 1], scratch,
-                               logprob_out + s, posteriors_out, states_out)
+        scratch = <char*> malloc(run.scratch_bytes)
+        run.scratch[worker] = scratch
+    for s in range(run.bounds[k], run.bounds[k + 1]):
+        if scratch == NULL:
+            run.status_out[s] = status(STATUS_NO_MEMORY, run.offsets[s])
+        else:
+            run.status_out[s] = run.kernel(run.chain, run.frames, run.offsets[s],
+                                           run.offsets[s + 1], scratch, run.logprob_out + s,
+                                           run.posteriors_out, run.states_out)
+
+
+cdef inline Py_ssize_t chunk_bounds(const intp_t* off, Py_ssize_t n_seq, Py_ssize_t n_chunks,
+                                    intp_t* bounds) noexcept nogil:
+    """Cut sequences 0..n_seq-1 into at most n_chunks runs of about equal frame counts;
+    bounds[c]..bounds[c+1] is chunk c. Returns the number of chunks."""
+    cdef Py_ssize_t c = 0, s
+    cdef double per_chunk = <double> (off[n_seq] - off[0]) / n_chunks
+    bounds[0] = 0
+    for s in range(1, n_seq):
+        if off[s] - off[0] >= (c + 1) * per_chunk:
+            c += 1
+            bounds[c] = s
+    bounds[c + 1] = n_seq
+    return c + 1
+
+
+cdef enum:
+    TASKS_PER_THREAD = 16     # runs of sequences per thread: balance without per-task cost
 
 
 cdef inline void run_sequences(
@@ -162,22 +208,45 @@ cdef inline void run_sequences(
     const intp_t* offsets, Py_ssize_t n_seq, int n_threads,
     double* logprob_out, double* posteriors_out, intp_t* states_out, SeqStatus* status_out,
 ) noexcept nogil:
-    """Run ``kernel`` on every sequence; sequence s spans offsets[s]:offsets[s + 1]."""
-    cdef Py_ssize_t s
-    cdef char* scratch = NULL
-    if n_threads <= 1 or n_seq <= 1:
-        scratch = <char*> malloc(scratch_bytes)
-        for s in range(n_seq):
-            run_one_sequence(kernel, scratch, chain, frames, offsets, s,
-                             logprob_out, posteriors_out, states_out, status_out)
-        free(scratch)
-        return
-    with parallel(num_threads=n_threads):
-        scratch = <char*> malloc(scratch_bytes)
-        for s in prange(n_seq, schedule="dynamic"):
-            run_one_sequence(kernel, scratch, chain, frames, offsets, s,
-                             logprob_out, posteriors_out, states_out, status_out)
-        free(scratch)
+    """Run ``kernel`` on every sequence; sequence s spans offsets[s]:offsets[s + 1].
+    ``n_threads`` is the team (from team_size): 1 runs on the calling thread."""
+    cdef SeqRun run
+    cdef intp_t single_bounds[2]
+    cdef char* scratch_one[1]
+    cdef Py_ssize_t n_tasks = 1, w
+    run.kernel = kernel
+    run.scratch_bytes = scratch_bytes
+    run.chain = chain
+    run.frames = frames
+    run.offsets = offsets
+    run.logprob_out = logprob_out
+    run.posteriors_out = posteriors_out
+    run.states_out = states_out
+    run.status_out = status_out
+    single_bounds[0] = 0
+    single_bounds[1] = n_seq
+    run.bounds = single_bounds
+    scratch_one[0] = NULL
+    run.scratch = scratch_one
+    if n_threads > 1 and n_seq > 1:
+        run.scratch = <char**> calloc(n_threads, sizeof(char*))
+        run.bounds = <intp_t*> malloc((min(n_seq, TASKS_PER_THREAD * n_threads) + 1)
+                                      * sizeof(intp_t))
+        if run.scratch == NULL or run.bounds == NULL:  # run on this thread instead
+            free(run.scratch)
+            free(<void*> run.bounds)
+            run.scratch = scratch_one
+            run.bounds = single_bounds
+            n_threads = 1
+        else:
+            n_tasks = chunk_bounds(offsets, n_seq, min(n_seq, TASKS_PER_THREAD * n_threads),
+                                   <intp_t*> run.bounds)
+    hmm_team_run(n_threads, n_tasks, run_task, &run)  # on this thread alone for 1
+    for w in range(n_threads if run.scratch != scratch_one else 1):
+        free(run.scratch[w])
+    if run.scratch != scratch_one:
+        free(run.scratch)
+        free(<void*> run.bounds)
 
 
 # ---------------------------------------------------------------------------------------
@@ -311,17 +380,18 @@ cdef enum:
     # and retaking it (~0.1 us) would cost more than the few microseconds of work
     NOGIL_MIN_CELLS = 20000
 
-cdef enum:
-    # below this many trellis cells (frames x N x N) a call stays on the calling thread:
-    # starting a thread team costs more than the work (and, on a busy machine, much more)
-    THREAD_MIN_CELLS = 250000
+cdef inline double trellis_ns(Py_ssize_t n_frames, Py_ssize_t n_states) noexcept nogil:
+    """Estimated single-thread time of one trellis pass (forward, or Viterbi) in ns:
+    measured ~12 ns per frame at N = 5 (latency-bound), ~0.2 ns per cell at N = 64."""
+    return n_frames * (8.0 + 0.2 * <double> n_states * <double> n_states)
+
 
 cdef inline int team_size(int n_threads, Py_ssize_t n_tasks, Py_ssize_t n_frames,
                           Py_ssize_t n_states) noexcept nogil:
-    """Threads worth starting for n_tasks independent tasks of n_frames in all."""
-    if n_threads <= 1 or n_tasks <= 1 or n_frames * n_states * n_states < THREAD_MIN_CELLS:
-        return 1
-    return <int> min(<Py_ssize_t> n_threads, n_tasks)
+    """Threads worth starting for n_tasks independent tasks of n_frames in all (one
+    trellis pass each; hmm_team.h decides: explicit or automatic request, break-even,
+    busy machine)."""
+    return hmm_team_size(n_threads, n_tasks, trellis_ns(n_frames, n_states))
 
 
 cdef enum:

@@ -9,31 +9,33 @@
 # or across frames; AVX2 picked at run time). This module checks what a wrapper must
 # never trust (dtypes, contiguity, sizes: the family classes validate values when
 # parameters are set and observations before they arrive here), releases the GIL, and
-# splits long inputs into blocks of frames across threads.
+# splits long inputs into blocks of frames, run across a thread team of hmm_team.h when
+# the work is worth one (each frame's arithmetic does not depend on the blocks).
 #
 # X is float64 or float32 (C-contiguous, aligned), used without a copy; the output is
 # float64.
 
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.math cimport lgamma, log, exp, INFINITY
 
 import numpy as np
 
 cimport numpy as cnp
-from cython.parallel cimport prange, parallel
-from _common cimport f64_data, hmm_force_avx2
+from _common cimport f64_data, hmm_force_avx2, hmm_team_run, hmm_team_size
 
 cnp.import_array()
 
 cdef extern from "hmm_dens.h" nogil:
     enum:
         HMM_DENS_BLOCK
+    enum:
+        HMM_DENS_SCALED_MAX_STATES
     void hmm_diag_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
-                      const double* mu, const double* prec, const double* norm, double* z,
-                      double* s, double* out)
+                      const double* mu, const double* prec, const double* norm, double* out,
+                      double* scaled, double* scale)
     void hmm_diag_f32(const float* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
-                      const double* mu, const double* prec, const double* norm, double* z,
-                      double* s, double* out)
+                      const double* mu, const double* prec, const double* norm, double* out,
+                      double* scaled, double* scale)
     void hmm_chol_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
                       const double* mu, const double* chol, const double* inv_diag,
                       const double* norm, double* z, double* s, double* out)
@@ -48,7 +50,7 @@ cdef extern from "hmm_dens.h" nogil:
                          double* out)
 
 cdef enum:
-    THREAD_BLOCK = 2048   # frames per task when several threads share a long input
+    THREAD_BLOCK = 2048   # frames per task of a thread team
     LOG_FACTORIALS = 1024  # log(x!) for counts below this come from a table
 
 cdef double log_factorial[LOG_FACTORIALS]
@@ -82,11 +84,89 @@ cdef inline int features_data(object X, Py_ssize_t D, Py_ssize_t* T, const void*
     return 0
 
 
-cdef inline Py_ssize_t n_blocks(Py_ssize_t T, int n_threads) noexcept nogil:
-    return 1 if n_threads <= 1 or T <= THREAD_BLOCK else (T + THREAD_BLOCK - 1) // THREAD_BLOCK
+cdef enum:
+    KIND_DIAG = 0
+    KIND_CHOL = 1
+    KIND_POISSON = 2
 
 
-def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1):
+cdef struct DensRun:
+    # one density call, cut into tasks of THREAD_BLOCK frames
+    int kind
+    bint single               # X is float32
+    const void* x             # (T, D)
+    Py_ssize_t T, D, N
+    const double* p0          # mu (diag: (D, n_pad); chol: (N, D)) or log_lam (D, N)
+    const double* p1          # prec (D, n_pad), chol (N, D, D) or lamsum (N,)
+    const double* p2          # norm (n_pad,), inv_diag (N, D) or lgam (T,)
+    const double* p3          # norm (N,) (chol)
+    double* out               # (T, N)
+    double* scaled            # (T, N) exp(row - max(row)), or NULL (diag, N <= 8 only)
+    double* scale             # (T,) max(row), with scaled
+    double** work             # per worker: D * HMM_DENS_BLOCK + 8 * D doubles (chol)
+    bint failed
+
+
+cdef void dens_task(void* ctx, Py_ssize_t b, int worker) noexcept nogil:
+    """Log-densities of frames b * THREAD_BLOCK .. (b + 1) * THREAD_BLOCK - 1."""
+    cdef DensRun* r = <DensRun*> ctx
+    cdef Py_ssize_t t0 = b * THREAD_BLOCK, D = r.D, N = r.N
+    cdef Py_ssize_t nt = min(r.T, t0 + THREAD_BLOCK) - t0
+    cdef double* work = r.work[worker]
+    cdef const float* xf = <const float*> r.x + t0 * D
+    cdef const double* xd = <const double*> r.x + t0 * D
+    if r.kind == KIND_POISSON:
+        if r.single:
+            hmm_poisson_f32(xf, nt, D, N, r.p0, r.p1, r.p2 + t0, r.out + t0 * N)
+        else:
+            hmm_poisson_f64(xd, nt, D, N, r.p0, r.p1, r.p2 + t0, r.out + t0 * N)
+        return
+    cdef double* scaled = r.scaled + t0 * N if r.scaled != NULL else NULL
+    cdef double* scale = r.scale + t0 if r.scaled != NULL else NULL
+    if r.kind == KIND_DIAG:
+        if r.single:
+            hmm_diag_f32(xf, nt, D, N, r.p0, r.p1, r.p2, r.out + t0 * N, scaled, scale)
+        else:
+            hmm_diag_f64(xd, nt, D, N, r.p0, r.p1, r.p2, r.out + t0 * N, scaled, scale)
+        return
+    if work == NULL:
+        work = <double*> malloc((D * HMM_DENS_BLOCK + 8 * D) * sizeof(double))
+        r.work[worker] = work
+        if work == NULL:
+            r.failed = True
+            return
+    if r.single:
+        hmm_chol_f32(xf, nt, D, N, r.p0, r.p1, r.p2, r.p3, work, work + D * HMM_DENS_BLOCK,
+                     r.out + t0 * N)
+    else:
+        hmm_chol_f64(xd, nt, D, N, r.p0, r.p1, r.p2, r.p3, work, work + D * HMM_DENS_BLOCK,
+                     r.out + t0 * N)
+
+
+cdef int run_blocks(DensRun* r, int n_threads, double work_ns) except -1:
+    """Run every block of r (a team when hmm_team_size says it is worth one)."""
+    cdef Py_ssize_t nb = (r.T + THREAD_BLOCK - 1) // THREAD_BLOCK, w
+    cdef int team = hmm_team_size(n_threads, nb, work_ns)
+    r.failed = False
+    r.work = <double**> calloc(team, sizeof(double*))
+    if r.work == NULL:
+        raise MemoryError()
+    with nogil:
+        hmm_team_run(team, nb, dens_task, r)
+        for w in range(team):
+            free(r.work[w])
+    free(r.work)
+    if r.failed:
+        raise MemoryError()
+    return 0
+
+
+cdef enum:
+    # estimated ns per multiply-add of a density kernel (team break-even)
+    DENS_PS_PER_TERM = 300
+
+
+def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1, bint scaled=False):
     """Diagonal-covariance Gaussian log-densities.
 
     Parameters
@@ -98,14 +178,21 @@ def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1):
         -0.5 * (D log(2 pi) + sum_d log var[j, d]).
     n_threads : int
         Threads over blocks of frames (long inputs only).
+    scaled : bool
+        Also return the scaled form the scaling kernels read, made while each row is
+        still in registers (the exp fused into the density kernel; N <= 8 only).
 
     Returns
     -------
     ndarray of shape (T, N), float64
+        Without ``scaled``.
+    (log_table, scaled_table, row_log_scale) : (T, N), (T, N), (T,)
+        With ``scaled``: exactly ``(log_table, *_emissions.scaled_rows(log_table))``; the
+        last two are None when N > 8 (the caller makes them).
     """
     cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> means_t, 0)
     cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> means_t, 1)
-    cdef Py_ssize_t T, b, nb, t0, t1
+    cdef Py_ssize_t T
     cdef const void* x
     cdef bint single
     features_data(X, D, &T, &x, &single)
@@ -113,43 +200,42 @@ def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1):
     cdef const double* prec = f64_data(precisions_t, D * N, "precisions_t")
     cdef const double* norm = f64_data(log_norm, N, "log_norm")
     out = np.empty((T, N))
-    cdef double* o = <double*> cnp.PyArray_DATA(out)
-    cdef double* work = NULL
-    cdef int failed[1]  # written inside the parallel block: an array stays shared
-    cdef size_t work_bytes = (D + 1) * HMM_DENS_BLOCK * sizeof(double)
-    nb = n_blocks(T, n_threads)
-    if nb == 1:  # a short input never starts a thread team
-        work = <double*> malloc(work_bytes)
-        if work == NULL:
-            raise MemoryError()
-        with nogil:
-            if single:
-                hmm_diag_f32(<const float*> x, T, D, N, mu, prec, norm, work,
-                             work + D * HMM_DENS_BLOCK, o)
-            else:
-                hmm_diag_f64(<const double*> x, T, D, N, mu, prec, norm, work,
-                             work + D * HMM_DENS_BLOCK, o)
-        free(work)
-        return out
-    failed[0] = 0
-    with nogil, parallel(num_threads=min(n_threads, nb)):
-        work = <double*> malloc(work_bytes)
-        if work == NULL:
-            failed[0] = 1
-        else:
-            for b in prange(nb, schedule="static"):
-                t0 = b * THREAD_BLOCK
-                t1 = min(T, t0 + THREAD_BLOCK)
-                if single:
-                    hmm_diag_f32(<const float*> x + t0 * D, t1 - t0, D, N, mu, prec, norm,
-                                 work, work + D * HMM_DENS_BLOCK, o + t0 * N)
-                else:
-                    hmm_diag_f64(<const double*> x + t0 * D, t1 - t0, D, N, mu, prec, norm,
-                                 work, work + D * HMM_DENS_BLOCK, o + t0 * N)
-            free(work)
-    if failed[0]:
+    cdef Py_ssize_t n_pad = (N + 3) // 4 * 4, d, j
+    cdef double* padded = <double*> calloc((2 * D + 1) * n_pad, sizeof(double))
+    if padded == NULL:
         raise MemoryError()
-    return out
+    for d in range(D):  # (D, n_pad) rows, pad states 0 (their sums are never stored)
+        for j in range(N):
+            padded[d * n_pad + j] = mu[d * N + j]
+            padded[(D + d) * n_pad + j] = prec[d * N + j]
+    for j in range(N):
+        padded[2 * D * n_pad + j] = norm[j]
+    cdef DensRun r
+    r.kind = KIND_DIAG
+    r.single = single
+    r.x = x
+    r.T = T
+    r.D = D
+    r.N = N
+    r.p0 = padded
+    r.p1 = padded + D * n_pad
+    r.p2 = padded + 2 * D * n_pad
+    r.out = <double*> cnp.PyArray_DATA(out)
+    r.scaled = NULL
+    r.scale = NULL
+    fused = scaled and N <= HMM_DENS_SCALED_MAX_STATES
+    if fused:
+        scaled_table = np.empty((T, N))
+        row_log_scale = np.empty(T)
+        r.scaled = <double*> cnp.PyArray_DATA(scaled_table)
+        r.scale = <double*> cnp.PyArray_DATA(row_log_scale)
+    try:
+        run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * T * N * D)
+    finally:
+        free(padded)
+    if fused:
+        return out, scaled_table, row_log_scale
+    return (out, None, None) if scaled else out
 
 
 def gaussian_cholesky(X, means, cholesky, inv_diagonal, log_norm, int n_threads=1):
@@ -173,7 +259,7 @@ def gaussian_cholesky(X, means, cholesky, inv_diagonal, log_norm, int n_threads=
     """
     cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> means, 0)
     cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> means, 1)
-    cdef Py_ssize_t T, b, nb, t0, t1
+    cdef Py_ssize_t T
     cdef const void* x
     cdef bint single
     features_data(X, D, &T, &x, &single)
@@ -182,42 +268,20 @@ def gaussian_cholesky(X, means, cholesky, inv_diagonal, log_norm, int n_threads=
     cdef const double* inv_d = f64_data(inv_diagonal, N * D, "inv_diagonal")
     cdef const double* norm = f64_data(log_norm, N, "log_norm")
     out = np.empty((T, N))
-    cdef double* o = <double*> cnp.PyArray_DATA(out)
-    cdef double* work = NULL
-    cdef int failed[1]  # written inside the parallel block: an array stays shared
-    cdef size_t work_bytes = (D + 1) * HMM_DENS_BLOCK * sizeof(double)
-    nb = n_blocks(T, n_threads)
-    if nb == 1:  # a short input never starts a thread team
-        work = <double*> malloc(work_bytes)
-        if work == NULL:
-            raise MemoryError()
-        with nogil:
-            if single:
-                hmm_chol_f32(<const float*> x, T, D, N, mu, chol, inv_d, norm, work,
-                             work + D * HMM_DENS_BLOCK, o)
-            else:
-                hmm_chol_f64(<const double*> x, T, D, N, mu, chol, inv_d, norm, work,
-                             work + D * HMM_DENS_BLOCK, o)
-        free(work)
-        return out
-    failed[0] = 0
-    with nogil, parallel(num_threads=min(n_threads, nb)):
-        work = <double*> malloc(work_bytes)
-        if work == NULL:
-            failed[0] = 1
-        else:
-            for b in prange(nb, schedule="static"):
-                t0 = b * THREAD_BLOCK
-                t1 = min(T, t0 + THREAD_BLOCK)
-                if single:
-                    hmm_chol_f32(<const float*> x + t0 * D, t1 - t0, D, N, mu, chol, inv_d,
-                                 norm, work, work + D * HMM_DENS_BLOCK, o + t0 * N)
-                else:
-                    hmm_chol_f64(<const double*> x + t0 * D, t1 - t0, D, N, mu, chol, inv_d,
-                                 norm, work, work + D * HMM_DENS_BLOCK, o + t0 * N)
-            free(work)
-    if failed[0]:
-        raise MemoryError()
+    cdef DensRun r
+    r.kind = KIND_CHOL
+    r.single = single
+    r.x = x
+    r.T = T
+    r.D = D
+    r.N = N
+    r.p0 = mu
+    r.p1 = chol
+    r.p2 = inv_d
+    r.p3 = norm
+    r.out = <double*> cnp.PyArray_DATA(out)
+    r.scaled = NULL
+    run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * T * N * D * (D + 3) / 2)
     return out
 
 
@@ -239,7 +303,7 @@ def poisson(X, log_lambdas_t, lambda_sums, int n_threads=1):
     """
     cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> log_lambdas_t, 0)
     cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> log_lambdas_t, 1)
-    cdef Py_ssize_t T, b, nb, t0, t1, t, d
+    cdef Py_ssize_t T, t, d
     cdef const void* x
     cdef bint single
     features_data(X, D, &T, &x, &single)
@@ -250,7 +314,6 @@ def poisson(X, log_lambdas_t, lambda_sums, int n_threads=1):
     cdef double* o = <double*> cnp.PyArray_DATA(out)
     cdef double* lg = <double*> cnp.PyArray_DATA(lgam)
     cdef double acc
-    nb = n_blocks(T, n_threads)
     with nogil:
         for t in range(T):
             acc = 0.0
@@ -258,21 +321,19 @@ def poisson(X, log_lambdas_t, lambda_sums, int n_threads=1):
                 acc = acc + log_gamma1((<const float*> x)[t * D + d] if single
                                        else (<const double*> x)[t * D + d])
             lg[t] = acc
-        if nb == 1:
-            if single:
-                hmm_poisson_f32(<const float*> x, T, D, N, ll, sums, lg, o)
-            else:
-                hmm_poisson_f64(<const double*> x, T, D, N, ll, sums, lg, o)
-        else:
-            for b in prange(nb, num_threads=min(n_threads, nb), schedule="static"):
-                t0 = b * THREAD_BLOCK
-                t1 = min(T, t0 + THREAD_BLOCK)
-                if single:
-                    hmm_poisson_f32(<const float*> x + t0 * D, t1 - t0, D, N, ll, sums,
-                                    lg + t0, o + t0 * N)
-                else:
-                    hmm_poisson_f64(<const double*> x + t0 * D, t1 - t0, D, N, ll, sums,
-                                    lg + t0, o + t0 * N)
+    cdef DensRun r
+    r.kind = KIND_POISSON
+    r.single = single
+    r.x = x
+    r.T = T
+    r.D = D
+    r.N = N
+    r.p0 = ll
+    r.p1 = sums
+    r.p2 = lg
+    r.out = o
+    r.scaled = NULL
+    run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * T * N * D)
     return out
 
 

@@ -21,8 +21,7 @@ from libc.string cimport memcpy
 import numpy as np
 
 cimport numpy as cnp
-from cython.parallel cimport prange
-from _common cimport intp_t, max_of, f64_data, symbol_array
+from _common cimport intp_t, max_of, f64_data, symbol_array, hmm_team_run, hmm_team_size
 
 cdef extern from "hmm_exp.h" nogil:
     void hmm_exp_nonpos(const double* values, Py_ssize_t n, double* out)
@@ -31,7 +30,21 @@ cnp.import_array()
 
 
 cdef enum:
-    ROW_BLOCK = 4096  # rows per task when several threads share a long table
+    ROW_BLOCK = 4096  # rows per task of a thread team
+    ROW_NS = 2        # estimated ns per entry (max, shift, exp): team break-even
+
+
+cdef struct RowsRun:
+    const double* src
+    Py_ssize_t n_rows, n
+    double* dst
+    double* sc
+
+
+cdef void rows_task(void* ctx, Py_ssize_t b, int worker) noexcept nogil:
+    cdef RowsRun* r = <RowsRun*> ctx
+    cdef Py_ssize_t r0 = b * ROW_BLOCK, r1 = min(r.n_rows, r0 + ROW_BLOCK)
+    shift_and_exp(r.src + r0 * r.n, r1 - r0, r.n, r.dst + r0 * r.n, r.sc + r0)
 
 
 cdef void shift_and_exp(const double* src, Py_ssize_t n_rows, Py_ssize_t n, double* dst,
@@ -73,17 +86,19 @@ def scaled_rows(log_table, int n_threads=1):
     cdef const double* src = f64_data(table, n_rows * n, "log_table")
     cdef cnp.ndarray scaled = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(table), cnp.NPY_DOUBLE, 0)
     cdef cnp.ndarray scale = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(table), cnp.NPY_DOUBLE, 0)
-    cdef double* dst = <double*> cnp.PyArray_DATA(scaled)
-    cdef double* sc = <double*> cnp.PyArray_DATA(scale)
-    cdef Py_ssize_t nb = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK, b, r0, r1
+    cdef RowsRun r
+    r.src = src
+    r.n_rows = n_rows
+    r.n = n
+    r.dst = <double*> cnp.PyArray_DATA(scaled)
+    r.sc = <double*> cnp.PyArray_DATA(scale)
+    cdef Py_ssize_t nb = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
+    cdef int team = hmm_team_size(n_threads, nb, <double> ROW_NS * n_rows * n)
     with nogil:
-        if n_threads <= 1 or nb <= 1:
-            shift_and_exp(src, n_rows, n, dst, sc)
+        if team <= 1:
+            shift_and_exp(src, n_rows, n, r.dst, r.sc)
         else:
-            for b in prange(nb, num_threads=min(n_threads, nb), schedule="static"):
-                r0 = b * ROW_BLOCK
-                r1 = min(n_rows, r0 + ROW_BLOCK)
-                shift_and_exp(src + r0 * n, r1 - r0, n, dst + r0 * n, sc + r0)
+            hmm_team_run(team, nb, rows_task, &r)
     return scaled, scale
 
 

@@ -28,9 +28,10 @@
 # Threads and determinism: the sequences are cut into at most MAX_CHUNKS chunks of about
 # equal frame counts, fixed by the data alone; each chunk accumulates into its own
 # buffer, sequence after sequence, and the chunks are summed in order afterwards. Threads
-# take whole chunks (prange, dynamic schedule), so there are no locks and the result is
-# bit-for-bit the same for every thread count and every run. One sequence never starts a
-# thread team. Statistics of a sequence are added only once its E-step succeeded.
+# take whole chunks (hmm_team.h, in order from a shared counter), so there are no locks
+# on the statistics and the result is bit-for-bit the same for every thread count and
+# every run. One sequence, or too little work, never starts a thread team. Statistics
+# of a sequence are added only once its E-step succeeded.
 
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
@@ -39,11 +40,10 @@ from libc.math cimport exp, INFINITY
 import numpy as np
 
 cimport numpy as cnp
-from cython.parallel cimport prange, parallel
 from _common cimport (
-    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_force_avx2,
+    Chain, Frames, SeqStatus, intp_t, status, stride, frame_row,
+    hmm_force_avx2, hmm_team_run, hmm_team_size, trellis_ns, chunk_bounds,
     get_chain, fill_frames, offsets_data, f64_data, raise_for_status, status_buffer,
-    team_size,
     STATUS_OK, STATUS_BAD_ROW, STATUS_NO_MEMORY, STATUS_UNDERFLOW,
 )
 cdef extern from "hmm_lanes.h" nogil:
@@ -391,27 +391,56 @@ cdef enum:
     MAX_CHUNK_DOUBLES = 4194304  # ... 32 MB in all)
 
 
-cdef Py_ssize_t chunk_bounds(const intp_t* off, Py_ssize_t n_seq, Py_ssize_t n_chunks,
-                             intp_t* bounds) noexcept nogil:
-    """Cut sequences 0..n_seq-1 into at most n_chunks runs of about equal frame counts;
-    bounds[c]..bounds[c+1] is chunk c. Returns the number of chunks."""
-    cdef Py_ssize_t c = 0, s
-    cdef double per_chunk = <double> (off[n_seq] - off[0]) / n_chunks
-    bounds[0] = 0
-    for s in range(1, n_seq):
-        if off[s] - off[0] >= (c + 1) * per_chunk:
-            c += 1
-            bounds[c] = s
-    bounds[c + 1] = n_seq
-    return c + 1
-
-
 cdef inline size_t estep_scratch(const Chain* ch, Py_ssize_t t_max,
                                  bint own_gamma) noexcept nogil:
     """Doubles of scratch one thread needs (layout in estep_one)."""
     cdef Py_ssize_t n = ch.n_states
     return (4 * stride(n) + xi_size(ch) + t_max + t_max * n + t_max * ch.n_pad
             + (t_max * n if own_gamma else 0))
+
+
+cdef struct EstepRun:
+    # one estep call, shared by the threads of hmm_team_run (one task per chunk)
+    const Chain* chain
+    const Frames* frames
+    const intp_t* offsets
+    const intp_t* bounds
+    Py_ssize_t t_max
+    bint scaling
+    bint lanes
+    bint want_rows
+    const double* weights
+    double** scratch            # per worker, allocated by the worker on its first task
+    size_t scratch_doubles
+    size_t lane_offset
+    double* posteriors
+    double* acc_all
+    Py_ssize_t acc_size
+    double* logprob
+    SeqStatus* status
+
+
+cdef void estep_task(void* ctx, Py_ssize_t chunk, int worker) noexcept nogil:
+    """E-step of one chunk of sequences into the chunk's own accumulators."""
+    cdef EstepRun* run = <EstepRun*> ctx
+    cdef Py_ssize_t s
+    cdef double* scratch = run.scratch[worker]
+    if scratch == NULL:
+        scratch = <double*> malloc(run.scratch_doubles * sizeof(double))
+        run.scratch[worker] = scratch
+    if scratch == NULL:
+        for s in range(run.bounds[chunk], run.bounds[chunk + 1]):
+            run.status[s] = status(STATUS_NO_MEMORY, run.offsets[s])
+        return
+    estep_chunk(run.chain, run.frames, run.offsets, run.bounds[chunk], run.bounds[chunk + 1],
+                run.t_max, run.scaling, run.lanes, run.weights, scratch,
+                scratch + run.lane_offset, run.posteriors,
+                accumulators(run.acc_all + chunk * run.acc_size, run.chain, run.want_rows),
+                run.logprob, run.status)
+
+
+cdef enum:
+    ESTEP_PASSES = 3    # an E-step costs about three trellis passes (team break-even)
 
 
 def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
@@ -475,57 +504,49 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
     if bounds == NULL:
         raise MemoryError()
     n_chunks = chunk_bounds(off, n_seq, n_chunks, bounds)
-    n_team = team_size(n_threads, n_chunks, n_frames, n)
+    n_team = hmm_team_size(n_threads, n_chunks, ESTEP_PASSES * trellis_ns(n_frames, n))
     cdef size_t scratch_doubles = estep_scratch(c, t_max, not want_posteriors)
     cdef bint lanes = scaling and n <= HMM_LANES_MAX_STATES and n_seq > 1 and not c.sparse
     if lanes:
         scratch_doubles += (hmm_lanes_work(n, t_max) + 4 * n * n
                             + (0 if want_posteriors else 4 * t_max * n))
-    cdef size_t lane_offset = estep_scratch(c, t_max, not want_posteriors)
     logprob = np.empty(n_seq)
-    cdef double* lp = <double*> cnp.PyArray_DATA(logprob)
     posteriors = np.empty((n_frames, n)) if want_posteriors else None
-    cdef double* post = <double*> cnp.PyArray_DATA(posteriors) if want_posteriors else NULL
-    cdef double* acc_all = <double*> calloc(n_chunks * acc_size, sizeof(double))
-    if acc_all == NULL:
+    cdef EstepRun run
+    run.chain = c
+    run.frames = &f
+    run.offsets = off
+    run.bounds = bounds
+    run.t_max = t_max
+    run.scaling = scaling
+    run.lanes = lanes
+    run.want_rows = want_rows
+    run.weights = w
+    run.scratch_doubles = scratch_doubles
+    run.lane_offset = estep_scratch(c, t_max, not want_posteriors)
+    run.posteriors = <double*> cnp.PyArray_DATA(posteriors) if want_posteriors else NULL
+    run.acc_size = acc_size
+    run.logprob = <double*> cnp.PyArray_DATA(logprob)
+    run.acc_all = <double*> calloc(n_chunks * acc_size, sizeof(double))
+    run.scratch = <double**> calloc(n_team, sizeof(double*))
+    if run.acc_all == NULL or run.scratch == NULL:
+        free(run.acc_all)
+        free(run.scratch)
         free(bounds)
         raise MemoryError()
     cdef SeqStatus* st = NULL
-    cdef double* scratch = NULL
-    cdef Accumulators acc
-    cdef Py_ssize_t chunk
+    cdef double* acc_all = run.acc_all
     single_status.code = STATUS_OK
     try:
         st = status_buffer(n_seq, &single_status)
+        run.status = st
         with nogil:
-            if n_team == 1:
-                scratch = <double*> malloc(scratch_doubles * sizeof(double))
-                for chunk in range(n_chunks):
-                    acc = accumulators(acc_all + chunk * acc_size, c, want_rows)
-                    if scratch == NULL:
-                        for s in range(bounds[chunk], bounds[chunk + 1]):
-                            st[s] = status(STATUS_NO_MEMORY, off[s])
-                    else:
-                        estep_chunk(c, &f, off, bounds[chunk], bounds[chunk + 1], t_max,
-                                    scaling, lanes, w, scratch, scratch + lane_offset, post,
-                                    acc, lp, st)
-                free(scratch)
-            else:
-                with parallel(num_threads=n_team):
-                    scratch = <double*> malloc(scratch_doubles * sizeof(double))
-                    for chunk in prange(n_chunks, schedule="dynamic"):
-                        acc = accumulators(acc_all + chunk * acc_size, c, want_rows)
-                        if scratch == NULL:
-                            for s in range(bounds[chunk], bounds[chunk + 1]):
-                                st[s] = status(STATUS_NO_MEMORY, off[s])
-                        else:
-                            estep_chunk(c, &f, off, bounds[chunk], bounds[chunk + 1], t_max,
-                                        scaling, lanes, w, scratch, scratch + lane_offset,
-                                        post, acc, lp, st)
-                    free(scratch)
-            for chunk in range(1, n_chunks):
+            hmm_team_run(n_team, n_chunks, estep_task, &run)
+            for s in range(n_team):
+                free(run.scratch[s])
+            for s in range(1, n_chunks):  # chunk order: the same sums for every team
                 for k in range(acc_size):
-                    acc_all[k] += acc_all[chunk * acc_size + k]
+                    acc_all[k] += acc_all[s * acc_size + k]
         for s in range(n_seq):
             if st[s].code == STATUS_NO_MEMORY:
                 raise MemoryError(f"could not allocate {scratch_doubles * 8} bytes of scratch")
@@ -542,6 +563,7 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
         if st != &single_status:
             free(st)
         free(acc_all)
+        free(run.scratch)
         free(bounds)
     return logprob, start, trans, row_counts, posteriors
 

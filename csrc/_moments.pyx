@@ -5,29 +5,142 @@
 #   scatter[j, d] = sum_t w[t, j] * (x[t, d] - mu[j, d])^2
 # computed from the differences themselves (hmm_dens.h), never as
 # sum w x^2 - 2 mu sum w x + mu^2 sum w, which cancels catastrophically when the data sit
-# far from the origin relative to their spread. Long inputs are cut into blocks of
-# BLOCK frames fixed by the data alone; threads take whole blocks, each block sums into
-# its own buffer, and the buffers are added in block order, so the result is the same
-# bit for bit whatever the thread count. Sums are float64 for float32 frames too.
+# far from the origin relative to their spread.
+#
+# ``weighted_moments`` reads X and the posteriors once for all three M-step sums (posterior
+# mass, first and second moments about reference means: the model's current means, near
+# the data), instead of a reduction, a GEMM and this scatter, three passes. The M-step's
+# new means differ from the reference by delta, and the scatter about them is
+#   s2 - 2 delta s1 + delta^2 s0     (exact algebra; the terms stay small when the
+# reference is near the new means); the caller (_gaussian.py) recomputes the scatter
+# directly when those terms are large against the result (digits would be lost).
+#
+# Long inputs are cut into blocks of BLOCK frames fixed by the data alone; threads
+# (hmm_team.h) take whole blocks, each block sums into its own buffer, and the buffers
+# are added in block order, so the result is the same bit for bit whatever the thread
+# count. Sums are float64 for float32 frames too.
 
 from libc.stdlib cimport calloc, free
 
 import numpy as np
 
 cimport numpy as cnp
-from cython.parallel cimport prange
-from _common cimport f64_data
+from _common cimport f64_data, hmm_team_run, hmm_team_size
 
 cnp.import_array()
 
 cdef extern from "hmm_dens.h" nogil:
+    void hmm_moments_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
+                         const double* w, const double* ref, double* s0, double* s1,
+                         double* s2)
+    void hmm_moments_f32(const float* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
+                         const double* w, const double* ref, double* s0, double* s1,
+                         double* s2)
     void hmm_scatter_f64(const double* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
                          const double* w, const double* mu, double* out)
     void hmm_scatter_f32(const float* x, Py_ssize_t T, Py_ssize_t D, Py_ssize_t N,
                          const double* w, const double* mu, double* out)
 
 cdef enum:
-    BLOCK = 8192  # frames per block (and per task when threads share the work)
+    BLOCK = 8192  # frames per block (and per task of a thread team)
+    SCATTER_PS_PER_TERM = 500  # estimated ps per (frame, state, feature): team break-even
+    MOMENTS_PS_PER_TERM = 800
+
+
+cdef struct ScatterRun:
+    bint moments              # the three sums (hmm_moments) rather than the scatter
+    bint single
+    const void* x
+    Py_ssize_t T, D, N
+    const double* w
+    const double* mu
+    double* acc               # per block: (D, N) scatter, or (N + 2 D N) moments
+
+
+cdef void scatter_task(void* ctx, Py_ssize_t b, int worker) noexcept nogil:
+    cdef ScatterRun* r = <ScatterRun*> ctx
+    cdef Py_ssize_t t0 = b * BLOCK, t1 = min(r.T, t0 + BLOCK), D = r.D, N = r.N
+    cdef double* acc = r.acc + b * (N + 2 * D * N)
+    if r.moments and r.single:
+        hmm_moments_f32(<const float*> r.x + t0 * D, t1 - t0, D, N, r.w + t0 * N, r.mu,
+                        acc, acc + N, acc + N + D * N)
+    elif r.moments:
+        hmm_moments_f64(<const double*> r.x + t0 * D, t1 - t0, D, N, r.w + t0 * N, r.mu,
+                        acc, acc + N, acc + N + D * N)
+    elif r.single:
+        hmm_scatter_f32(<const float*> r.x + t0 * D, t1 - t0, D, N, r.w + t0 * N, r.mu,
+                        r.acc + b * D * N)
+    else:
+        hmm_scatter_f64(<const double*> r.x + t0 * D, t1 - t0, D, N, r.w + t0 * N, r.mu,
+                        r.acc + b * D * N)
+
+
+cdef int frames_data(object X, int* typ, Py_ssize_t* T, Py_ssize_t* D) except -1:
+    cdef cnp.ndarray x = <cnp.ndarray?> X
+    if (cnp.PyArray_NDIM(x) != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_ISBEHAVED_RO(x)):
+        raise TypeError("internal: X must be a C-contiguous aligned (T, D) array")
+    typ[0] = cnp.PyArray_TYPE(x)
+    if typ[0] != cnp.NPY_FLOAT and typ[0] != cnp.NPY_DOUBLE:
+        raise TypeError("internal: X must be float64 or float32")
+    T[0] = cnp.PyArray_DIM(x, 0)
+    D[0] = cnp.PyArray_DIM(x, 1)
+    return 0
+
+
+def weighted_moments(X, weights, ref_means, int n_threads=1):
+    """The Gaussian M-step's sums in one pass, around reference means.
+
+    Parameters
+    ----------
+    X : ndarray of shape (T, D), float64 or float32, C-contiguous
+    weights : ndarray of shape (T, N), float64, C-contiguous
+    ref_means : ndarray of shape (N, D)
+        Any means near the data (the model's current ones): differences are taken from
+        them, so frames far from the origin keep their precision.
+    n_threads : int
+
+    Returns
+    -------
+    s0 : ndarray of shape (N,)
+        sum_t weights[t, j]
+    s1 : ndarray of shape (N, D)
+        sum_t weights[t, j] * (X[t] - ref_means[j])
+    s2 : ndarray of shape (N, D)
+        sum_t weights[t, j] * (X[t] - ref_means[j])**2 (with ref_means = means, this is
+        ``weighted_scatter`` bit for bit)
+    """
+    cdef int typ
+    cdef Py_ssize_t T, D
+    frames_data(X, &typ, &T, &D)
+    cdef Py_ssize_t N = np.shape(ref_means)[0], nb = max(1, (T + BLOCK - 1) // BLOCK), b, k
+    cdef Py_ssize_t size = N + 2 * D * N
+    ref_t = np.ascontiguousarray(np.asarray(ref_means, dtype=np.float64).T)
+    cdef ScatterRun r
+    r.moments = True
+    r.single = typ == cnp.NPY_FLOAT
+    r.x = cnp.PyArray_DATA(<cnp.ndarray> X)
+    r.T = T
+    r.D = D
+    r.N = N
+    r.w = f64_data(weights, T * N, "weights")
+    r.mu = f64_data(ref_t, D * N, "ref_means")
+    cdef int team = hmm_team_size(n_threads, nb, 1e-3 * MOMENTS_PS_PER_TERM * T * D * N)
+    out = np.zeros(size)
+    cdef double* o = <double*> cnp.PyArray_DATA(out)
+    r.acc = <double*> calloc(nb * size, sizeof(double))
+    if r.acc == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            hmm_team_run(team, nb, scatter_task, &r)
+            for b in range(nb):  # block order: the same sums for every team
+                for k in range(size):
+                    o[k] += r.acc[b * size + k]
+    finally:
+        free(r.acc)
+    return (out[:N].copy(), out[N:N + D * N].reshape(D, N).T.copy(),
+            out[N + D * N:].reshape(D, N).T.copy())
 
 
 def weighted_scatter(X, weights, means, int n_threads=1):
@@ -60,22 +173,23 @@ def weighted_scatter(X, weights, means, int n_threads=1):
     cdef double* acc = <double*> calloc(nb * D * N, sizeof(double))
     if acc == NULL:
         raise MemoryError()
-    cdef int team = 1 if nb == 1 else max(1, min(n_threads, nb))
+    cdef ScatterRun r
+    r.moments = False
+    r.single = typ == cnp.NPY_FLOAT
+    r.x = data
+    r.T = T
+    r.D = D
+    r.N = N
+    r.w = w
+    r.mu = m
+    r.acc = acc
+    cdef int team = hmm_team_size(n_threads, nb, 1e-3 * SCATTER_PS_PER_TERM * T * D * N)
     out = np.zeros((D, N))
     cdef double* o = <double*> cnp.PyArray_DATA(out)
-    cdef Py_ssize_t t0, t1
     try:
         with nogil:
-            for b in prange(nb, num_threads=team, schedule="dynamic"):
-                t0 = b * BLOCK
-                t1 = min(T, t0 + BLOCK)
-                if typ == cnp.NPY_FLOAT:
-                    hmm_scatter_f32(<const float*> data + t0 * D, t1 - t0, D, N, w + t0 * N,
-                                    m, acc + b * D * N)
-                else:
-                    hmm_scatter_f64(<const double*> data + t0 * D, t1 - t0, D, N, w + t0 * N,
-                                    m, acc + b * D * N)
-            for b in range(nb):
+            hmm_team_run(team, nb, scatter_task, &r)
+            for b in range(nb):  # block order: the same sums for every team
                 for k in range(D * N):
                     o[k] += acc[b * D * N + k]
     finally:

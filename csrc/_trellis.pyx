@@ -22,6 +22,9 @@
 # The scaled pass's precision guard (why "scaling" equals "log" to rounding) and the
 # building blocks both implementations share are in _passes.pxd.
 #
+# Scoring a dense chain of up to 12 states runs the same scaled pass with the state
+# vector in registers (hmm_forward_regs.h: no memory round trip per step, same bits).
+#
 # Posteriors are written in place: alpha rows go into the (T, N) output and are turned
 # into gamma rows during the backward sweep, with beta kept in O(N) scratch. Each step's
 # vector-matrix product is hmm_vecmat_step (csrc/hmm_steps.h: column-blocked, SSE2/AVX2),
@@ -39,10 +42,33 @@ from _common cimport (
     OUTPUT_POSTERIORS, OUTPUT_STEPS,
 )
 from _passes cimport (
-    POSTERIOR_DEFICIT, backward_product, log_backward_step, log_forward_loop,
-    log_forward_pass,
+    POSTERIOR_DEFICIT, LAZY_RENORMALISE, SMALL_PRODUCT, SMALL_SCALE, SUM_FLOOR,
+    backward_product, log_backward_step, log_forward_loop, log_forward_pass,
     log_forward_step, log_sum, scaled_forward_pass, normalise_row,
 )
+
+cdef extern from "hmm_forward_regs.h" nogil:
+    ctypedef struct hmm_fr_model:
+        const double* startprob
+        const double* transmat_pad
+        double mass_floor
+        const double* scaled_table
+        const double* row_log_scale
+        const double* log_table
+        const intp_t* rows
+        Py_ssize_t n_rows
+        double sum_floor
+        double small_scale
+        double small_product
+        double lazy_renormalise
+    enum:
+        HMM_FR_MAX_STATES
+        HMM_FR_OK
+        HMM_FR_BAD_ROW
+        HMM_FR_UNDERFLOW
+    int hmm_forward_regs(int n, const hmm_fr_model* m, Py_ssize_t start, Py_ssize_t stop,
+                         double* logprob, Py_ssize_t* frame, double* last, int* has_last,
+                         double* log_scale)
 
 cnp.import_array()
 
@@ -56,6 +82,39 @@ cdef SeqStatus forward_log_kernel(const Chain* ch, const Frames* fr, Py_ssize_t 
     return log_forward_pass(ch, fr, start, stop, <double*> scratch, NULL, logprob_out)
 
 
+cdef bint use_regs = True  # testing hook: _force_regs
+
+
+cdef inline SeqStatus scaled_forward_regs(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                                          Py_ssize_t stop, double* logprob_out,
+                                          double** last_out, double* last,
+                                          double* log_scale_out) noexcept nogil:
+    """scaled_forward_pass (score only) for a dense chain of N <= 12, the state vector in
+    registers (hmm_forward_regs.h): the same results and statuses, bit for bit; ``last``
+    (N doubles) receives the vector ``last_out`` then points at."""
+    cdef hmm_fr_model m
+    cdef Py_ssize_t frame = start
+    cdef int has_last = 0
+    m.startprob = ch.startprob
+    m.transmat_pad = ch.transmat_pad
+    m.mass_floor = ch.mass_floor
+    m.scaled_table = fr.scaled_table
+    m.row_log_scale = fr.row_log_scale
+    m.log_table = fr.log_table
+    m.rows = fr.rows
+    m.n_rows = fr.n_rows
+    m.sum_floor = SUM_FLOOR
+    m.small_scale = SMALL_SCALE
+    m.small_product = SMALL_PRODUCT
+    m.lazy_renormalise = LAZY_RENORMALISE
+    cdef int code = hmm_forward_regs(<int> ch.n_states, &m, start, stop, logprob_out, &frame,
+                                     last, &has_last, log_scale_out)
+    last_out[0] = last if has_last else NULL
+    if code == HMM_FR_OK:
+        return status(STATUS_OK, 0)
+    return status(STATUS_BAD_ROW if code == HMM_FR_BAD_ROW else STATUS_UNDERFLOW, frame)
+
+
 cdef SeqStatus forward_scaling_kernel(const Chain* ch, const Frames* fr, Py_ssize_t start,
                                       Py_ssize_t stop, char* scratch, double* logprob_out,
                                       double* posteriors_out, intp_t* states_out) noexcept nogil:
@@ -65,8 +124,12 @@ cdef SeqStatus forward_scaling_kernel(const Chain* ch, const Frames* fr, Py_ssiz
     cdef double* log_cur = work + 2 * stride(ch.n_states)  # a rolling buffer of the log loop
     cdef double log_scale
     cdef Py_ssize_t j, n = ch.n_states
-    cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, work, NULL, NULL,
-                                            logprob_out, &last, &log_scale)
+    cdef SeqStatus st
+    if use_regs and not ch.sparse and n <= HMM_FR_MAX_STATES:
+        st = scaled_forward_regs(ch, fr, start, stop, logprob_out, &last, work, &log_scale)
+    else:
+        st = scaled_forward_pass(ch, fr, start, stop, work, NULL, NULL, logprob_out, &last,
+                                 &log_scale)
     if st.code != STATUS_UNDERFLOW:
         return st
     if last == NULL:  # the first frame: start over in log space
@@ -330,6 +393,13 @@ def forward_steps(object chain, tuple emission, rows, offsets, bint scaling,
                           n_threads)
     return run_kernel(steps_log_kernel, 4 * sizeof(double), 0, 0, False, OUTPUT_STEPS, False,
                       chain, emission, rows, offsets, logprob_out, n_threads)
+
+
+def _force_regs(bint flag):
+    """Testing hook: score small dense chains with the register-resident pass (True, the
+    default) or with the general scaled pass (False)."""
+    global use_regs
+    use_regs = flag
 
 
 def _force_simd(int flag):

@@ -56,7 +56,7 @@ enum { HMM_LANE_OK = 0, HMM_LANE_BAD_ROW = 1, HMM_LANE_REDO = 4 };
 /* Doubles of work memory for a group whose longest sequence has t_max frames. */
 static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
 {
-    return (size_t)HMM_LANES * ((size_t)t_max * (size_t)n + (size_t)t_max
+    return (size_t)HMM_LANES * (2 * (size_t)t_max * (size_t)n + (size_t)t_max
                                 + (size_t)n * (size_t)n);
 }
 
@@ -67,7 +67,9 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
  * log P = sum_t log c_t + sum_t shift_t: the product of the c_t is kept as a mantissa in
  * [0.5, 1) and an integer exponent (bit operations on the vectors, no per-step log and no
  * per-lane branch); gamma_t overwrites alphahat_t in place, lane-interleaved, and is
- * copied out per lane at the end. */
+ * copied out per lane at the end. The forward pass keeps each frame's gathered emission
+ * vector, so the backward sweep reads it back in one load instead of finding and
+ * gathering the four rows again. */
 #define HMM_LANES_BODY                                                                       \
     {                                                                                        \
         ptrdiff_t t_max = 0, row[HMM_LANES], l, i, j, t;                                     \
@@ -79,10 +81,14 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
         hmm_lv *alpha = (hmm_lv *)work;                       /* (t_max, n) */               \
         hmm_lv *scales = alpha + t_max * n;                   /* (t_max,) */                 \
         hmm_lv *xi = scales + t_max;                          /* (n, n) */                   \
+        hmm_lv *bstore = xi + n * n;    /* (t_max, n): b'_t, kept for the backward sweep */  \
+        hmm_lm lenv;                                                                         \
+        for (l = 0; l < HMM_LANES; l++)                                                      \
+            lenv[l] = l < n_lanes ? len[l] : 0;                                              \
         hmm_lv acc[n], b[n], lb[n], beta[n], nb[n], v[n];                                    \
         hmm_lv mant, shift, c, inv, one = {1.0, 1.0, 1.0, 1.0}, zero = {0, 0, 0, 0};         \
         hmm_lm expo = {0, 0, 0, 0}, bad = {0, 0, 0, 0}, live;                                \
-        const hmm_lm mant_bits = {0x000fffffffffffffLL, 0x000fffffffffffffLL,               \
+        const hmm_lm mant_bits = {0x000fffffffffffffLL, 0x000fffffffffffffLL,                \
                                   0x000fffffffffffffLL, 0x000fffffffffffffLL};               \
         const hmm_lm half_bits = {1022LL << 52, 1022LL << 52, 1022LL << 52, 1022LL << 52};   \
         const hmm_lv floor_v = {m->mass_floor, m->mass_floor, m->mass_floor, m->mass_floor}; \
@@ -91,6 +97,7 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
         c = zero;                                                                            \
         for (j = 0; j < n; j++) {                                                            \
             HMM_LANES_GATHER(b[j], m->scaled_table, j)                                       \
+            bstore[j] = b[j];                                                                \
             alpha[j] = m->startprob[j] * b[j];                                               \
             c += alpha[j];                                                                   \
         }                                                                                    \
@@ -114,8 +121,10 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
             hmm_lv *cur = alpha + t * n;                                                     \
             hmm_lv sc;                                                                       \
             HMM_LANES_ROWS(t)                                                                \
-            for (l = 0; l < HMM_LANES; l++)                                                  \
-                live[l] = t < (l < n_lanes ? len[l] : 0) ? -1 : 0;                           \
+            {                                                                                \
+                const hmm_lm tv = {t, t, t, t};                                              \
+                live = tv < lenv;                                                            \
+            }                                                                                \
             for (j = 0; j < n; j++)                                                          \
                 acc[j] = zero;                                                               \
             for (i = 0; i < n; i++) {                                                        \
@@ -127,6 +136,7 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
             c = zero;                                                                        \
             for (j = 0; j < n; j++) {                                                        \
                 HMM_LANES_GATHER(b[j], m->scaled_table, j)                                   \
+                bstore[t * n + j] = b[j];                                                    \
                 cur[j] = acc[j] * b[j];                                                      \
                 c += cur[j];                                                                 \
             }                                                                                \
@@ -146,7 +156,7 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
             scales[t] = c;                                                                   \
             HMM_LANES_GATHER1(sc, m->row_log_scale)                                          \
             shift += HMM_BLEND(keep, zero, sc);                                              \
-            /* c > SUM_FLOOR, so mant * c never underflows: fold its exponent out */          \
+            /* c > SUM_FLOOR, so mant * c never underflows: fold its exponent out */         \
             mant *= c;                                                                       \
             expo += ((hmm_lm)mant >> 52) - 1022;                                             \
             mant = (hmm_lv)(((hmm_lm)mant & mant_bits) | half_bits);                         \
@@ -156,7 +166,7 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
                 code[l] = HMM_LANE_REDO;                                                     \
             loglik[l] = (double)expo[l] * 0.6931471805599453 + log(mant[l]) + shift[l];      \
         }                                                                                    \
-        /* backward sweep with the statistics; gamma_t overwrites alphahat_t */               \
+        /* backward sweep with the statistics; gamma_t overwrites alphahat_t */              \
         for (i = 0; i < n * n; i++)                                                          \
             xi[i] = zero;                                                                    \
         for (j = 0; j < n; j++)                                                              \
@@ -166,15 +176,13 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
         for (l = 0; l < HMM_LANES; l++)                                                      \
             ok[l] = (l < n_lanes && code[l] == HMM_LANE_OK) ? -1 : 0;                        \
         for (t = t_max - 2; t >= 0; t--) {                                                   \
-            HMM_LANES_ROWS(t + 1)                                                            \
-            for (l = 0; l < HMM_LANES; l++)                                                  \
-                live[l] = (l < n_lanes && t + 1 < len[l]) ? -1 : 0;                          \
-            live &= ok;                                                                      \
-            inv = one / scales[t + 1];                                                       \
-            for (j = 0; j < n; j++) {                                                        \
-                HMM_LANES_GATHER(b[j], m->scaled_table, j)                                   \
-                v[j] = HMM_BLEND(live, b[j] * beta[j] * inv, zero);                          \
+            {                                                                                \
+                const hmm_lm tv = {t + 1, t + 1, t + 1, t + 1};                              \
+                live = (tv < lenv) & ok;                                                     \
             }                                                                                \
+            inv = one / scales[t + 1];                                                       \
+            for (j = 0; j < n; j++) /* the forward pass's gathered (and checked) rows */     \
+                v[j] = HMM_BLEND(live, bstore[(t + 1) * n + j] * beta[j] * inv, zero);       \
             hmm_lv *a = alpha + t * n;                                                       \
             for (i = 0; i < n; i++) {                                                        \
                 const hmm_lv ai = a[i];                                                      \
@@ -249,8 +257,8 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
     }
 
 #define HMM_LANES_SIGNATURE(name)                                                            \
-    static void name(const hmm_lanes_model *m, const ptrdiff_t *start, const ptrdiff_t *len,  \
-                     int n_lanes, double *work, double *const *gamma, double *xi_out,         \
+    static void name(const hmm_lanes_model *m, const ptrdiff_t *start, const ptrdiff_t *len, \
+                     int n_lanes, double *work, double *const *gamma, double *xi_out,        \
                      double *loglik, int *code, ptrdiff_t *frame)
 
 /* One function per state count: with n a compile-time constant the per-state vectors
@@ -268,14 +276,14 @@ static inline size_t hmm_lanes_work(ptrdiff_t n, ptrdiff_t t_max)
     HMM_LANES_FOR_N(PREFIX, ATTR, 7) HMM_LANES_FOR_N(PREFIX, ATTR, 8)
 #define HMM_LANES_DISPATCH(PREFIX)                                                           \
     switch (m->n) {                                                                          \
-    case 1: PREFIX##1(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return; \
-    case 2: PREFIX##2(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return; \
-    case 3: PREFIX##3(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return; \
-    case 4: PREFIX##4(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return; \
-    case 5: PREFIX##5(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return; \
-    case 6: PREFIX##6(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return; \
-    case 7: PREFIX##7(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return; \
-    case 8: PREFIX##8(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return; \
+    case 1: PREFIX##1(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return;\
+    case 2: PREFIX##2(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return;\
+    case 3: PREFIX##3(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return;\
+    case 4: PREFIX##4(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return;\
+    case 5: PREFIX##5(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return;\
+    case 6: PREFIX##6(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return;\
+    case 7: PREFIX##7(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return;\
+    case 8: PREFIX##8(m, start, len, n_lanes, work, gamma, xi_out, loglik, code, frame); return;\
     default: break;                                                                          \
     }
 

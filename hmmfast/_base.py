@@ -18,7 +18,6 @@ hook) gets every inference method through the dense (T, N) path.
 """
 
 import inspect
-import os
 import threading
 
 import numpy as np
@@ -29,22 +28,13 @@ from . import (_batch, _compat, _decoders, _fit, _kernel_inputs, _priors, _sampl
 from . import _validation as V
 from ._errors import NotFittedError, ParameterError
 from ._readonly import freeze
+from ._threads import resolve_threads, team_request  # noqa: F401 (resolve_threads: re-export)
 
 class _Compiled:
     """What the kernels need, derived from validated parameters (see _kernel_inputs)."""
 
     __slots__ = ("chain", "density", "emission", "n_components", "n_threads", "params",
                  "scaling", "symbols")
-
-
-def resolve_threads(n_threads):
-    """Threads for multi-sequence work: None means every core this process may use."""
-    if n_threads is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
-    return V.check_n("n_threads", n_threads)
 
 
 class BaseHMM:
@@ -71,8 +61,12 @@ class BaseHMM:
         EM restarts from different random initialisations; the fit with the best final
         objective is kept (hmmfast addition).
     n_threads : int or None
-        Threads for fit and for multi-sequence score/decode/score_samples; None means
-        every core, 1 the calling thread only (hmmfast addition).
+        Threads for fit and for multi-sequence score/decode/score_samples (hmmfast
+        addition). None means as many as help: up to the CPUs this process may use
+        (affinity and cgroup quota), a team only when a call's work is above the
+        break-even (~1 ms), and only on CPUs no other thread is running on, so None is
+        never the slow choice on a busy machine. An explicit count is honoured, capped
+        at those CPUs; 1 is the calling thread only.
 
     Attributes
     ----------
@@ -236,7 +230,7 @@ class BaseHMM:
         c = _Compiled()
         c.n_components = n
         c.scaling = scaling
-        c.n_threads = resolve_threads(self.n_threads)
+        c.n_threads = team_request(self.n_threads)  # the kernels' form (see _threads)
         c.params = {name: getattr(self, name) for name in shapes}  # read-only arrays
         c.chain = _kernel_inputs.chain(self._startprob, self._transmat)
         c.emission = self._emission_table(c.scaling)

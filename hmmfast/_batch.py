@@ -12,12 +12,13 @@ import numpy as np
 from . import _decoders, _emissions, _trellis
 from . import _validation as V
 from ._errors import HMMInputError, HMMTypeError, ParameterError, locate, reworded
+from ._threads import team_request
 
 ERRORS = ("raise", "mark")
 
 
 def _threads(c, n_threads):
-    return c.n_threads if n_threads is None else V.check_n("n_threads", n_threads)
+    return c.n_threads if n_threads is None else team_request(n_threads)
 
 
 def gather(model, c, sequences, lengths, scaled):

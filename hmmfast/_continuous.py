@@ -107,11 +107,22 @@ class ContinuousHMM(BaseHMM):
             log_em[missing] = 0.0
         return log_em
 
+    def _emission(self, c, frames, missing, scaled):
+        """The kernels' emission tuple of frames; the scaled form straight from the
+        density kernel where it makes one (diagonal Gaussians, N <= 8: the exp fused into
+        the density pass), else from the log-densities."""
+        tables = getattr(c.density, "emission_tables", None)
+        if scaled and c.scaling and missing is None and tables is not None:
+            log_em, scaled_table, row_log_scale = tables(frames, c.n_threads)
+            if scaled_table is not None:
+                return log_em, scaled_table, row_log_scale
+        else:
+            log_em = self._log_emissions(c, frames, missing, c.n_threads)
+        return _kernel_inputs.emission(log_em, c.scaling and scaled, c.n_threads)
+
     def _frames(self, c, X, scaled=True):
         frames, missing = self._observations(X)
-        log_em = self._log_emissions(c, frames, missing, c.n_threads)
-        return (_kernel_inputs.emission(log_em, c.scaling and scaled, c.n_threads), None,
-                frames.shape[0])
+        return self._emission(c, frames, missing, scaled), None, frames.shape[0]
 
     _blocked_frames = _frames  # log-emissions of validated frames, any block of them
 
@@ -151,9 +162,10 @@ class ContinuousHMM(BaseHMM):
 
     def _estep_frames(self, c, data):
         missing = data.cache.get("missing")
+        if data.labels is None:
+            return self._emission(c, data.X, missing, True), None
         log_em = self._log_emissions(c, data.X, missing, c.n_threads)
-        if data.labels is not None:
-            log_em = _fit.mask_labels(log_em, data.labels)
+        log_em = _fit.mask_labels(log_em, data.labels)
         return _kernel_inputs.emission(log_em, c.scaling, c.n_threads), None
 
     def _observed(self, data, posteriors):

@@ -149,6 +149,15 @@ class DensityParams:
         return _densities.gaussian_cholesky(X, self.means, self.cholesky, self.inv_diagonal,
                                             self.log_norm, n_threads)
 
+    def emission_tables(self, X, n_threads=1):
+        """(log_table, scaled_table, row_log_scale) of X, the scaling kernels' emission
+        tuple; diagonal covariances with C <= 8 make the scaled form inside the density
+        kernel (the last two None otherwise: the caller makes them)."""
+        if self.kind == "diag":
+            return _densities.gaussian_diag(X, self.means_t, self.precisions_t, self.log_norm,
+                                            n_threads, True)
+        return self.log_densities(X, n_threads), None, None
+
 
 def sample(rng, means, compact, covariance_type, components):
     """One draw per entry of ``components`` (component indices), (T, D)."""

@@ -1,14 +1,21 @@
 # Type stub for the compiled module built from csrc/_densities.pyx.
 import numpy as np
 import numpy.typing as npt
-from typing import TypeAlias
+from typing import Literal, TypeAlias, overload
 
 _Frames: TypeAlias = npt.NDArray[np.float64] | npt.NDArray[np.float32]
 
+@overload
 def gaussian_diag(
     X: _Frames, means_t: npt.NDArray[np.float64], precisions_t: npt.NDArray[np.float64],
-    log_norm: npt.NDArray[np.float64], n_threads: int = ...,
+    log_norm: npt.NDArray[np.float64], n_threads: int = ..., scaled: Literal[False] = ...,
 ) -> npt.NDArray[np.float64]: ...
+@overload
+def gaussian_diag(
+    X: _Frames, means_t: npt.NDArray[np.float64], precisions_t: npt.NDArray[np.float64],
+    log_norm: npt.NDArray[np.float64], n_threads: int, scaled: Literal[True],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None,
+           npt.NDArray[np.float64] | None]: ...
 def gaussian_cholesky(
     X: _Frames, means: npt.NDArray[np.float64], cholesky: npt.NDArray[np.float64],
     inv_diagonal: npt.NDArray[np.float64], log_norm: npt.NDArray[np.float64],

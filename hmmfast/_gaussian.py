@@ -10,6 +10,14 @@ from ._errors import ParameterError
 from ._readonly import freeze
 from ._kmeans import kmeans_centres
 
+# the scatter about the M-step's means is moved from the one about the current means
+# unless the move is this many times the result (~4 of 16 digits lost): then it is
+# recomputed from the differences
+MOVED_SCATTER_LOSS = 1e4
+# ... and the weighted frames are s1 + s0 ref unless its terms exceed the result this many
+# times (then they are summed directly)
+MOVED_SUM_LOSS = 16.0
+
 
 def distribute(cov, covariance_type, n):
     """The compact covariances of n states that all start from one (D, D) matrix."""
@@ -20,6 +28,18 @@ def distribute(cov, covariance_type, n):
     if covariance_type == "full":
         return np.tile(cov, (n, 1, 1))
     return cov
+
+
+def weighted_frames(X, posteriors, ref, s0, s1):
+    """sum_t posteriors[t, j] X[t] (N, D) from the moments about ``ref``: s1 + s0 ref,
+    exact to a few ulps of the result when ``ref`` is near the data's weighted means (the
+    current means in EM); when it is far (a first M-step from arbitrary means), that sum
+    cancels, and the frames are summed directly (one GEMM)."""
+    moved = s0[:, None] * ref
+    frames = s1 + moved
+    if np.any(np.abs(s1) + np.abs(moved) > MOVED_SUM_LOSS * np.abs(frames)):
+        frames = posteriors.T @ X
+    return frames
 
 
 class GaussianHMM(ContinuousHMM):
@@ -222,6 +242,9 @@ class GaussianHMM(ContinuousHMM):
     def _accumulate_posteriors(self, stats, X, posteriors, data):
         """Posterior sums; with the whole training set (``data`` given) also the exact
         centred scatter around the means the M-step will produce."""
+        if data is not None and self.covariance_type in ("spherical", "diag"):
+            self._accumulate_moments(stats, X, posteriors)
+            return
         stats["post"] += posteriors.sum(axis=0)
         stats["obs"] += posteriors.T @ X
         if "c" not in self.params:
@@ -233,14 +256,31 @@ class GaussianHMM(ContinuousHMM):
                 stats["obs*obs.T"] += np.einsum("tj,tk,tl->jkl", posteriors, X, X)
             return
         means = self._mstep_means(stats)
-        if self.covariance_type in ("spherical", "diag"):
-            scatter = _moments.weighted_scatter(X, np.ascontiguousarray(posteriors), means,
-                                                self._cache.n_threads if self._cache else 1)
-        else:
-            scatter = np.empty((self.n_components,) + means.shape[1:] * 2)
-            for j in range(self.n_components):
-                centred = X - means[j]
-                scatter[j] = (centred * posteriors[:, j:j + 1]).T @ centred
+        scatter = np.empty((self.n_components,) + means.shape[1:] * 2)
+        for j in range(self.n_components):
+            centred = X - means[j]
+            scatter[j] = (centred * posteriors[:, j:j + 1]).T @ centred
+        stats["scatter"] = scatter
+        stats["scatter_means"] = means
+
+    def _accumulate_moments(self, stats, X, posteriors):
+        """Diagonal and spherical covariances: the three sums in one pass over X and the
+        posteriors (csrc/_moments.pyx), the scatter moved from the current means to the
+        M-step's; recomputed directly when that move would cost more than ~4 digits."""
+        threads = self._cache.n_threads if self._cache else 1
+        posteriors = np.ascontiguousarray(posteriors)
+        ref = np.asarray(self.means_, dtype=np.float64)
+        s0, s1, s2 = _moments.weighted_moments(X, posteriors, ref, threads)
+        stats["post"] += s0
+        stats["obs"] += weighted_frames(X, posteriors, ref, s0, s1)
+        if "c" not in self.params:
+            return
+        means = self._mstep_means(stats)
+        delta = means - ref
+        shift = delta * (delta * s0[:, None] - 2.0 * s1)
+        scatter = s2 + shift
+        if np.any(np.abs(shift) > MOVED_SCATTER_LOSS * scatter):
+            scatter = _moments.weighted_scatter(X, posteriors, means, threads)
         stats["scatter"] = scatter
         stats["scatter_means"] = means
 

@@ -21,8 +21,9 @@ from . import _fit, _kernel_inputs, _moments, _priors
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
-from ._readonly import freeze
+from ._gaussian import weighted_frames
 from ._kmeans import kmeans_centres
+from ._readonly import freeze
 from ._mixture import (BLOCK, MixtureDensity, compact_shape, flat_components, mixture_moments,
                        mixture_reduce, validate_covars)
 
@@ -335,6 +336,11 @@ class GMMHMM(ContinuousHMM):
     def _init_letters(self):
         return [*super()._init_letters(), ("w", "weights_"), ("m", "means_"), ("c", "covars_")]
 
+    # the E-step kernel's posteriors feed _accumulate_posteriors (the responsibilities
+    # come from _estep_frames' density pass); without this flag the hook it defines below
+    # sent every fit through the per-sequence generic E-step (issue 29: 6x -> see README)
+    _fast_family = True
+
     def _initialize_sufficient_statistics(self):
         stats = super()._initialize_sufficient_statistics()
         n, k, d = self.n_components, self.n_mix, self.n_features
@@ -378,18 +384,24 @@ class GMMHMM(ContinuousHMM):
         if resp is None:
             resp = mixture_reduce(c.density.component_log_densities(X, c.n_threads), True)[1]
         gamma = (posteriors[:, :, None] * resp).reshape(len(X), n * k)
+        means = self._means.reshape(n * k, -1)
+        ct = self.covariance_type
+        if ct in ("spherical", "diag"):
+            # one pass for the three sums (csrc/_moments.pyx); about the current means,
+            # the second moment is hmmlearn's c_n (the scatter) exactly
+            X = np.ascontiguousarray(X)
+            s0, s1, s2 = _moments.weighted_moments(X, gamma, means, c.n_threads)
+            stats["post_mix_sum"] += s0.reshape(n, k)
+            if "m" in self.params:
+                stats["m_n"] += weighted_frames(X, gamma, means, s0, s1).reshape(n, k, -1)
+            if "c" in self.params:
+                scatter = s2.reshape(n, k, -1)
+                stats["c_n"] += scatter.sum(axis=2) if ct == "spherical" else scatter
+            return
         stats["post_mix_sum"] += gamma.sum(axis=0).reshape(n, k)
         if "m" in self.params:
             stats["m_n"] += (gamma.T @ X).reshape(n, k, -1)
         if "c" not in self.params:
-            return
-        means = self._means.reshape(n * k, -1)
-        ct = self.covariance_type
-        if ct in ("spherical", "diag"):
-            scatter = _moments.weighted_scatter(np.ascontiguousarray(X),
-                                                np.ascontiguousarray(gamma), means)
-            scatter = scatter.reshape(n, k, -1)
-            stats["c_n"] += scatter.sum(axis=2) if ct == "spherical" else scatter
             return
         d = means.shape[1]
         scatter = np.zeros((n * k, d, d))

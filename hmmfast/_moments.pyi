@@ -8,3 +8,10 @@ def weighted_scatter(
     means: npt.NDArray[np.float64],
     n_threads: int = ...,
 ) -> npt.NDArray[np.float64]: ...
+
+def weighted_moments(
+    X: npt.NDArray[np.float64] | npt.NDArray[np.float32],
+    weights: npt.NDArray[np.float64],
+    ref_means: npt.NDArray[np.float64],
+    n_threads: int = ...,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...

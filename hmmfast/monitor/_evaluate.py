@@ -85,7 +85,7 @@ def run(model, sequences, lengths=None, n_threads=None, end_symbol=None, exit_in
     out.scored_offsets = scored_offsets
     out.offsets = offsets
     out.has_end = has_end
-    out.n_threads = threads
+    out.n_threads = max(threads, 1)  # the reasons' scans: automatic (< 0) -> one thread
     out.states = None
     if decode:
         _, states, _ = _decoders.run(_decoders.EXACT_VITERBI, chain, emission, rows,
