@@ -678,7 +678,10 @@ class BaseHMM:
 
         The maximum-likelihood estimate with the priors as pseudocounts (count +
         prior - 1, the convention of ``fit``'s M-step); parameters not in ``params`` are
-        kept, and a state never seen keeps its initial (or previous) parameters.
+        kept, and a state never seen keeps its initial (or previous) parameters. GMMHMM,
+        whose mixture components are hidden even when the states are known, runs EM
+        within each state's mixture to convergence: exactly ``fit(X, lengths,
+        states=states)`` from the same start (``monitor_`` as that fit's).
 
         Parameters
         ----------
@@ -692,6 +695,12 @@ class BaseHMM:
         self
         """
         return _fit.fit_supervised(self, X, states, lengths)
+
+    def _supervised_needs_em(self):
+        """Family hook: True when known states do not make the emission statistics
+        complete (GMMHMM's components), so ``fit_supervised`` runs EM instead of one
+        counting M-step."""
+        return False
 
     # hmmlearn's extension points (a subclass written for hmmlearn's custom-emission
     # recipe overrides these and trains through the generic, per-sequence E-step)
@@ -720,6 +729,12 @@ class BaseHMM:
     def _init_random_state(self):
         rng = getattr(self, "_rng", None)
         return rng if rng is not None else V.check_random_state(self.random_state)
+
+    def _init_labels(self):
+        """The known states of the frames ``_init`` was given (intp, -1 unknown), or None:
+        set by ``fit(X, states=...)`` and ``fit_supervised`` for the families' starts (a
+        labelled state starts from its labelled frames)."""
+        return self.__dict__.get("_init_states")
 
     def _needs_init(self, code, name):
         return code in self.init_params or not hasattr(self, name)

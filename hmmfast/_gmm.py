@@ -14,14 +14,13 @@ what differs is written in :class:`GMMHMM`'s Notes.
 """
 
 import numpy as np
-from scipy.cluster import vq
 
 from . import _covariance as C
 from . import _fit, _kernel_inputs, _moments, _priors
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
-from ._kmeans import kmeans_centres
+from ._kmeans import kmeans_centres, nearest, state_centres
 from ._mixture import (BLOCK, MixtureDensity, compact_shape, flat_components, mixture_moments,
                        mixture_reduce, validate_covars)
 
@@ -227,12 +226,6 @@ class GMMHMM(ContinuousHMM):
         n, k, d = self._n(), self._k(), self.n_features
         ct = C.check_type(self.covariance_type)
 
-        def broadcast(name, value, shape):
-            arr = V.broadcast_real(name, value, shape)
-            if not np.all(np.isfinite(arr)):
-                raise ParameterError(f"{name} must be finite")
-            return arr
-
         default_prior = {"full": 0.0, "tied": 0.0, "diag": -1.5,
                          "spherical": -(k + 2.0) / 2.0}[ct]
         default_weight = {"full": -(1.0 + d + 1.0), "tied": -(k + d + 1.0), "diag": 0.0,
@@ -242,16 +235,14 @@ class GMMHMM(ContinuousHMM):
         cp_shape, cw_shape = {"full": ((n, k, d, d), (n, k)), "tied": ((n, d, d), (n,)),
                               "diag": ((n, k, d), (n, k, d)),
                               "spherical": ((n, k), (n, k))}[ct]
-        means_weight = broadcast("means_weight", self.means_weight, (n, k))
-        if np.any(means_weight < 0):
-            raise ParameterError("means_weight must be >= 0 (a precision scale)")
-        covars_prior = broadcast("covars_prior", cp, cp_shape)
+        means_weight = _priors.check_precision_weight("means_weight", self.means_weight, (n, k))
+        covars_prior = _priors.check_real("covars_prior", cp, cp_shape)
         if ct in ("full", "tied"):
             covars_prior = 0.5 * (covars_prior + np.swapaxes(covars_prior, -1, -2))
         return {"weights": _priors.prior(self, "weights_prior", (n, k)),
-                "means_prior": broadcast("means_prior", self.means_prior, (n, k, d)),
+                "means_prior": _priors.check_real("means_prior", self.means_prior, (n, k, d)),
                 "means_weight": means_weight, "covars_prior": covars_prior,
-                "covars_weight": broadcast("covars_weight", cw, cw_shape)}
+                "covars_weight": _priors.check_real("covars_weight", cw, cw_shape)}
 
     def _log_prior(self):
         """Log-density (up to a constant) of the prior whose maximiser hmmlearn's M-step
@@ -299,7 +290,7 @@ class GMMHMM(ContinuousHMM):
         rng = self._init_random_state()
         cov = C.data_covariance(X, self.min_covar)
         if self._needs_init("m", "means_"):
-            self.means_ = self._init_means(X, n, k, cov, rng)
+            self.means_ = self._init_means(X, n, k, cov, rng, self._init_labels())
         if self._needs_init("w", "weights_"):
             self.weights_ = np.full((n, k), 1.0 / k)
         if self._needs_init("c", "covars_"):
@@ -309,10 +300,14 @@ class GMMHMM(ContinuousHMM):
                             "tied": lambda: np.tile(cov, (n, 1, 1))}[self.covariance_type]()
 
     @staticmethod
-    def _init_means(X, n, k, cov, rng):
-        """(n, k, D) means: k-means over X for the states, then within each state."""
-        centres = kmeans_centres(X, n, rng)
-        labels = vq.vq(X, centres, check_finite=False)[0]
+    def _init_means(X, n, k, cov, rng, known=None):
+        """(n, k, D) means: k-means over X for the states (a labelled state's centre is
+        the mean of its labelled frames, and those frames are its own), then within each
+        state's frames."""
+        centres = state_centres(X, n, rng, known)
+        labels = nearest(X, centres)
+        if known is not None:
+            labels[known >= 0] = known[known >= 0]
         chol = np.linalg.cholesky(cov)
         means = np.empty((n, k, X.shape[1]))
         for j in range(n):
@@ -325,6 +320,12 @@ class GMMHMM(ContinuousHMM):
 
     def _init_letters(self):
         return [*super()._init_letters(), ("w", "weights_"), ("m", "means_"), ("c", "covars_")]
+
+    def _supervised_needs_em(self):
+        """The components are hidden also when the states are known: fit_supervised is
+        EM within each state's mixture (hmmlearn's M-step also centres the covariance
+        statistics at the E-step's means, so even one component needs a second pass)."""
+        return True
 
     def _initialize_sufficient_statistics(self):
         stats = super()._initialize_sufficient_statistics()
@@ -413,38 +414,39 @@ class GMMHMM(ContinuousHMM):
             self._set_fitted("covars_", self._mstep_covars(stats, means, pr))
 
     def _mstep_covars(self, stats, means, pr):
-        """hmmlearn's covariance update c_n / c_d, floored at min_covar."""
+        """hmmlearn's covariance update c_n / c_d, floored at min_covar; a thin
+        component ("tied": a thin state, see ``_covariance.thin``) or one with c_d <= 0
+        keeps its previous covariance."""
         ct, d, k = self.covariance_type, self.n_features, self.n_mix
         occupancy = stats["post_mix_sum"]
         lam = pr["means_weight"]
         diff = means - pr["means_prior"]
         alpha, beta = pr["covars_prior"], pr["covars_weight"]
+        thin = C.thin(occupancy)
         if ct == "diag":
             c_n = lam[:, :, None] * diff ** 2 + 2 * beta + stats["c_n"]
             c_d = occupancy[:, :, None] + 1 + 2 * (alpha + 1)
-            keep = (occupancy[:, :, None] == 0) | (c_d <= 0)
+            keep = thin[:, :, None] | (c_d <= 0)
         elif ct == "spherical":
             c_n = lam * np.einsum("nkd,nkd->nk", diff, diff) + 2 * beta + stats["c_n"]
             c_d = d * (occupancy + 1) + 2 * (alpha + 1)
-            keep = (occupancy == 0) | (c_d <= 0)
+            keep = thin | (c_d <= 0)
         else:
             outer = lam[:, :, None, None] * np.einsum("nki,nkj->nkij", diff, diff)
             if ct == "full":
                 c_n = alpha + outer + stats["c_n"]
                 c_d = occupancy + 1 + beta + d + 1
-                keep = (occupancy == 0) | (c_d <= 0)
+                keep = thin | (c_d <= 0)
             else:
                 c_n = alpha + outer.sum(axis=1) + stats["c_n"]
                 c_d = stats["post_sum"] + k + beta + d + 1
-                keep = (stats["post_sum"] == 0) | (c_d <= 0)
+                keep = C.thin(stats["post_sum"]) | (c_d <= 0)
             c_d, keep = c_d[..., None, None], np.broadcast_to(keep[..., None, None], c_n.shape)
-        cov = c_n / np.where(c_d > 0, c_d, 1.0)
+        cov = np.where(keep, self._covars, c_n / np.where(keep, 1.0, c_d))
         if ct in ("spherical", "diag"):
             cov = np.maximum(cov, self.min_covar)
-        else:
-            cov = C.floor_covariances(cov.reshape(-1, d, d), "full",
-                                      self.min_covar).reshape(cov.shape)
-        cov = np.where(keep, self._covars, cov)
-        if not np.all(np.isfinite(cov)):
-            raise ParameterError("internal: the M-step produced non-finite covariances")
-        return cov
+            if not np.all(np.isfinite(cov)):
+                raise ParameterError("internal: the M-step produced non-finite covariances")
+            return cov
+        return C.floor_covariances(cov.reshape(-1, d, d), "full",
+                                   self.min_covar).reshape(cov.shape)

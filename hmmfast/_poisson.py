@@ -11,7 +11,7 @@ from . import _densities
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import HMMInputError, ParameterError
-from ._kmeans import kmeans_centres
+from ._kmeans import state_centres
 
 MIN_INIT_RATE = 1e-3  # floor on initial rates, so every state can emit every count
 INIT_JITTER = 0.05  # initial rates are k-means centres times U(1 - j, 1 + j)
@@ -177,7 +177,8 @@ class PoissonHMM(ContinuousHMM):
         if self._needs_init("l", "lambdas_"):
             rng = self._init_random_state()
             X = np.asarray(X)
-            centres = np.maximum(kmeans_centres(X, self.n_components, rng), MIN_INIT_RATE)
+            centres = np.maximum(state_centres(X, self.n_components, rng,
+                                               self._init_labels()), MIN_INIT_RATE)
             self.lambdas_ = centres * rng.uniform(1 - INIT_JITTER, 1 + INIT_JITTER,
                                                   size=centres.shape)
 
