@@ -20,6 +20,7 @@ centred data), exact enough to pick the nearest centre also for data far from th
 """
 
 import numpy as np
+from scipy import sparse
 
 #: k-means for initialisation runs on at most this many frames (a random subset)
 KMEANS_SAMPLE = 20_000
@@ -85,6 +86,14 @@ def _seed(X, sq_norms, k, fixed, rng):
     return centres
 
 
+def cluster_sums(X, assign, k):
+    """(k, D) sum of the rows of X (T, D) assigned to each of k clusters: a one-hot
+    sparse product (faster than k bincounts or np.add.at)."""
+    onehot = sparse.csr_matrix((np.ones(len(assign)), assign, np.arange(len(assign) + 1)),
+                               shape=(len(assign), k))
+    return np.asarray(onehot.T @ X)
+
+
 def _lloyd(X, sq_norms, centres, free, known, tol):
     """Lloyd's iterations from ``centres`` moving only the ``free`` ones (frames with a
     ``known`` label >= 0 stay with it): (centres, assignment, inertia)."""
@@ -101,8 +110,7 @@ def _lloyd(X, sq_norms, centres, free, known, tol):
             break  # a fixed point: the centres below would not move
         previous = assign
         counts = np.bincount(assign, minlength=k)
-        sums = np.stack([np.bincount(assign, weights=X[:, f], minlength=k)
-                         for f in range(X.shape[1])], axis=1)
+        sums = cluster_sums(X, assign, k)
         new = centres.copy()
         moving = free & (counts > 0)
         new[moving] = sums[moving] / counts[moving, None]
@@ -162,7 +170,10 @@ def kmeans(X, k, rng, *, fixed=None, known=None, n_init=RESTARTS):
         centres, _, inertia = _lloyd(Xc, sq_norms, seeded, free, known, tol)
         if best is None or inertia < best[1]:
             best = (centres, inertia)
-    return best[0] + shift, best[1]
+    out = best[0] + shift
+    if fixed is not None:
+        out[~free] = np.asarray(fixed)[~free]  # exactly as given
+    return out, best[1]
 
 
 def kmeans_centres(X, k, rng, *, fixed=None, known=None):
@@ -209,6 +220,4 @@ def label_means(X, labels, n):
     skipped), 0 for a label without frames."""
     known = labels >= 0
     counts = np.bincount(labels[known], minlength=n)
-    sums = np.stack([np.bincount(labels[known], weights=X[known, f], minlength=n)
-                     for f in range(X.shape[1])], axis=1)
-    return sums / np.maximum(counts, 1)[:, None], counts
+    return cluster_sums(X[known], labels[known], n) / np.maximum(counts, 1)[:, None], counts
