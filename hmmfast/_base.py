@@ -11,7 +11,9 @@ as they were at one instant. Public assignments (which store, bump ``_epoch`` an
 the cache) and cache builds hold the model's lock, and a build is stored only if no
 assignment happened meanwhile, so a cache never outlives an assignment: a call that
 starts after an assignment returned sees it. One assignment is atomic; to change
-several parameters at once, build a new model and swap the reference.
+several parameters at once, build a new model and swap the reference. ``fit`` changes
+several at once under the lock (its start, each M-step, a rollback), so a call made
+while a model is being fitted sees one whole iterate, never a mix of two.
 
 A subclass that only overrides ``_compute_log_likelihood(X)`` (hmmlearn's custom-emission
 hook) gets every inference method through the dense (T, N) path.

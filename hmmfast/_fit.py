@@ -360,7 +360,9 @@ def run_em(model, estep, objective, monitor, on_report=None, on_mstep=None):
 
     The one EM loop: ``fit`` runs it on data in this process, ``fit_distributed`` with an
     E-step mapped over a Dask cluster. It continues from ``monitor.iter`` M-steps (0 for
-    a fresh run, more when resuming).
+    a fresh run, more when resuming). Each M-step runs under the model's lock (readers
+    see whole iterates); an objective that falls below the best one by more than
+    ``ROUNDING`` stops the loop with the best iterate restored (``monitor.decreased``).
 
     Parameters
     ----------

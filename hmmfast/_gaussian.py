@@ -85,11 +85,21 @@ class GaussianHMM(ContinuousHMM):
 
     Notes
     -----
-    Initialisation: means by k-means++ (scipy.cluster.vq.kmeans2 seeded from
-    ``random_state``, on at most 20,000 randomly chosen frames), covariances from the
-    data's covariance plus ``min_covar``.
+    Initialisation: means by k-means (greedy k-means++ seeding, Lloyd's iterations,
+    the best of 10 restarts, seeded from ``random_state``, on at most 20,000 randomly
+    chosen frames: :mod:`hmmfast._kmeans`), covariances from the data's covariance plus
+    ``min_covar``. With known states (``fit(X, states=...)``) a labelled state starts
+    from its labelled frames: their mean, and their covariance plus ``min_covar`` when
+    there are more of them than features ("tied": the pooled within-state covariance);
+    k-means places only the states without labels.
+
     The M-step is hmmlearn's, computed with centred sums (exact for data far from the
-    origin); EM's objective adds the priors' log-density to the log-likelihood.
+    origin); EM's objective adds the priors' log-density to the log-likelihood. A thin
+    state (posterior mass below 1e-3 of the mean mass per state) keeps its previous
+    covariance: its update would divide ``covars_prior`` by almost nothing. Results
+    are floored at ``min_covar`` (variances; eigenvalues of full/tied matrices).
+    The priors are validated as GMMHMM's are (finite, broadcastable to hmmlearn's
+    shapes, ``means_weight`` >= 0) and ``covars_prior`` >= 0 for "spherical"/"diag".
     """
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,

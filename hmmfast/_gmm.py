@@ -40,7 +40,7 @@ class GMMHMM(ContinuousHMM):
     startprob_prior, transmat_prior : float or array
         Dirichlet priors (hmmlearn's convention: 1.0 adds nothing).
     weights_prior : float or array broadcastable to (n_components, n_mix)
-        Dirichlet prior on each state's mixture weights (> 0; 1.0 adds nothing).
+        Dirichlet prior on each state's mixture weights (>= 1; 1.0 adds nothing).
     means_prior, means_weight : float or array
         Normal prior on the means: mean (broadcast to (n_components, n_mix, n_features))
         and precision scale (>= 0, broadcast to (n_components, n_mix); 0: none).
@@ -73,17 +73,23 @@ class GMMHMM(ContinuousHMM):
 
     Notes
     -----
-    Initialisation (not hmmlearn's, which calls scikit-learn): k-means++ on X for the
-    states (scipy.cluster.vq.kmeans2 seeded from ``random_state``), then k-means++ on each
-    state's frames for its components; a state with fewer distinct frames than ``n_mix``
-    draws its component means from N(state centre, data covariance). Weights uniform;
-    covariances from the data covariance plus ``min_covar``.
+    Initialisation (not hmmlearn's, which calls scikit-learn): k-means on X for the
+    states (greedy k-means++ seeding, 10 restarts, seeded from ``random_state``:
+    :mod:`hmmfast._kmeans`), then k-means on each state's frames for its components; a
+    state with fewer distinct frames than ``n_mix`` draws its component means from
+    N(state centre, data covariance). With known states (``fit(X, states=...)``) a
+    labelled state's centre is the mean of its labelled frames, which stay its own;
+    k-means places only the states without labels. Weights uniform; covariances from
+    the data covariance plus ``min_covar``.
 
     The M-step is hmmlearn's, covariance statistics centred at the E-step's means, with
-    three safeguards: a component (or, "tied", a state) with zero expected occupancy or a
-    non-positive denominator keeps its previous mean and covariance; negative weights
-    are clipped (max(counts + alpha - 1, 0), normalised, as for transmat_); results are
-    floored at ``min_covar``. The full/tied ``covars_prior`` enters by its symmetric part.
+    three safeguards: a component with zero expected occupancy keeps its previous mean,
+    and a thin one (posterior mass below 1e-3 of the mean mass per component; "tied": a
+    thin state) or one with a non-positive denominator keeps its previous covariance;
+    weights are max(counts + alpha - 1, 0), normalised (``weights_prior`` >= 1);
+    results are floored at ``min_covar``. The full/tied ``covars_prior`` enters by its
+    symmetric part. ``fit_supervised`` is EM with every state known (the components
+    stay hidden): ``fit(X, lengths, states=states)`` from the same start.
 
     EM's objective (``monitor_.history``) is the log-likelihood plus the log-density of
     the prior whose maximiser hmmlearn's M-step computes (up to a constant):

@@ -88,7 +88,10 @@ def _seed(X, sq_norms, k, fixed, rng):
 
 def cluster_sums(X, assign, k):
     """(k, D) sum of the rows of X (T, D) assigned to each of k clusters: a one-hot
-    sparse product (faster than k bincounts or np.add.at)."""
+    product, dense while small, sparse beyond (both faster than D bincounts or
+    np.add.at)."""
+    if len(assign) * k <= 1 << 16:
+        return (np.arange(k)[:, None] == assign[None, :]).astype(np.float64) @ X
     onehot = sparse.csr_matrix((np.ones(len(assign)), assign, np.arange(len(assign) + 1)),
                                shape=(len(assign), k))
     return np.asarray(onehot.T @ X)

@@ -70,10 +70,12 @@ class PoissonHMM(ContinuousHMM):
     numbers, given as integers or as floats (float32 is used without a copy). A negative
     or fractional value raises ``HMMInputError`` naming its row.
 
-    Initialisation ("l" in ``init_params``): the k-means++ centres of X
-    (scipy.cluster.vq.kmeans2 seeded from ``random_state``), i.e. the mean counts of k
-    clusters of frames, floored at 1e-3 and multiplied by U(0.95, 1.05) per entry so that
-    states never start identical; every initial rate is positive.
+    Initialisation ("l" in ``init_params``): the k-means centres of X (greedy
+    k-means++ seeding, 10 restarts, seeded from ``random_state``: :mod:`hmmfast._kmeans`),
+    i.e. the mean counts of k clusters of frames (with known states, a labelled state's
+    centre is the mean of its labelled frames), floored at 1e-3 and multiplied by
+    U(0.95, 1.05) per entry so that states never start identical; every initial rate is
+    positive.
 
     M-step: the posterior mode under a Gamma prior with density prop. to
     lambda**alpha * exp(-beta * lambda) (alpha = ``lambdas_prior``, beta =
