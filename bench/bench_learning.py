@@ -60,7 +60,7 @@ def thin_state_row(make, seeds, outliers, min_covar):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model.fit(X, lengths)
-        except Exception:  # noqa: BLE001 - counting failures is the point
+        except Exception:  # counting failures is the point
             continue
         finished += 1
         rising += monotone(model.monitor_.history)
@@ -70,7 +70,7 @@ def thin_state_row(make, seeds, outliers, min_covar):
             for c in covs:
                 np.linalg.cholesky(c)
             ok = ok and np.linalg.eigvalsh(covs).min() >= min_covar * (1 - 1e-9)
-        except Exception:  # noqa: BLE001
+        except Exception:
             ok = False
         valid += bool(ok)
     return finished, valid, rising
@@ -209,9 +209,8 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    lines = thin_states(args.quick) + [""] + labels(args.quick) + [""]
-    lines += kmeans(args.quick) + [""]
-    lines += supervised()
+    lines = [*thin_states(args.quick), "", *labels(args.quick), "", *kmeans(args.quick), "",
+             *supervised()]
     write_table(lines, args.out)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import linalg
 
 from . import (_batch, _decoders, _fit, _kernel_inputs, _priors, _sampling, _sparse,
-               _trellis, _viterbi)
+               _supervised, _trellis, _viterbi)
 from . import _validation as V
 from ._errors import NotFittedError, ParameterError
 
@@ -696,7 +696,7 @@ class BaseHMM:
         -------
         self
         """
-        return _fit.fit_supervised(self, X, states, lengths)
+        return _supervised.fit_supervised(self, X, states, lengths)
 
     def _supervised_needs_em(self):
         """Family hook: True when known states do not make the emission statistics
