@@ -199,7 +199,7 @@ def supervised():
         one.fit(X, lengths, states=z)
     return ["| GMMHMM(3, n_mix=2), 20 x 100 frames, every state known | log P(X, states) |",
             "|---|---:|",
-            f"| one M-step from the k-means start | {joint(one):,.1f} |",
+            f"| one M-step from fit's start | {joint(one):,.1f} |",
             f"| fit_supervised | {joint(sup):,.1f} |",
             f"| fit(states=all labels) | {joint(full):,.1f} |"]
 
