@@ -149,8 +149,20 @@ def sample(rng, means, compact, covariance_type, components):
     return means[components] + np.einsum("tde,te->td", chol[components], z)
 
 
+def check_min_covar(min_covar):
+    """``min_covar`` as a float: a finite number > 0 (the floor that keeps every
+    covariance positive definite), or a ParameterError."""
+    if (isinstance(min_covar, bool) or not isinstance(min_covar, (int, float, np.integer,
+                                                                    np.floating))
+            or not np.isfinite(min_covar) or min_covar <= 0):
+        raise ParameterError(f"min_covar must be a finite number > 0 (the floor on "
+                             f"variances and eigenvalues), got {min_covar!r}")
+    return float(min_covar)
+
+
 def data_covariance(X, min_covar):
     """Covariance of the rows of X (population form) plus min_covar on the diagonal."""
+    min_covar = check_min_covar(min_covar)
     X = np.asarray(X, dtype=np.float64)
     centred = X - X.mean(axis=0)
     cov = centred.T @ centred / max(len(X), 1)

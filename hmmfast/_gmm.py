@@ -450,7 +450,7 @@ class GMMHMM(ContinuousHMM):
             c_d, keep = c_d[..., None, None], np.broadcast_to(keep[..., None, None], c_n.shape)
         cov = np.where(keep, self._covars, c_n / np.where(keep, 1.0, c_d))
         if ct in ("spherical", "diag"):
-            cov = np.maximum(cov, self.min_covar)
+            cov = np.maximum(cov, C.check_min_covar(self.min_covar))
             if not np.all(np.isfinite(cov)):
                 raise ParameterError("internal: the M-step produced non-finite covariances")
             return cov

@@ -180,3 +180,20 @@ def test_floor_of_a_wildly_scaled_matrix_still_factors():
     out = C.floor_covariances(m[None], "full", 1e-3)[0]
     assert np.array_equal(out, out.T)
     linalg.cholesky(out, lower=True)
+
+
+@pytest.mark.parametrize("min_covar", [0.0, -1.0, np.nan, np.inf, "1e-3", True])
+def test_min_covar_must_be_a_positive_number(min_covar):
+    """The floor keeps covariances positive definite only when it is > 0 (before: 0
+    gave numpy's LinAlgError for "full", a string a UFuncTypeError)."""
+    X = np.concatenate([np.random.default_rng(0).normal(size=(50, 2)),
+                        np.tile([[9.0, 9.0]], (3, 1))])
+    for model in (hmmfast.GaussianHMM(3, covariance_type="full", min_covar=min_covar),
+                  hmmfast.GaussianHMM(3, min_covar=min_covar),
+                  hmmfast.GMMHMM(2, n_mix=2, covariance_type="full", min_covar=min_covar)):
+        with pytest.raises(hmmfast.ParameterError, match="min_covar must be a finite number"):
+            model.fit(X)
+    fine = hmmfast.GaussianHMM(2, min_covar=np.float64(1e-3), n_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hmmfast.ConvergenceWarning)
+        fine.fit(X)
