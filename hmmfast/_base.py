@@ -11,7 +11,9 @@ as they were at one instant. Public assignments (which store, bump ``_epoch`` an
 the cache) and cache builds hold the model's lock, and a build is stored only if no
 assignment happened meanwhile, so a cache never outlives an assignment: a call that
 starts after an assignment returned sees it. One assignment is atomic; to change
-several parameters at once, build a new model and swap the reference.
+several parameters at once, build a new model and swap the reference. ``fit`` changes
+several at once under the lock (its start, each M-step, a rollback), so a call made
+while a model is being fitted sees one whole iterate, never a mix of two.
 
 A subclass that only overrides ``_compute_log_likelihood(X)`` (hmmlearn's custom-emission
 hook) gets every inference method through the dense (T, N) path.
@@ -24,7 +26,7 @@ import numpy as np
 from scipy import linalg
 
 from . import (_batch, _compat, _decoders, _fit, _kernel_inputs, _priors, _sampling,
-               _sparse, _trellis, _viterbi)
+               _sparse, _supervised, _trellis, _viterbi)
 from . import _validation as V
 from ._errors import NotFittedError, ParameterError
 from ._readonly import freeze
@@ -701,7 +703,10 @@ class BaseHMM:
 
         The maximum-likelihood estimate with the priors as pseudocounts (count +
         prior - 1, the convention of ``fit``'s M-step); parameters not in ``params`` are
-        kept, and a state never seen keeps its initial (or previous) parameters.
+        kept, and a state never seen keeps its initial (or previous) parameters. GMMHMM,
+        whose mixture components are hidden even when the states are known, runs EM
+        within each state's mixture to convergence: exactly ``fit(X, lengths,
+        states=states)`` from the same start (``monitor_`` as that fit's).
 
         Parameters
         ----------
@@ -714,7 +719,13 @@ class BaseHMM:
         -------
         self
         """
-        return _fit.fit_supervised(self, X, states, lengths)
+        return _supervised.fit_supervised(self, X, states, lengths)
+
+    def _supervised_needs_em(self):
+        """Family hook: True when known states do not make the emission statistics
+        complete (GMMHMM's components), so ``fit_supervised`` runs EM instead of one
+        counting M-step."""
+        return False
 
     # hmmlearn's extension points (a subclass written for hmmlearn's custom-emission
     # recipe overrides these and trains through the generic, per-sequence E-step)
@@ -750,6 +761,12 @@ class BaseHMM:
     def _init_random_state(self):
         rng = getattr(self, "_rng", None)
         return rng if rng is not None else V.check_random_state(self.random_state)
+
+    def _init_labels(self):
+        """The known states of the frames ``_init`` was given (intp, -1 unknown), or None:
+        set by ``fit(X, states=...)`` and ``fit_supervised`` for the families' starts (a
+        labelled state starts from its labelled frames)."""
+        return self.__dict__.get("_init_states")
 
     def _needs_init(self, code, name):
         """hmmlearn's hook: whether ``_init`` sets parameter ``name`` (letter ``code``);

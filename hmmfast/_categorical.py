@@ -161,7 +161,8 @@ class CategoricalHMM(BaseHMM):
         """Initialise the parameters named in ``init_params`` or not set yet.
 
         n_features defaults to the largest symbol + 1. emissionprob_ rows: half the
-        symbols' frequencies in X, half a Dirichlet(1) draw per state.
+        symbols' frequencies in X (a labelled state's: in its labelled frames), half a
+        Dirichlet(1) draw per state.
         """
         super()._init(X, lengths)
         symbols = np.asarray(X).reshape(-1)
@@ -170,8 +171,15 @@ class CategoricalHMM(BaseHMM):
         m = V.check_n("n_features", self.n_features)
         if self._needs_init("e", "emissionprob_"):
             rng = self._init_random_state()
-            freq = np.bincount(symbols, minlength=m)[:m] / len(symbols)
             n = self.n_components
+            freq = np.tile(np.bincount(symbols, minlength=m)[:m] / len(symbols), (n, 1))
+            labels = self._init_labels()
+            if labels is not None:
+                known = labels >= 0
+                own = np.zeros((n, m))
+                np.add.at(own, (labels[known], symbols[known]), 1.0)
+                seen = own.sum(axis=1) > 0
+                freq[seen] = own[seen] / own[seen].sum(axis=1, keepdims=True)
             self.emissionprob_ = 0.5 * freq + 0.5 * rng.dirichlet(np.ones(m), size=n)
 
     def _check_and_set_n_features(self, X):

@@ -172,29 +172,76 @@ def sample(rng, means, compact, covariance_type, components):
     return means[components] + np.einsum("tde,te->td", chol[components], z)
 
 
+def check_min_covar(min_covar):
+    """``min_covar`` as a float: a finite number > 0 (the floor that keeps every
+    covariance positive definite), or a ParameterError."""
+    if (isinstance(min_covar, bool) or not isinstance(min_covar, (int, float, np.integer,
+                                                                    np.floating))
+            or not np.isfinite(min_covar) or min_covar <= 0):
+        raise ParameterError(f"min_covar must be a finite number > 0 (the floor on "
+                             f"variances and eigenvalues), got {min_covar!r}")
+    return float(min_covar)
+
+
 def data_covariance(X, min_covar):
     """Covariance of the rows of X (population form) plus min_covar on the diagonal."""
+    min_covar = check_min_covar(min_covar)
     X = np.asarray(X, dtype=np.float64)
     centred = X - X.mean(axis=0)
     cov = centred.T @ centred / max(len(X), 1)
     return cov + min_covar * np.eye(X.shape[1])
 
 
+#: the eigenvalue floor holds to this relative tolerance (a matrix whose smallest
+#: eigenvalue is within it of ``min_covar`` is left as it is, so a kept covariance is
+#: not rebuilt by rounding every iteration)
+FLOOR_RTOL = 1e-9
+#: a state (GMMHMM: a component) whose posterior mass is below this share of the mean
+#: mass per state keeps its previous covariance in the M-step
+THIN = 1e-3
+
+
+def thin(mass):
+    """Boolean mask of the thin entries of ``mass`` (posterior mass per state or per
+    component): below THIN x their mean. Their covariance update would divide a prior
+    or a scatter by almost nothing (hmmlearn's default ``covars_prior`` over a mass of
+    1e-16 gives variances of 1e14), so the M-step keeps their previous covariance (a
+    partial M-step: EM's objective still never decreases)."""
+    mass = np.asarray(mass, dtype=np.float64)
+    return mass < THIN * (mass.sum() / max(mass.size, 1))
+
+
 def floor_covariances(cov, covariance_type, min_covar):
     """Enforce ``min_covar`` on an M-step result: variances below it are raised to it;
-    matrices get their eigenvalues below it raised to it (the constrained optimum of the
-    M-step's objective, so EM stays monotone). Leaves well-conditioned covariances as they
-    are, so fits match hmmlearn wherever hmmlearn's are valid."""
+    matrices are symmetrised and their eigenvalues below it raised to it (the
+    constrained optimum of the M-step's objective, so EM stays monotone).
+
+    A matrix whose smallest eigenvalue is below min_covar (1 - FLOOR_RTOL) is rebuilt as
+    V diag(max(w, min_covar)) V^T and checked again: rounding can leave its smallest
+    eigenvalue a little under the floor (by eps x its largest eigenvalue), and then its
+    diagonal is raised by the shortfall, so the smallest eigenvalue is min_covar to
+    rounding (within 1e-9 relative while the largest eigenvalue is below ~1e6 x
+    min_covar; the thin-state rule keeps M-step matrices far from that). Every matrix returned has a Cholesky factor (an internal ParameterError
+    otherwise). Leaves well-conditioned covariances as they are, so fits match hmmlearn
+    wherever hmmlearn's are valid."""
     if covariance_type in ("spherical", "diag"):
         return np.maximum(cov, min_covar)
-    mats = cov[None] if covariance_type == "tied" else cov
-    out = np.empty_like(mats)
-    for k, m in enumerate(mats):
-        m = 0.5 * (m + m.T)
-        w, v = np.linalg.eigh(m)
-        if w.min() >= min_covar:
-            out[k] = m
-        else:
-            out[k] = (v * np.maximum(w, min_covar)) @ v.T
-            out[k] = 0.5 * (out[k] + out[k].T)
-    return out[0] if covariance_type == "tied" else out
+    mats = np.array(cov[None] if covariance_type == "tied" else cov, dtype=np.float64)
+    if not np.all(np.isfinite(mats)):
+        raise ParameterError("internal: the M-step produced non-finite covariances")
+    mats = 0.5 * (mats + np.swapaxes(mats, -1, -2))
+    w, v = np.linalg.eigh(mats)
+    low = w[:, 0] < min_covar * (1.0 - FLOOR_RTOL)
+    if np.any(low):
+        rebuilt = (v[low] * np.maximum(w[low], min_covar)[:, None, :]) @ np.swapaxes(v[low], -1, -2)
+        rebuilt = 0.5 * (rebuilt + np.swapaxes(rebuilt, -1, -2))
+        short = min_covar - np.linalg.eigvalsh(rebuilt)[:, 0]
+        d = mats.shape[-1]
+        rebuilt[:, np.arange(d), np.arange(d)] += np.maximum(short, 0.0)[:, None]
+        mats[low] = rebuilt
+    try:
+        np.linalg.cholesky(mats)
+    except np.linalg.LinAlgError:
+        raise ParameterError("internal: an M-step covariance has no Cholesky factor after "
+                             f"the min_covar={min_covar!r} floor") from None
+    return mats[0] if covariance_type == "tied" else mats

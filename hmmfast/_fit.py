@@ -22,7 +22,18 @@ objective of theta_k; if it gained less than ``tol`` over theta_{k-1}, theta_k i
 and the fit has converged; otherwise the M-step makes theta_{k+1}. After ``n_iter``
 M-steps the objective of the final parameters is computed (a forward pass) and
 recorded, so ``monitor_.history[-1]`` is always the objective of the parameters fit
-returns, and ``converged`` can never hide a decrease.
+returns. A sequence of weight 0 takes no part in the objective (its log-likelihood may
+be -inf); a non-finite objective is an error that names its cause.
+
+A decrease beyond rounding (``ROUNDING`` relative) is never reported as convergence:
+EM stops, the best iterate so far is restored (``history`` ends with its objective,
+``iter`` counts its M-steps), ``monitor_.decreased`` records the fall,
+``converged`` is False and ``fit`` warns (ConvergenceWarning). With the built-in
+families and priors EM is monotone; this catches a custom M-step that is not.
+
+Readers. Every M-step, initialisation and rollback runs under the model's lock, which
+the cache build takes too (BaseHMM), so a thread scoring the model while it is fitted
+sees one whole iterate: the parameters before an M-step or after it, never a mix.
 """
 
 import sys
@@ -34,6 +45,10 @@ import numpy as np
 from . import _estep, _functional, _io_format, _kernel_inputs, _sparse, _trellis, _versions
 from . import _validation as V
 from ._errors import ConvergenceWarning, HMMInputError, ImpossibleSequenceError, ParameterError
+
+#: a fall of the objective larger than this x max(|objective|, 1) is a decrease (DESIGN:
+#: "never decreases beyond 1e-8 relative rounding"); smaller ones are rounding
+ROUNDING = 1e-8
 
 
 class ConvergenceMonitor:
@@ -49,7 +64,10 @@ class ConvergenceMonitor:
         M-steps performed.
     converged : bool
         The last recorded gain was below ``tol`` (unlike hmmlearn, reaching ``n_iter``
-        is not convergence).
+        is not convergence); False after a decrease.
+    decreased : tuple or None
+        (M-steps, objective) of an iterate whose objective fell below the best one's by
+        more than rounding; EM stopped there and kept the best iterate. None normally.
     """
 
     def __init__(self, tol, n_iter, verbose):
@@ -58,6 +76,7 @@ class ConvergenceMonitor:
         self.verbose = verbose
         self.history = []
         self.iter = 0
+        self.decreased = None
         self._started = None
 
     def __repr__(self):
@@ -68,6 +87,7 @@ class ConvergenceMonitor:
     def _reset(self):
         self.history = []
         self.iter = 0
+        self.decreased = None
         self._started = time.perf_counter()
 
     @property
@@ -86,6 +106,8 @@ class ConvergenceMonitor:
 
     @property
     def converged(self):
+        if getattr(self, "decreased", None) is not None:
+            return False
         return len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
 
 
@@ -177,7 +199,7 @@ def estep(model, data):
             "zeros that forbid it",
             exc.sequence, exc.step, exc.position,
         ) from None
-    return stats, ll + model._log_prior()
+    return stats, _with_prior(model, ll)
 
 
 def transition_counts(model, trans):
@@ -190,9 +212,40 @@ def transition_counts(model, trans):
 
 
 def _weighted_total(logprob, weights):
+    """sum_s w_s logprob_s over the sequences of positive weight (a weight-0 sequence
+    may be impossible: it takes no part, instead of 0 x -inf = NaN); a non-finite
+    total is an error naming the sequence."""
     if weights is None:
-        return float(np.sum(logprob))
-    return float(np.dot(weights, logprob))
+        used = np.arange(len(logprob))
+        total = float(np.sum(logprob))
+    else:
+        used = np.flatnonzero(weights > 0)
+        total = float(np.dot(weights[used], logprob[used]))
+    if not np.isfinite(total):
+        bad = used[~np.isfinite(logprob[used])]
+        s = int(bad[0]) if len(bad) else None
+        value = float(logprob[s]) if s is not None else total
+        if value == -np.inf:
+            raise ImpossibleSequenceError(
+                f"sequence {s} has probability zero under the current parameters, so EM "
+                "cannot use it: give it weight 0, or start from parameters without the "
+                "zeros that forbid it", s)
+        where = f"sequence {s}'s log-likelihood" if s is not None else "the weighted sum"
+        raise ParameterError(
+            f"EM's objective is not finite: {where} is {value!r} (an emission density "
+            "without bound, e.g. a variance collapsed to 0: raise min_covar)")
+    return total
+
+
+def _with_prior(model, log_likelihood):
+    """The objective: the log-likelihood plus the model's log prior density, which
+    must be finite (an error naming the priors otherwise)."""
+    log_prior = model._log_prior()
+    if not np.isfinite(log_prior):
+        raise ParameterError(
+            f"EM's objective is not finite: the log prior density of the parameters is "
+            f"{log_prior!r}; check the model's priors (*_prior, *_weight)")
+    return log_likelihood + log_prior
 
 
 def _fast_estep(model, c, data):
@@ -214,7 +267,7 @@ def _generic_estep(model, c, data):
     """hmmlearn's extension points, one sequence at a time (custom-emission subclasses)."""
     stats = model._initialize_sufficient_statistics()
     n = c.n_components
-    total = 0.0
+    logprobs = np.zeros(data.n_seq)
     for s, a, b in data.sequences():
         w = 1.0 if data.weights is None else float(data.weights[s])
         if w == 0.0:
@@ -230,7 +283,7 @@ def _generic_estep(model, c, data):
         ll, log_alpha, log_beta = _estep.log_lattices(c.chain,
                                                       _kernel_inputs.emission(log_em, False))
         lattice, fwd, bwd = _hmmlearn_lattices(c.scaling, log_em, ll, log_alpha, log_beta)
-        total += w * float(logprob[0])
+        logprobs[s] = logprob[0]
         missing = data.cache.get("missing")
         if missing is not None:
             post[missing[a:b]] = 0.0  # no evidence about the emissions
@@ -241,7 +294,7 @@ def _generic_estep(model, c, data):
         if "t" in model.params:
             stats["trans"] += w * transition_counts(model, trans)
         model._accumulate_sufficient_statistics(stats, sub_X, lattice, w * post, fwd, bwd)
-    return stats, total
+    return stats, _weighted_total(logprobs, data.weights)
 
 
 def _sequence_log_emissions(model, data, n, a, b):
@@ -288,14 +341,15 @@ def objective(model, data):
         _trellis.forward(c.chain, emission, rows, data.offsets, c.scaling, logprob, c.n_threads)
         ll = _weighted_total(logprob, data.weights)
     else:
-        ll = 0.0
+        logprob = np.zeros(data.n_seq)
         for s, a, b in data.sequences():
-            w = 1.0 if data.weights is None else float(data.weights[s])
-            if w:
+            if data.weights is None or data.weights[s] > 0:
                 log_em = _sequence_log_emissions(model, data, c.n_components, a, b)
-                ll += w * _functional.forward(c.params["startprob_"], c.params["transmat_"],
-                                              log_em, implementation=model.implementation)
-    return ll + model._log_prior()
+                logprob[s] = _functional.forward(c.params["startprob_"],
+                                                 c.params["transmat_"], log_em,
+                                                 implementation=model.implementation)
+        ll = _weighted_total(logprob, data.weights)
+    return _with_prior(model, ll)
 
 
 # ---------------------------------------------------------------------- the loop
@@ -306,7 +360,9 @@ def run_em(model, estep, objective, monitor, on_report=None, on_mstep=None):
 
     The one EM loop: ``fit`` runs it on data in this process, ``fit_distributed`` with an
     E-step mapped over a Dask cluster. It continues from ``monitor.iter`` M-steps (0 for
-    a fresh run, more when resuming).
+    a fresh run, more when resuming). Each M-step runs under the model's lock (readers
+    see whole iterates); an objective that falls below the best one by more than
+    ``ROUNDING`` stops the loop with the best iterate restored (``monitor.decreased``).
 
     Parameters
     ----------
@@ -325,20 +381,49 @@ def run_em(model, estep, objective, monitor, on_report=None, on_mstep=None):
         after every M-step (checkpoints).
     """
     n_iter = V.check_n("n_iter", model.n_iter, minimum=0)
-    while monitor.iter < n_iter:
-        stats, value = estep(model)
+    best = None  # (objective, M-steps, len(history), parameters) of the best iterate
+    while True:
+        if monitor.iter < n_iter:
+            stats, value = estep(model)
+        else:
+            stats, value = None, objective(model)
+        _check_finite(value)
         monitor.report(value)
         if on_report is not None:
             on_report(monitor)
-        if monitor.converged:
+        if best is not None and best[0] - value > ROUNDING * max(abs(best[0]), 1.0):
+            _roll_back(model, monitor, best, value)
             return
-        model._do_mstep(stats)
+        if best is None or value > best[0]:
+            best = (value, monitor.iter, len(monitor.history), snapshot(model))
+        if stats is None or monitor.converged:
+            return
+        with model._lock:  # readers see the parameters before this M-step or after it
+            model._do_mstep(stats)
         monitor.iter += 1
         if on_mstep is not None:
             on_mstep(monitor)
-    monitor.report(objective(model))
-    if on_report is not None:
-        on_report(monitor)
+
+
+def _check_finite(value):
+    """A non-finite objective from an E-step that did not say why (a custom one)."""
+    if not np.isfinite(value):
+        raise ParameterError(f"EM's objective is not finite ({value!r}): the E-step's "
+                             "log-likelihood or the log prior density has no finite value")
+
+
+def _roll_back(model, monitor, best, value):
+    """After a decrease: the best iterate's parameters, history and M-step count back,
+    the fall recorded in ``monitor.decreased`` (so ``converged`` is False)."""
+    fell_at = monitor.iter
+    restore(model, best[3])
+    monitor.history = monitor.history[:best[2]]
+    monitor.iter = best[1]
+    monitor.decreased = (fell_at, float(value))
+    if monitor.verbose:
+        print(f"hmmfast: the objective fell to {value:.8g} after {fell_at} M-steps; "
+              f"stopped and kept iteration {best[1]} ({best[0]:.8g})", file=sys.stderr,
+              flush=True)
 
 
 def run_restarts(model, init_data, estep, objective, on_report=None, on_mstep=None,
@@ -357,14 +442,15 @@ def run_restarts(model, init_data, estep, objective, on_report=None, on_mstep=No
     runs = n_init if can_restart(model) else 1
     best = None
     for run in range(runs):
-        if run:
-            restore(model, start)
         monitor = monitor_for(model)
-        if init_data is not None:
-            _init(model, init_data)
-            if after_init is not None:
-                after_init(model, init_data)
-        model._check()
+        with model._lock:  # readers see the start whole, as they see every iterate
+            if run:
+                restore(model, start)
+            if init_data is not None:
+                _init(model, init_data)
+                if after_init is not None:
+                    after_init(model, init_data)
+            model._check()
         monitor._reset()
         run_em(model, estep, objective, monitor, on_report, on_mstep)
         object.__setattr__(model, "monitor_", monitor)
@@ -386,8 +472,19 @@ def check_settings(model):
 
 
 def warn_unconverged(monitor, stacklevel):
-    """ConvergenceWarning when the fit used all n_iter M-steps without converging;
-    ``stacklevel`` as for ``warnings.warn`` called where this is."""
+    """ConvergenceWarning when EM stopped on a decrease of its objective, or used all
+    n_iter M-steps without converging; ``stacklevel`` as for ``warnings.warn`` called
+    where this is."""
+    decreased = getattr(monitor, "decreased", None)
+    if decreased is not None:
+        warnings.warn(
+            f"hmmfast: EM's objective fell to {decreased[1]:.10g} after {decreased[0]} "
+            f"M-steps (below {monitor.history[-1]:.10g}, beyond rounding), so EM did not "
+            f"converge: it stopped and kept the best parameters (after {monitor.iter} "
+            "M-steps); an M-step that is not a maximisation (a custom _do_mstep?) causes "
+            "this", ConvergenceWarning, stacklevel=stacklevel + 1,
+        )
+        return
     if monitor.iter == monitor.n_iter and monitor.n_iter > 0 and not monitor.converged:
         warnings.warn(
             f"hmmfast: EM did not converge within n_iter={monitor.n_iter} iterations "
@@ -448,12 +545,25 @@ def _fit(model, X, lengths, sample_weight, states):
 
 
 def _init(model, data):
-    """model._init on the observed frames (hmmlearn's hook: missing frames left out)."""
+    """model._init on the observed frames (hmmlearn's hook: missing frames left out).
+
+    Known states (``data.labels``) reach the families' ``_init`` as the model's private
+    ``_init_states`` (one per frame given to ``_init``, -1 unknown; absent otherwise),
+    so hmmlearn's hook keeps its signature: a labelled state starts from its frames."""
     missing = data.cache.get("missing")
-    if missing is None:
-        model._init(data.X, data.lengths)
-    else:
-        model._init(data.X[~missing], None)
+    labels = data.labels
+    if labels is not None and missing is not None:
+        labels = labels[~missing]
+    if labels is not None:
+        object.__setattr__(model, "_init_states", labels)
+    try:
+        if missing is None:
+            model._init(data.X, data.lengths)
+        else:
+            model._init(data.X[~missing], None)
+    finally:
+        if labels is not None:
+            object.__delattr__(model, "_init_states")
 
 
 def training_X(model, X):
@@ -472,65 +582,5 @@ def monitor_for(model):
     else:
         monitor = ConvergenceMonitor(model.tol, model.n_iter, model.verbose)
     monitor.tol, monitor.n_iter, monitor.verbose = model.tol, model.n_iter, model.verbose
+    monitor.decreased = None
     return monitor
-
-
-def counted_statistics(model, data, labels):
-    """The M-step's statistics of frames whose states are known: start, transition and
-    emission counts of the state path ``labels`` (intp (n_samples,), every entry a
-    state) over ``data``'s sequences; missing frames count for the chain only. Used by
-    ``fit_supervised`` and by Viterbi training (hmmfast._viterbi_training)."""
-    n = model.n_components
-    offsets, missing = data.offsets, data.cache.get("missing")
-    stats = model._initialize_sufficient_statistics()
-    stats["nobs"] = data.n_seq
-    stats["start"] = stats["start"] + np.bincount(labels[offsets[:-1]], minlength=n)
-    transmat = getattr(model, "_transmat", None)
-    if _sparse.is_sparse(transmat):
-        stats["trans"] = stats["trans"] + _sparse.transition_counts(transmat, labels, offsets)
-    else:
-        pairs = labels[:-1] * n + labels[1:]
-        # every consecutive pair, less those from a sequence's last frame to the next's first
-        counts = (np.bincount(pairs, minlength=n * n)
-                  - np.bincount(pairs[offsets[1:-1] - 1], minlength=n * n))
-        stats["trans"] = stats["trans"] + counts.reshape(n, n)
-    if model._symbol_frames() and missing is None:  # counts per (symbol, state) directly
-        m = model._emissionprob.shape[1]
-        pairs = data.X[:, 0] * n + labels
-        model._accumulate_fast(stats, data, np.bincount(pairs, minlength=m * n).reshape(m, n)
-                               .astype(np.float64), None)
-        return stats
-    onehot = np.zeros((len(labels), n))
-    onehot[np.arange(len(labels)), labels] = 1.0
-    if missing is not None:
-        onehot[missing] = 0.0
-    model._accumulate_fast(stats, data, None, onehot)
-    return stats
-
-
-def fit_supervised(model, X, states, lengths=None):
-    """Counting maximum-likelihood (with the priors as pseudocounts); see BaseHMM."""
-    before = snapshot(model)
-    try:
-        X_canon, missing = training_X(model, X)
-        offsets = _offsets(lengths, len(X_canon))
-        n = V.check_n("n_components", model.n_components)
-        labels = check_states(states, len(X_canon), n, allow_unknown=False)
-        data = TrainingData(X_canon, offsets, None, labels, missing)
-        _versions.begin_fit(model)
-        _init(model, data)
-        object.__delattr__(model, "_rng")
-        model._check()
-        model._do_mstep(counted_statistics(model, data, labels))
-        model._check()
-        monitor = ConvergenceMonitor(model.tol, model.n_iter, model.verbose)
-        monitor._reset()
-        monitor.report(objective(model, TrainingData(X_canon, offsets, None, None, missing)))
-        object.__setattr__(model, "monitor_", monitor)
-        model._record_fit(data, _io_format.training_data_sha256(X_canon, missing, offsets,
-                                                                labels=labels),
-                          "fit_supervised")
-        return model
-    except BaseException:
-        restore(model, before)
-        raise

@@ -3,12 +3,12 @@
 import numpy as np
 
 from . import _covariance as C
-from . import _moments
+from . import _moments, _priors
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
+from ._kmeans import label_means, state_centres
 from ._readonly import freeze
-from ._kmeans import kmeans_centres
 
 # the scatter about the M-step's means is moved from the one about the current means
 # unless the move is this many times the result (~4 of 16 digits lost): then it is
@@ -40,6 +40,31 @@ def weighted_frames(X, posteriors, ref, s0, s1):
     if np.any(np.abs(s1) + np.abs(moved) > MOVED_SUM_LOSS * np.abs(frames)):
         frames = posteriors.T @ X
     return frames
+
+
+def start_covariances(X, labels, covariance_type, n, min_covar):
+    """Initial compact covariances: the data's covariance plus ``min_covar`` for every
+    state, except a labelled state with more labelled frames than features, which
+    starts from the covariance of those frames (plus ``min_covar``); "tied": the pooled
+    within-state covariance of the labelled frames when there are more than features.
+
+    ``labels``: intp (n_samples,) known states, -1 unknown, or None.
+    """
+    compact = np.array(distribute(C.data_covariance(X, min_covar), covariance_type, n))
+    if labels is None:
+        return compact
+    d = X.shape[1]
+    known = labels >= 0
+    if covariance_type == "tied":
+        if known.sum() <= d:
+            return compact
+        centred = X[known] - label_means(X, labels, n)[0][labels[known]]
+        return centred.T @ centred / known.sum() + min_covar * np.eye(d)
+    for j in range(n):
+        frames = X[labels == j]
+        if len(frames) > d:
+            compact[j] = distribute(C.data_covariance(frames, min_covar), covariance_type, 1)[0]
+    return compact
 
 
 class GaussianHMM(ContinuousHMM):
@@ -81,11 +106,21 @@ class GaussianHMM(ContinuousHMM):
 
     Notes
     -----
-    Initialisation: means by k-means++ (scipy.cluster.vq.kmeans2 seeded from
-    ``random_state``, on at most 20,000 randomly chosen frames), covariances from the
-    data's covariance plus ``min_covar``.
+    Initialisation: means by k-means (greedy k-means++ seeding, Lloyd's iterations,
+    the best of 10 restarts, seeded from ``random_state``, on at most 20,000 randomly
+    chosen frames: :mod:`hmmfast._kmeans`), covariances from the data's covariance plus
+    ``min_covar``. With known states (``fit(X, states=...)``) a labelled state starts
+    from its labelled frames: their mean, and their covariance plus ``min_covar`` when
+    there are more of them than features ("tied": the pooled within-state covariance);
+    k-means places only the states without labels.
+
     The M-step is hmmlearn's, computed with centred sums (exact for data far from the
-    origin); EM's objective adds the priors' log-density to the log-likelihood.
+    origin); EM's objective adds the priors' log-density to the log-likelihood. A thin
+    state (posterior mass below 1e-3 of the mean mass per state) keeps its previous
+    covariance: its update would divide ``covars_prior`` by almost nothing. Results
+    are floored at ``min_covar`` (variances; eigenvalues of full/tied matrices).
+    The priors are validated as GMMHMM's are (finite, broadcastable to hmmlearn's
+    shapes, ``means_weight`` >= 0) and ``covars_prior`` >= 0 for "spherical"/"diag".
     """
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
@@ -215,16 +250,19 @@ class GaussianHMM(ContinuousHMM):
 
     def _init(self, X, lengths=None):
         """Initialise the parameters named in ``init_params`` or not set yet: means by
-        k-means++ on X, covariances from X's covariance plus min_covar."""
+        k-means++ on X, covariances from X's covariance plus min_covar; with known
+        states (``fit(states=...)``), a labelled state starts from its labelled frames
+        (see :func:`hmmfast._kmeans.state_centres` and :func:`start_covariances`)."""
         super()._init(X, lengths)
-        X = np.asarray(X)
+        X = np.asarray(X, dtype=np.float64)
         C.check_type(self.covariance_type)
         rng = self._init_random_state()
+        labels = self._init_labels()
         if self._needs_init("m", "means_"):
-            self.means_ = kmeans_centres(X, self.n_components, rng)
+            self.means_ = state_centres(X, self.n_components, rng, labels)
         if self._needs_init("c", "covars_"):
-            cov = C.data_covariance(X, self.min_covar)
-            self.covars_ = distribute(cov, self.covariance_type, self.n_components)
+            self.covars_ = start_covariances(X, labels, self.covariance_type,
+                                             self.n_components, self.min_covar)
 
     def _init_letters(self):
         return [*super()._init_letters(), ("m", "means_"), ("c", "covars_")]
@@ -285,16 +323,34 @@ class GaussianHMM(ContinuousHMM):
         stats["scatter_means"] = means
 
     def _priors(self):
-        n, d = self.n_components, self.n_features
-        means_prior = np.broadcast_to(np.asarray(self.means_prior, dtype=float), (n, d))
-        means_weight = np.broadcast_to(np.asarray(self.means_weight, dtype=float), (n,))
-        return means_prior, means_weight[:, None]
+        """hmmlearn's priors validated and broadcast (as GMMHMM's, same messages): dict
+        with means_prior (N, D), means_weight (N, 1) (>= 0), covars_prior ((N, D) for
+        "spherical"/"diag", >= 0; the symmetric part of (N, D, D) "full", (D, D) "tied")
+        and covars_weight ((N, D); (N,) "full"; () "tied")."""
+        n, d = self._n(), self.n_features
+        ct = C.check_type(self.covariance_type)
+        cp_shape, cw_shape = {"spherical": ((n, d), (n, d)), "diag": ((n, d), (n, d)),
+                              "full": ((n, d, d), (n,)), "tied": ((d, d), ())}[ct]
+        covars_prior = _priors.check_real("covars_prior", self.covars_prior, cp_shape)
+        if ct in ("spherical", "diag"):
+            if np.any(covars_prior < 0):
+                raise ParameterError("covars_prior must be >= 0 (an inverse-gamma scale: "
+                                     "below 0 the posterior density is unbounded as a "
+                                     "variance reaches 0)")
+        else:
+            covars_prior = 0.5 * (covars_prior + np.swapaxes(covars_prior, -1, -2))
+        means_weight = _priors.check_precision_weight("means_weight", self.means_weight, (n,))
+        return {"means_prior": _priors.check_real("means_prior", self.means_prior, (n, d)),
+                "means_weight": means_weight[:, None], "covars_prior": covars_prior,
+                "covars_weight": _priors.check_real("covars_weight", self.covars_weight,
+                                                    cw_shape)}
 
     def _mstep_means(self, stats):
         """The means the M-step makes from ``stats`` (the current ones without "m")."""
         if "m" not in self.params:
             return np.asarray(self.means_)
-        means_prior, w = self._priors()
+        pr = self._priors()
+        means_prior, w = pr["means_prior"], pr["means_weight"]
         denom = w + stats["post"][:, None]
         means = np.array(self.means_)
         ok = denom[:, 0] > 0  # a state never visited (and no prior) keeps its mean
@@ -319,10 +375,9 @@ class GaussianHMM(ContinuousHMM):
         """hmmlearn's covariance update (Huang, Acero & Hon, pp. 443-445), floored."""
         d = self.n_features
         post = stats["post"]
-        means_prior, w = self._priors()
-        meandiff = means - means_prior
-        covars_prior = np.asarray(self.covars_prior, dtype=float)
-        covars_weight = np.asarray(self.covars_weight, dtype=float)
+        pr = self._priors()
+        w, covars_prior, covars_weight = pr["means_weight"], pr["covars_prior"], pr["covars_weight"]
+        meandiff = means - pr["means_prior"]
         previous = self._covars
         if "scatter" in stats and np.array_equal(stats["scatter_means"], means):
             scatter = stats["scatter"]
@@ -339,17 +394,17 @@ class GaussianHMM(ContinuousHMM):
             cov = (covars_prior + c_n) / np.maximum(c_d, 1e-5)
             if self.covariance_type == "spherical":
                 cov = cov.mean(axis=1)
-            empty = post == 0  # never visited: keep the previous covariance
-            cov[empty] = previous[empty]
+            thin = C.thin(post)  # (almost) never visited: keep the previous covariance
+            cov[thin] = previous[thin]
         else:
             c_n = (w[:, :, None] * np.einsum("jk,jl->jkl", meandiff, meandiff) + scatter)
             weight = np.maximum(covars_weight - d, 0)
             if self.covariance_type == "tied":
                 cov = (covars_prior + c_n.sum(axis=0)) / (weight + post.sum())
             else:
-                cov = (covars_prior + c_n) / (weight + post[:, None, None])
-                empty = post == 0
-                cov[empty] = previous[empty]
+                thin = C.thin(post)
+                cov = (covars_prior + c_n) / np.where(thin, 1.0, weight + post)[:, None, None]
+                cov[thin] = previous[thin]
         return C.floor_covariances(cov, self.covariance_type, self.min_covar)
 
     def _log_prior(self):
@@ -359,10 +414,10 @@ class GaussianHMM(ContinuousHMM):
         total = super()._log_prior()
         if "m" not in self.params and "c" not in self.params:
             return total
-        means_prior, w = self._priors()
+        pr = self._priors()
+        means_prior, w, cp, cw = (pr["means_prior"], pr["means_weight"], pr["covars_prior"],
+                                  pr["covars_weight"])
         md2 = w * (self.means_ - means_prior) ** 2
-        cp = np.asarray(self.covars_prior, dtype=float)
-        cw = np.asarray(self.covars_weight, dtype=float)
         d = self.n_features
         if self.covariance_type in ("spherical", "diag"):
             var = np.broadcast_to(
@@ -371,8 +426,8 @@ class GaussianHMM(ContinuousHMM):
             a = np.maximum(cw - 1, 0) / 2
             return total + float(np.sum(-a * np.log(var) - (cp + md2) / (2 * var)))
         covs = self.covars_
-        b = np.maximum(cw - d, 0)
-        psi = np.broadcast_to(cp, covs.shape if self.covariance_type == "full" else (d, d))
+        b = np.maximum(cw - d, 0)  # () "tied", (N,) "full"
+        psi = cp
         md = (self.means_ - means_prior) * np.sqrt(w)
         if self.covariance_type == "tied":
             _, logdet = np.linalg.slogdet(covs[0])
@@ -382,5 +437,6 @@ class GaussianHMM(ContinuousHMM):
         for j in range(self.n_components):
             _, logdet = np.linalg.slogdet(covs[j])
             scatter = psi[j] + np.outer(md[j], md[j])
-            total += float(-0.5 * b * logdet - 0.5 * np.trace(np.linalg.solve(covs[j], scatter)))
+            total += float(-0.5 * b[j] * logdet
+                           - 0.5 * np.trace(np.linalg.solve(covs[j], scatter)))
         return total

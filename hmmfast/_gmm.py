@@ -14,7 +14,6 @@ what differs is written in :class:`GMMHMM`'s Notes.
 """
 
 import numpy as np
-from scipy.cluster import vq
 
 from . import _covariance as C
 from . import _fit, _kernel_inputs, _moments, _priors
@@ -22,7 +21,7 @@ from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
 from ._gaussian import weighted_frames
-from ._kmeans import kmeans_centres
+from ._kmeans import kmeans_centres, nearest, state_centres
 from ._readonly import freeze
 from ._mixture import (BLOCK, MixtureDensity, compact_shape, flat_components, mixture_moments,
                        mixture_reduce, validate_covars)
@@ -43,7 +42,7 @@ class GMMHMM(ContinuousHMM):
     startprob_prior, transmat_prior : float or array
         Dirichlet priors (hmmlearn's convention: 1.0 adds nothing).
     weights_prior : float or array broadcastable to (n_components, n_mix)
-        Dirichlet prior on each state's mixture weights (> 0; 1.0 adds nothing).
+        Dirichlet prior on each state's mixture weights (>= 1; 1.0 adds nothing).
     means_prior, means_weight : float or array
         Normal prior on the means: mean (broadcast to (n_components, n_mix, n_features))
         and precision scale (>= 0, broadcast to (n_components, n_mix); 0: none).
@@ -76,17 +75,23 @@ class GMMHMM(ContinuousHMM):
 
     Notes
     -----
-    Initialisation (not hmmlearn's, which calls scikit-learn): k-means++ on X for the
-    states (scipy.cluster.vq.kmeans2 seeded from ``random_state``), then k-means++ on each
-    state's frames for its components; a state with fewer distinct frames than ``n_mix``
-    draws its component means from N(state centre, data covariance). Weights uniform;
-    covariances from the data covariance plus ``min_covar``.
+    Initialisation (not hmmlearn's, which calls scikit-learn): k-means on X for the
+    states (greedy k-means++ seeding, 10 restarts, seeded from ``random_state``:
+    :mod:`hmmfast._kmeans`), then k-means on each state's frames for its components; a
+    state with fewer distinct frames than ``n_mix`` draws its component means from
+    N(state centre, data covariance). With known states (``fit(X, states=...)``) a
+    labelled state's centre is the mean of its labelled frames, which stay its own;
+    k-means places only the states without labels. Weights uniform; covariances from
+    the data covariance plus ``min_covar``.
 
     The M-step is hmmlearn's, covariance statistics centred at the E-step's means, with
-    three safeguards: a component (or, "tied", a state) with zero expected occupancy or a
-    non-positive denominator keeps its previous mean and covariance; negative weights
-    are clipped (max(counts + alpha - 1, 0), normalised, as for transmat_); results are
-    floored at ``min_covar``. The full/tied ``covars_prior`` enters by its symmetric part.
+    three safeguards: a component with zero expected occupancy keeps its previous mean,
+    and a thin one (posterior mass below 1e-3 of the mean mass per component; "tied": a
+    thin state) or one with a non-positive denominator keeps its previous covariance;
+    weights are max(counts + alpha - 1, 0), normalised (``weights_prior`` >= 1);
+    results are floored at ``min_covar``. The full/tied ``covars_prior`` enters by its
+    symmetric part. ``fit_supervised`` is EM with every state known (the components
+    stay hidden): ``fit(X, lengths, states=states)`` from the same start.
 
     EM's objective (``monitor_.history``) is the log-likelihood plus the log-density of
     the prior whose maximiser hmmlearn's M-step computes (up to a constant):
@@ -237,12 +242,6 @@ class GMMHMM(ContinuousHMM):
         n, k, d = self._n(), self._k(), self.n_features
         ct = C.check_type(self.covariance_type)
 
-        def broadcast(name, value, shape):
-            arr = V.broadcast_real(name, value, shape)
-            if not np.all(np.isfinite(arr)):
-                raise ParameterError(f"{name} must be finite")
-            return arr
-
         default_prior = {"full": 0.0, "tied": 0.0, "diag": -1.5,
                          "spherical": -(k + 2.0) / 2.0}[ct]
         default_weight = {"full": -(1.0 + d + 1.0), "tied": -(k + d + 1.0), "diag": 0.0,
@@ -252,16 +251,14 @@ class GMMHMM(ContinuousHMM):
         cp_shape, cw_shape = {"full": ((n, k, d, d), (n, k)), "tied": ((n, d, d), (n,)),
                               "diag": ((n, k, d), (n, k, d)),
                               "spherical": ((n, k), (n, k))}[ct]
-        means_weight = broadcast("means_weight", self.means_weight, (n, k))
-        if np.any(means_weight < 0):
-            raise ParameterError("means_weight must be >= 0 (a precision scale)")
-        covars_prior = broadcast("covars_prior", cp, cp_shape)
+        means_weight = _priors.check_precision_weight("means_weight", self.means_weight, (n, k))
+        covars_prior = _priors.check_real("covars_prior", cp, cp_shape)
         if ct in ("full", "tied"):
             covars_prior = 0.5 * (covars_prior + np.swapaxes(covars_prior, -1, -2))
         return {"weights": _priors.prior(self, "weights_prior", (n, k)),
-                "means_prior": broadcast("means_prior", self.means_prior, (n, k, d)),
+                "means_prior": _priors.check_real("means_prior", self.means_prior, (n, k, d)),
                 "means_weight": means_weight, "covars_prior": covars_prior,
-                "covars_weight": broadcast("covars_weight", cw, cw_shape)}
+                "covars_weight": _priors.check_real("covars_weight", cw, cw_shape)}
 
     def _log_prior(self):
         """Log-density (up to a constant) of the prior whose maximiser hmmlearn's M-step
@@ -309,7 +306,7 @@ class GMMHMM(ContinuousHMM):
         rng = self._init_random_state()
         cov = C.data_covariance(X, self.min_covar)
         if self._needs_init("m", "means_"):
-            self.means_ = self._init_means(X, n, k, cov, rng)
+            self.means_ = self._init_means(X, n, k, cov, rng, self._init_labels())
         if self._needs_init("w", "weights_"):
             self.weights_ = np.full((n, k), 1.0 / k)
         if self._needs_init("c", "covars_"):
@@ -319,10 +316,14 @@ class GMMHMM(ContinuousHMM):
                             "tied": lambda: np.tile(cov, (n, 1, 1))}[self.covariance_type]()
 
     @staticmethod
-    def _init_means(X, n, k, cov, rng):
-        """(n, k, D) means: k-means over X for the states, then within each state."""
-        centres = kmeans_centres(X, n, rng)
-        labels = vq.vq(X, centres, check_finite=False)[0]
+    def _init_means(X, n, k, cov, rng, known=None):
+        """(n, k, D) means: k-means over X for the states (a labelled state's centre is
+        the mean of its labelled frames, and those frames are its own), then within each
+        state's frames."""
+        centres = state_centres(X, n, rng, known)
+        labels = nearest(X, centres)
+        if known is not None:
+            labels[known >= 0] = known[known >= 0]
         chol = np.linalg.cholesky(cov)
         means = np.empty((n, k, X.shape[1]))
         for j in range(n):
@@ -340,6 +341,12 @@ class GMMHMM(ContinuousHMM):
     # come from _estep_frames' density pass); without this flag the hook it defines below
     # sent every fit through the per-sequence generic E-step (issue 29: 6x -> see README)
     _fast_family = True
+
+    def _supervised_needs_em(self):
+        """The components are hidden also when the states are known: fit_supervised is
+        EM within each state's mixture (hmmlearn's M-step also centres the covariance
+        statistics at the E-step's means, so even one component needs a second pass)."""
+        return True
 
     def _initialize_sufficient_statistics(self):
         stats = super()._initialize_sufficient_statistics()
@@ -434,38 +441,39 @@ class GMMHMM(ContinuousHMM):
             self._set_fitted("covars_", self._mstep_covars(stats, means, pr))
 
     def _mstep_covars(self, stats, means, pr):
-        """hmmlearn's covariance update c_n / c_d, floored at min_covar."""
+        """hmmlearn's covariance update c_n / c_d, floored at min_covar; a thin
+        component ("tied": a thin state, see ``_covariance.thin``) or one with c_d <= 0
+        keeps its previous covariance."""
         ct, d, k = self.covariance_type, self.n_features, self.n_mix
         occupancy = stats["post_mix_sum"]
         lam = pr["means_weight"]
         diff = means - pr["means_prior"]
         alpha, beta = pr["covars_prior"], pr["covars_weight"]
+        thin = C.thin(occupancy)
         if ct == "diag":
             c_n = lam[:, :, None] * diff ** 2 + 2 * beta + stats["c_n"]
             c_d = occupancy[:, :, None] + 1 + 2 * (alpha + 1)
-            keep = (occupancy[:, :, None] == 0) | (c_d <= 0)
+            keep = thin[:, :, None] | (c_d <= 0)
         elif ct == "spherical":
             c_n = lam * np.einsum("nkd,nkd->nk", diff, diff) + 2 * beta + stats["c_n"]
             c_d = d * (occupancy + 1) + 2 * (alpha + 1)
-            keep = (occupancy == 0) | (c_d <= 0)
+            keep = thin | (c_d <= 0)
         else:
             outer = lam[:, :, None, None] * np.einsum("nki,nkj->nkij", diff, diff)
             if ct == "full":
                 c_n = alpha + outer + stats["c_n"]
                 c_d = occupancy + 1 + beta + d + 1
-                keep = (occupancy == 0) | (c_d <= 0)
+                keep = thin | (c_d <= 0)
             else:
                 c_n = alpha + outer.sum(axis=1) + stats["c_n"]
                 c_d = stats["post_sum"] + k + beta + d + 1
-                keep = (stats["post_sum"] == 0) | (c_d <= 0)
+                keep = C.thin(stats["post_sum"]) | (c_d <= 0)
             c_d, keep = c_d[..., None, None], np.broadcast_to(keep[..., None, None], c_n.shape)
-        cov = c_n / np.where(c_d > 0, c_d, 1.0)
+        cov = np.where(keep, self._covars, c_n / np.where(keep, 1.0, c_d))
         if ct in ("spherical", "diag"):
-            cov = np.maximum(cov, self.min_covar)
-        else:
-            cov = C.floor_covariances(cov.reshape(-1, d, d), "full",
-                                      self.min_covar).reshape(cov.shape)
-        cov = np.where(keep, self._covars, cov)
-        if not np.all(np.isfinite(cov)):
-            raise ParameterError("internal: the M-step produced non-finite covariances")
-        return cov
+            cov = np.maximum(cov, C.check_min_covar(self.min_covar))
+            if not np.all(np.isfinite(cov)):
+                raise ParameterError("internal: the M-step produced non-finite covariances")
+            return cov
+        return C.floor_covariances(cov.reshape(-1, d, d), "full",
+                                   self.min_covar).reshape(cov.shape)

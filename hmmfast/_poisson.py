@@ -11,8 +11,8 @@ from . import _densities
 from . import _validation as V
 from ._continuous import ContinuousHMM
 from ._errors import ParameterError
+from ._kmeans import state_centres
 from ._readonly import freeze
-from ._kmeans import kmeans_centres
 
 MIN_INIT_RATE = 1e-3  # floor on initial rates, so every state can emit every count
 INIT_JITTER = 0.05  # initial rates are k-means centres times U(1 - j, 1 + j)
@@ -71,10 +71,12 @@ class PoissonHMM(ContinuousHMM):
     numbers, given as integers or as floats (float32 is used without a copy). A negative
     or fractional value raises ``HMMInputError`` naming its row.
 
-    Initialisation ("l" in ``init_params``): the k-means++ centres of X
-    (scipy.cluster.vq.kmeans2 seeded from ``random_state``), i.e. the mean counts of k
-    clusters of frames, floored at 1e-3 and multiplied by U(0.95, 1.05) per entry so that
-    states never start identical; every initial rate is positive.
+    Initialisation ("l" in ``init_params``): the k-means centres of X (greedy
+    k-means++ seeding, 10 restarts, seeded from ``random_state``: :mod:`hmmfast._kmeans`),
+    i.e. the mean counts of k clusters of frames (with known states, a labelled state's
+    centre is the mean of its labelled frames), floored at 1e-3 and multiplied by
+    U(0.95, 1.05) per entry so that states never start identical; every initial rate is
+    positive.
 
     M-step: the posterior mode under a Gamma prior with density prop. to
     lambda**alpha * exp(-beta * lambda) (alpha = ``lambdas_prior``, beta =
@@ -172,7 +174,8 @@ class PoissonHMM(ContinuousHMM):
         if self._needs_init("l", "lambdas_"):
             rng = self._init_random_state()
             X = np.asarray(X)
-            centres = np.maximum(kmeans_centres(X, self.n_components, rng), MIN_INIT_RATE)
+            centres = np.maximum(state_centres(X, self.n_components, rng,
+                                               self._init_labels()), MIN_INIT_RATE)
             self.lambdas_ = centres * rng.uniform(1 - INIT_JITTER, 1 + INIT_JITTER,
                                                   size=centres.shape)
 

@@ -1,11 +1,15 @@
 """Dirichlet priors of the probability parameters: validation, MAP update, log-density.
 
 hmmlearn's convention: a prior (concentration) of 1 adds nothing; the MAP update of
-probability rows is max(counts + prior - 1, 0), normalised. Used by the M-steps and
+probability rows is max(counts + prior - 1, 0), normalised. Concentrations below 1 are
+refused (a deliberate difference: their posterior density is unbounded at the faces of
+the simplex, so there is no MAP for EM to climb to; hmmlearn clips the update at 0 and
+its objective can fall). Used by the M-steps and
 ``_log_prior`` of BaseHMM (start and transition probabilities), CategoricalHMM
 (emission probabilities) and GMMHMM (mixture weights); a sparse ``transmat_`` has its
 own forms in ``_sparse``. The Gaussian families' normal / inverse-gamma / Wishart priors
-follow hmmlearn's per-family conventions and stay with their family.
+follow hmmlearn's per-family conventions and stay with their family; they share
+:func:`check_real` so both refuse the same things with the same messages.
 """
 
 import numpy as np
@@ -15,10 +19,33 @@ from ._errors import ParameterError
 
 
 def check_prior(name, value, shape):
-    """A Dirichlet concentration (scalar or array) broadcast to ``shape``, all > 0."""
+    """A Dirichlet concentration (scalar or array) broadcast to ``shape``, all >= 1."""
     arr = V.broadcast_real(name, value, shape)
-    if not np.all(np.isfinite(arr) & (arr > 0)):
-        raise ParameterError(f"{name} must be finite and > 0 (a Dirichlet concentration)")
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{name} must be finite (a Dirichlet concentration >= 1)")
+    if np.any(arr < 1):
+        low = float(arr[np.unravel_index(int(np.argmin(arr)), arr.shape)])
+        raise ParameterError(
+            f"{name} must be >= 1 (a Dirichlet concentration; 1 adds nothing), got "
+            f"{low!r}: below 1 the posterior density is unbounded where a probability "
+            "reaches 0, so EM has no maximum to find (hmmlearn clips such updates at 0 "
+            "and its objective can fall)")
+    return arr
+
+
+def check_real(name, value, shape):
+    """A real prior parameter (number or array) broadcast to ``shape``, all finite."""
+    arr = V.broadcast_real(name, value, shape)
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{name} must be finite")
+    return arr
+
+
+def check_precision_weight(name, value, shape):
+    """A normal prior's precision scale (``means_weight``) broadcast to ``shape``, >= 0."""
+    arr = check_real(name, value, shape)
+    if np.any(arr < 0):
+        raise ParameterError(f"{name} must be >= 0 (a precision scale)")
     return arr
 
 

@@ -3,7 +3,7 @@
 Each iteration decodes every sequence with exact Viterbi under the current parameters
 theta_k, which gives the Viterbi score V_k = sum_s max_q log P(X_s, q | theta_k) and
 the paths q_k, then re-estimates the parameters from the counts along those paths (the
-M-step of ``fit`` with one-hot posteriors, ``_fit.counted_statistics``). The M-step
+M-step of ``fit`` with one-hot posteriors, ``_supervised.counted_statistics``). The M-step
 maximises log P(X, q_k | theta) (plus the log prior, as ``fit``'s), so
 
     V_{k+1} = max_q log P(X, q | theta_{k+1}) >= log P(X, q_k | theta_{k+1})
@@ -32,7 +32,7 @@ import copy
 import numpy as np
 from scipy import sparse
 
-from . import _decoders, _fit, _io_format
+from . import _decoders, _fit, _io_format, _supervised
 from ._errors import HMMTypeError
 
 
@@ -56,7 +56,7 @@ def _decode(model, data, want_stats):
     n = int(data.offsets[-1])
     total, states, _ = _decoders.run(_decoders.EXACT_VITERBI, c.chain, emission, rows,
                                      data.offsets, n, n_threads=c.n_threads)
-    stats = _fit.counted_statistics(model, data, states) if want_stats else None
+    stats = _supervised.counted_statistics(model, data, states) if want_stats else None
     return stats, float(total) + model._log_prior()
 
 
@@ -85,7 +85,7 @@ def segment(model, data):
     if not letters or not is_left_right(model._transmat):
         return
     states = uniform_segmentation(data.offsets, model.n_components)
-    stats = _fit.counted_statistics(model, data, states)
+    stats = _supervised.counted_statistics(model, data, states)
     params = model.params
     try:
         object.__setattr__(model, "params", letters)  # this M-step: emissions only
