@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import needs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -219,8 +220,8 @@ def test_help(capsysbinary, command):
     assert out.startswith(f"usage: hmmfast {command}")
 
 
+@needs("starlette")
 def test_serve_is_handed_to_the_serve_extra(capsysbinary, monkeypatch):
-    pytest.importorskip("starlette")
     status, out, _ = cli(capsysbinary, "serve", "--help")
     assert status == 0 and out.startswith("usage: hmmfast serve") and "--port" in out
     monkeypatch.setitem(sys.modules, "hmmfast.serve", None)  # as if the extra were missing
@@ -473,8 +474,8 @@ def test_interrupt_exits_130_quietly(capsysbinary, files, monkeypatch):
     assert status == 130 and out == "" and err == ""
 
 
+@needs("matplotlib")
 def test_bench_quick(capsysbinary, tmp_path):
-    pytest.importorskip("matplotlib")
     status, out, err = cli(capsysbinary, "bench", "--quick", "--out", tmp_path / "b.md",
                            "--png", tmp_path / "b.png")
     assert status == 0 and out == "", err

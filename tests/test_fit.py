@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from factories import categorical, needs_hmmlearn
 from hmm_oracles import enumerate_paths, log, random_model
 from scipy.special import logsumexp
 
@@ -54,11 +55,8 @@ def mstep(counts):
 
 
 def model_with(params, implementation="scaling", **kw):
-    startprob, transmat, emissionprob = params
-    model = hmmfast.CategoricalHMM(len(startprob), implementation=implementation,
-                                   init_params="", **kw)
-    model.startprob_, model.transmat_, model.emissionprob_ = params
-    return model
+    """A CategoricalHMM holding ``params`` that trains from them (init_params="")."""
+    return categorical(*params, implementation, init_params="", **kw)
 
 
 # ------------------------------------------------------------------ one iteration
@@ -156,10 +154,12 @@ def test_objective_never_decreases(seed, implementation):
 # ------------------------------------------------------------------ hmmlearn's iterates
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("implementation", ["scaling", "log"])
 @pytest.mark.parametrize("priors", [False, True])
 def test_k_iterations_match_hmmlearn(implementation, priors):
-    hmm = pytest.importorskip("hmmlearn.hmm")
+    from hmmlearn import hmm
+
     rng = np.random.default_rng(7)
     params = random_model(rng, 4, 6)
     X = model_with(params).sample(400, random_state=3)[0]
@@ -480,9 +480,10 @@ class PoissonEmissions:
                 "l": self.n_components}
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("implementation", ["scaling", "log"])
 def test_hmmlearn_custom_emission_recipe_trains_unchanged(implementation):
-    base = pytest.importorskip("hmmlearn.base")
+    from hmmlearn import base
 
     class Theirs(PoissonEmissions, base.BaseHMM):
         pass

@@ -12,6 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from factories import categorical
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.lib import format as npy_format
@@ -22,12 +23,9 @@ from hmmfast import ModelFileError
 
 
 def small_model():
-    m = hmmfast.CategoricalHMM(3)
-    m.startprob_ = [0.5, 0.25, 0.25]
-    m.transmat_ = [[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]]
-    m.emissionprob_ = [[0.5, 0.25, 0.25, 0.0], [0.125, 0.375, 0.25, 0.25],
-                       [0.25, 0.25, 0.25, 0.25]]
-    return m
+    return categorical([0.5, 0.25, 0.25], [[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]],
+                       [[0.5, 0.25, 0.25, 0.0], [0.125, 0.375, 0.25, 0.25],
+                        [0.25, 0.25, 0.25, 0.25]])
 
 
 @pytest.fixture(scope="module")
