@@ -369,6 +369,7 @@ def peak_growth(memory, big_t, n, d):
     return int(growth), score, digest
 
 
+@pytest.mark.slow
 def test_long_gaussian_sequence_bounded_memory():
     big_t, n, d = 2 * 10 ** 6, 8, 2
     ckpt_growth, ckpt_score, ckpt_digest = peak_growth("checkpoint", big_t, n, d)

@@ -203,8 +203,8 @@ def test_fit_equals_fit_categorical_frame(client):
     weights = np.random.default_rng(9).uniform(0.2, 3.0, len(seqs))
     ddf = frame(seqs, np.arange(len(seqs)), cuts=[11, 30, 47])
     ddf["w"] = ddf["session"].map(dict(enumerate(weights)), meta=("w", "f8"))
-    ours, ref = small_model(10, init_params="", n_iter=20, tol=1e-8), small_model(
-        10, init_params="", n_iter=20, tol=1e-8)
+    ours, ref = small_model(10, init_params="", n_iter=8, tol=1e-8), small_model(
+        10, init_params="", n_iter=8, tol=1e-8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hmmfast.ConvergenceWarning)
         fit_distributed(ours, ddf, sample_weight="w")

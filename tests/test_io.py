@@ -300,10 +300,13 @@ def test_gaussian_csr_fixture_loads_with_known_values():
 # ---------------------------------------------------------------------- fingerprint
 
 
+FIXED = ([0.5, 0.25, 0.25], [[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]],
+         [[0.5, 0.5], [0.125, 0.875], [1.0, 0.0]])  # exact binary fractions
+
+
 def fixed_model(**kw):
-    """A CategoricalHMM with exact binary fractions (``kw``: constructor options)."""
-    return categorical([0.5, 0.25, 0.25], [[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]],
-                       [[0.5, 0.5], [0.125, 0.875], [1.0, 0.0]], **kw)
+    """A CategoricalHMM holding FIXED (``kw``: constructor options)."""
+    return categorical(*FIXED, **kw)
 
 
 def test_fingerprint_is_stable_and_ignores_run_time_settings():
@@ -314,11 +317,10 @@ def test_fingerprint_is_stable_and_ignores_run_time_settings():
                         algorithm="map", implementation="log", params="s", init_params="",
                         startprob_prior=3.0, n_init=4)
     assert other.fingerprint == base
-    code = ("import hmmfast, sys; sys.path.insert(0, sys.argv[1]); import test_io; "
-            "print(test_io.fixed_model().fingerprint)")
-    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)],
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "123"})
+    code = ("import hmmfast; m = hmmfast.CategoricalHMM(3); "
+            f"m.startprob_, m.transmat_, m.emissionprob_ = {FIXED!r}; print(m.fingerprint)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == base  # another process
 
 
