@@ -4,7 +4,7 @@ model: tests/test_threads.py."""
 
 import numpy as np
 import pytest
-from factories import random_categorical, sessions
+from factories import categorical, random_categorical, sessions
 from scipy.special import logsumexp
 
 import hmmfast
@@ -72,9 +72,7 @@ def test_empty_batch_and_bad_input():
 
 
 def test_impossible_sequences():
-    model = hmmfast.CategoricalHMM(2)
-    model.startprob_, model.transmat_ = [1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]]
-    model.emissionprob_ = [[1.0, 0.0], [0.0, 1.0]]
+    model = categorical([1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
     seqs = [[0, 0], [0, 1, 0], [0]]
     np.testing.assert_array_equal(model.score_batch(seqs), [0.0, -np.inf, 0.0])
     with pytest.raises(hmmfast.ImpossibleSequenceError, match="sequence 1") as info:
@@ -110,8 +108,7 @@ def test_per_step_scores_survive_the_precision_guard():
     kernel, and the per-step values still sum to the score."""
     transmat = np.array([[0.999, 0.001, 0.0], [0.0, 0.999, 0.001], [0.0, 0.0, 1.0]])
     log_em = np.log(np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7]]))
-    model = hmmfast.CategoricalHMM(3)
-    model.startprob_, model.transmat_, model.emissionprob_ = [1, 0, 0], transmat, np.exp(log_em)
+    model = categorical([1, 0, 0], transmat, np.exp(log_em))
     X = model.sample(5000, random_state=4)[0]
     scores, steps = model.score_batch([X], per_step=True)
     np.testing.assert_allclose(steps[0].sum(), model.score(X), rtol=1e-10)

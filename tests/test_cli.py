@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import needs
+from factories import categorical, needs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -315,10 +315,7 @@ def test_text_blocks_split_lines_anywhere(capsysbinary, files, monkeypatch, tmp_
 
 
 def test_impossible_sequences(capsysbinary, tmp_path):
-    model = hmmfast.CategoricalHMM(2)
-    model.startprob_ = [1.0, 0.0]
-    model.transmat_ = [[1.0, 0.0], [0.0, 1.0]]
-    model.emissionprob_ = [[0.5, 0.5, 0.0], [0.2, 0.2, 0.6]]
+    model = categorical([1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5, 0.0], [0.2, 0.2, 0.6]])
     model.save(tmp_path / "m.npz")
     (tmp_path / "x.txt").write_text("0 1\n0 2 1\n1\n")
     status, out, _ = cli(capsysbinary, "score", tmp_path / "m.npz", tmp_path / "x.txt")

@@ -101,8 +101,7 @@ def test_beam_through_the_model_api_and_batches():
     B = np.full((n, 20), 0.01)
     B[np.arange(n), np.arange(n) % 20] += 0.8
     B /= B.sum(axis=1, keepdims=True)
-    model = hmmfast.CategoricalHMM(n)
-    model.startprob_, model.transmat_, model.emissionprob_ = start, sparse.csr_matrix(A), B
+    model = categorical(start, sparse.csr_matrix(A), B)
     X = model.sample(2000, random_state=1)[0]
     exact = model.decode(X)
     pruned = model.decode(X, beam=15.0)

@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-from factories import needs
+from factories import categorical, needs
 
 import hmmfast
 from hmmfast import _reference
@@ -37,8 +37,7 @@ def test_get_set_params_from_signature():
 def test_sklearn_clone():
     from sklearn import base
 
-    model = hmmfast.CategoricalHMM(2, n_iter=3, implementation="log")
-    model.startprob_, model.transmat_, model.emissionprob_ = PI, A, B
+    model = categorical(PI, A, B, "log", n_iter=3)
     copy = base.clone(model)
     assert copy.get_params() == {**model.get_params(), "n_features": 3}
     assert not hasattr(copy, "startprob_")

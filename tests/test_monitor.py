@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 import pytest
-from factories import random_categorical, sessions
+from factories import categorical, random_categorical, sessions
 from hmm_oracles import random_model
 from scipy.stats import percentileofscore
 
@@ -195,8 +195,7 @@ def test_reasons_kernel_against_python(threads=(1, 2)):
 def test_end_symbol_scores_and_paths_include_the_end_step():
     rng = np.random.default_rng(7)
     start, trans, emis = random_model(rng, 3, M + 1)
-    model = hmmfast.CategoricalHMM(3)
-    model.startprob_, model.transmat_, model.emissionprob_ = start, trans, emis
+    model = categorical(start, trans, emis)
     train = [rng.integers(0, M, size=int(rng.integers(3, 15))) for _ in range(200)]
     det = AnomalyDetector(model, end_symbol=M).fit(train)
     rec = det.predict(train[:30])
@@ -331,8 +330,7 @@ def test_stream_push_levels_min_steps_and_impossible(fitted):
     em = model.emissionprob_.copy()
     em[:, 0] = 0.0
     em /= em.sum(axis=1, keepdims=True)
-    m2 = hmmfast.CategoricalHMM(N)
-    m2.startprob_, m2.transmat_, m2.emissionprob_ = model.startprob_, model.transmat_, em
+    m2 = categorical(model.startprob_, model.transmat_, em)
     d2 = AnomalyDetector(m2, normalize="none", min_steps=4).fit(
         [t for t in train if 0 not in t])
     s2 = d2.stream()

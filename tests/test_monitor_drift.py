@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from factories import random_categorical, sessions
+from factories import categorical, random_categorical, sessions
 
 import hmmfast
 from hmmfast.monitor import (
@@ -35,11 +35,9 @@ def clicks_model(seed=0):
 
 def shifted_copy(model, page, weight):
     """The same chain; every state sends ``weight`` of its page views to ``page``."""
-    out = hmmfast.CategoricalHMM(model.n_components)
     em = model.emissionprob_ * (1 - weight)
     em[:, page] += weight
-    out.startprob_, out.transmat_, out.emissionprob_ = model.startprob_, model.transmat_, em
-    return out
+    return categorical(model.startprob_, model.transmat_, em)
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +168,9 @@ def test_occupancy_flags_a_collapsed_model_and_not_a_healthy_one():
     assert not healthy.collapsed and healthy.dead_states.size == 0 and not healthy.oscillating
     np.testing.assert_allclose(healthy.occupancy.sum(), 1.0)
     # a collapsed model: one state explains everything, the others never fire
-    collapsed = hmmfast.CategoricalHMM(4)
-    collapsed.startprob_ = [0.97, 0.01, 0.01, 0.01]
-    collapsed.transmat_ = np.full((4, 4), 0.01) + np.eye(4) * 0.96
-    collapsed.emissionprob_ = np.vstack([model.emissionprob_.mean(axis=0)]
-                                        + [np.eye(8)[k] * 0.9 + 0.1 / 8 for k in range(3)])
+    collapsed = categorical([0.97, 0.01, 0.01, 0.01], np.full((4, 4), 0.01) + np.eye(4) * 0.96,
+                            np.vstack([model.emissionprob_.mean(axis=0)]
+                                      + [np.eye(8)[k] * 0.9 + 0.1 / 8 for k in range(3)]))
     paths = collapsed.decode_batch(prod)[1]
     mon = OccupancyMonitor(collapsed).update(paths)
     counts = np.bincount(np.concatenate(paths), minlength=4)

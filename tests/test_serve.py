@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
-from factories import needs, random_categorical, random_gaussian
+from factories import categorical, needs, random_categorical, random_gaussian
 from factories import sessions as draw
 
 import hmmfast
@@ -49,11 +49,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def left_to_right():
     """State 0 emits 0/1, state 1 emits 1/2/3; 1 never returns to 0: [2, 0] is
     impossible."""
-    model = hmmfast.CategoricalHMM(2)
-    model.startprob_ = [1.0, 0.0]
-    model.transmat_ = [[0.8, 0.2], [0.0, 1.0]]
-    model.emissionprob_ = [[0.6, 0.4, 0.0, 0.0], [0.0, 0.2, 0.4, 0.4]]
-    return model
+    return categorical([1.0, 0.0], [[0.8, 0.2], [0.0, 1.0]],
+                       [[0.6, 0.4, 0.0, 0.0], [0.0, 0.2, 0.4, 0.4]])
 
 
 def as_json(sessions):
@@ -693,10 +690,8 @@ def test_drift_baseline_sampled_from_the_model(files):
 
 @needs_serve
 def test_occupancy_collapse(files, tmp_path):
-    model = hmmfast.CategoricalHMM(3)
-    model.startprob_ = [1 / 3] * 3
-    model.transmat_ = [[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]
-    model.emissionprob_ = [[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]
+    sticky = [[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]
+    model = categorical([1 / 3] * 3, sticky, sticky)
     path = tmp_path / "occ.npz"
     model.save(path)
     with TestClient(create_app(path)) as c:
