@@ -2,7 +2,8 @@
 
 The scaled kernels must never lose a state whose mass falls more than ~1e-308 below the
 others' (the adversarial models below flush one and then need it); both implementations
-equal the NumPy reference, brute force or hand-computed values.
+equal the NumPy reference, a log-space forward (hmm_oracles.log_forward), brute force or
+hand-computed values.
 """
 
 import numpy as np
@@ -226,7 +227,7 @@ def self_loop_chain(rng, n):
 
 def test_scaling_equals_log_on_random_sparse_models():
     """Random chains with few successors, data in regimes that favour one state by a random
-    margin, and -900 outliers: scaling == log == the reference to 1e-9."""
+    margin, and -900 outliers: scaling == log == the log-space forward oracle to 1e-9."""
     for seed in range(40):
         rng = np.random.default_rng(1000 + seed)
         n = int(rng.integers(2, 7))
