@@ -264,10 +264,10 @@ def peak_growth(mode, big_t, n):
 
 @pytest.mark.slow
 def test_long_sequence_same_path_bounded_memory():
-    """T = 10**6, N = 64, each decoder in a fresh process (ru_maxrss sees C mallocs): the
-    same score and path (a digest of all of it), the full table's memory against
-    O(sqrt(T) N) scratch."""
-    big_t, n = 10 ** 6, 64
+    """T = 10**6, N = 32, each decoder in a fresh process (ru_maxrss sees C mallocs): the
+    same score and path (a digest of all of it), the full table's 32 MB against
+    O(sqrt(T) N) scratch beside the 8 MB path."""
+    big_t, n = 10 ** 6, 32
     full_growth, full_score, full_digest, full_s = peak_growth("full", big_t, n)
     ckpt_growth, ckpt_score, ckpt_digest, ckpt_s = peak_growth("checkpoint", big_t, n)
     assert (ckpt_score, ckpt_digest) == (full_score, full_digest)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import categorical, needs
+from factories import categorical, needs, sessions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,19 +58,13 @@ def casino():
     return casino_model()
 
 
-def sample_sequences(model, n, seed, low=1, high=30):
-    rng = np.random.default_rng(seed)
-    return [model.sample(int(rng.integers(low, high)), random_state=int(s))[0]
-            for s in rng.integers(0, 2**31, n)]
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A saved casino model and its sequences in every data format."""
     d = tmp_path_factory.mktemp("cli")
     model = casino()
     model.save(d / "casino.npz")
-    seqs = sample_sequences(model, 40, seed=1)
+    seqs = sessions(model, 40, 1, 1, 30)
     text = "".join(" ".join(map(str, s[:, 0])) + "\n" for s in seqs)
     (d / "rolls.txt").write_text(text)
     (d / "rolls_ids.txt").write_text("".join(f"u{k}\t" + " ".join(map(str, s[:, 0])) + "\n"
@@ -334,7 +328,7 @@ def test_continuous_families(capsysbinary, tmp_path):
     g.transmat_ = [[0.9, 0.1], [0.2, 0.8]]
     g.means_ = [[0.0, 0.0], [3.0, -1.0]]
     g.covars_ = [[1.0, 0.5], [0.7, 1.2]]
-    seqs = sample_sequences(g, 12, seed=4, low=2, high=15)
+    seqs = sessions(g, 12, 4, 2, 15)
     (tmp_path / "g.txt").write_text("".join(
         ", ".join(repr(v) for v in s.ravel().tolist()) + "\n" for s in seqs))
     (tmp_path / "g.jsonl").write_text("".join(json.dumps(s.tolist()) + "\n" for s in seqs))
