@@ -206,6 +206,9 @@ def match_states(fitted, true):
 
 @pytest.mark.slow
 def test_recovers_a_known_model():
+    """30,000 observations (300 sessions): every fitted entry within 0.05 of the truth
+    (measured: 0.010; 0.008 from 100,000). The restarts matter more than the data:
+    with random_state=2 all four land in one local optimum at either size."""
     n, m = 5, 10
     startprob = np.full(n, 0.2)
     transmat = np.full((n, n), 0.05) + np.eye(n) * 0.75
@@ -213,8 +216,8 @@ def test_recovers_a_known_model():
     for j in range(n):
         emissionprob[j, 2 * j:2 * j + 2] = 0.42
     truth = model_with((startprob, transmat, emissionprob))
-    X = np.concatenate([truth.sample(100, random_state=k)[0] for k in range(1000)])
-    lengths = [100] * 1000
+    X = np.concatenate([truth.sample(100, random_state=k)[0] for k in range(300)])
+    lengths = [100] * 300
     model = hmmfast.CategoricalHMM(n, n_iter=300, tol=1e-4, n_init=4, random_state=0)
     model.fit(X, lengths)
     per_obs = (model.score(X, lengths) - truth.score(X, lengths)) / len(X)
