@@ -11,18 +11,19 @@ def log(x):
         return np.log(np.asarray(x, dtype=np.float64))
 
 
-def random_model(rng, n, m, zeros=False):
+def random_model(rng, n, m, zeros=False, concentration=1.0):
     """(startprob, transmat, emissionprob); with ``zeros``, some entries are structural zeros
-    (every row keeps at least one non-zero entry)."""
-    def rows(k, width):
-        p = rng.dirichlet(np.ones(width), size=k)
+    (every row keeps at least one non-zero entry). ``concentration``: of the Dirichlet
+    draws of the transition and emission rows (the start row's is 1)."""
+    def rows(k, width, alpha=concentration):
+        p = rng.dirichlet(np.full(width, alpha), size=k)
         if zeros and width > 1:
             mask = rng.random((k, width)) < 0.35
             mask[np.arange(k), rng.integers(0, width, size=k)] = False
             p[mask] = 0.0
             p /= p.sum(axis=1, keepdims=True)
         return p
-    return rows(1, n)[0], rows(n, n), rows(n, m)
+    return rows(1, n, 1.0)[0], rows(n, n), rows(n, m)
 
 
 def enumerate_paths(startprob, transmat, log_emissions):
@@ -69,6 +70,22 @@ def brute_force(startprob, transmat, log_emissions):
     out["viterbi_path"] = np.array(min(reversed_paths)[::-1], dtype=np.intp)
     out["viterbi_logp"] = mx
     return out
+
+
+def log_forward(startprob, transmat, log_emissions, lengths=None):
+    """log P(X), summed over the sequences, by the forward recursion in log space with
+    NumPy's ``logaddexp`` (exact wherever the probabilities are: no state is ever
+    rescaled to zero). Cheaper per step than scipy's ``logsumexp`` (hmmfast._reference)."""
+    log_b = np.asarray(log_emissions, dtype=np.float64)
+    log_pi, log_a = log(startprob), log(transmat)
+    total, start = 0.0, 0
+    for length in ([len(log_b)] if lengths is None else lengths):
+        alpha = log_pi + log_b[start]
+        for t in range(start + 1, start + length):
+            alpha = np.logaddexp.reduce(alpha[:, None] + log_a, axis=0) + log_b[t]
+        total += np.logaddexp.reduce(alpha)
+        start += length
+    return float(total)
 
 
 def categorical_log_emissions(emissionprob, symbols):

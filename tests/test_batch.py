@@ -1,34 +1,21 @@
 """score_batch / decode_batch (issue 14): equal to per-sequence calls exactly, on 1 and 2
-threads, for every family; per-step scores; impossible sequences; a thread pool sharing
-one model while a writer reassigns its parameters."""
-
-import threading
-from concurrent.futures import ThreadPoolExecutor
+threads, for every family; per-step scores; impossible sequences. Threads sharing one
+model: tests/test_threads.py."""
 
 import numpy as np
 import pytest
-from hmm_oracles import random_model
+from factories import categorical, random_categorical, sessions
+from scipy.special import logsumexp
 
 import hmmfast
 from hmmfast import _reference
 
 
-def categorical(rng, n=4, m=6, zeros=False):
-    model = hmmfast.CategoricalHMM(n)
-    model.startprob_, model.transmat_, model.emissionprob_ = random_model(rng, n, m, zeros)
-    return model
-
-
-def ragged(rng, model, count, longest):
-    lengths = rng.integers(1, longest + 1, size=count)
-    return [model.sample(int(t), random_state=int(rng.integers(1 << 30)))[0] for t in lengths]
-
-
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_categorical_batch_equals_per_sequence_calls(n_threads):
     rng = np.random.default_rng(0)
-    model = categorical(rng, zeros=True)
-    seqs = [*ragged(rng, model, 300, 60), model.sample(10_000, random_state=1)[0]]
+    model = random_categorical(rng, 4, 6, zeros=True)
+    seqs = [*sessions(model, 300, rng, 1, 61), model.sample(10_000, random_state=1)[0]]
     seqs[5] = seqs[5][:1]  # a length-1 sequence
     scores = model.score_batch(seqs, n_threads)
     assert scores.dtype == np.float64 and scores.shape == (len(seqs),)
@@ -48,7 +35,7 @@ def test_categorical_batch_equals_per_sequence_calls(n_threads):
 
 def test_many_short_sequences_and_the_concatenated_form():
     rng = np.random.default_rng(1)
-    model = categorical(rng)
+    model = random_categorical(rng, 4, 6)
     seqs = [rng.integers(0, 6, size=int(t)) for t in rng.integers(1, 20, size=10_000)]
     scores = model.score_batch(seqs)
     lengths = [len(x) for x in seqs]
@@ -67,7 +54,7 @@ def test_many_short_sequences_and_the_concatenated_form():
 
 def test_empty_batch_and_bad_input():
     rng = np.random.default_rng(2)
-    model = categorical(rng)
+    model = random_categorical(rng, 4, 6)
     assert model.score_batch([]).shape == (0,)
     assert model.decode_batch([]) == (pytest.approx(np.empty(0)), [])
     scores, steps = model.score_batch([], per_step=True)
@@ -85,9 +72,7 @@ def test_empty_batch_and_bad_input():
 
 
 def test_impossible_sequences():
-    model = hmmfast.CategoricalHMM(2)
-    model.startprob_, model.transmat_ = [1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]]
-    model.emissionprob_ = [[1.0, 0.0], [0.0, 1.0]]
+    model = categorical([1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
     seqs = [[0, 0], [0, 1, 0], [0]]
     np.testing.assert_array_equal(model.score_batch(seqs), [0.0, -np.inf, 0.0])
     with pytest.raises(hmmfast.ImpossibleSequenceError, match="sequence 1") as info:
@@ -104,16 +89,17 @@ def test_impossible_sequences():
 @pytest.mark.parametrize("implementation", ["scaling", "log"])
 def test_per_step_scores_are_conditionals(implementation):
     rng = np.random.default_rng(3)
-    model = categorical(rng, zeros=True)
+    model = random_categorical(rng, 4, 6, zeros=True)
     model.implementation = implementation
-    seqs = ragged(rng, model, 40, 80)
+    seqs = sessions(model, 40, rng, 1, 81)
     scores, steps = model.score_batch(seqs, per_step=True)
     for x, total, st in zip(seqs, scores, steps, strict=True):
         assert st.shape == (len(x),)
         np.testing.assert_allclose(st.sum(), total, rtol=1e-12)
         log_em = _reference.categorical_log_emissions(model.emissionprob_, x)
-        prefix = [_reference.forward(model.startprob_, model.transmat_, log_em[:t + 1])[0]
-                  for t in range(len(x))]
+        # log P(x_0..x_t) for every prefix t: the reference's forward variables
+        prefix = logsumexp(_reference.log_alpha(model.startprob_, model.transmat_, log_em),
+                           axis=1)
         np.testing.assert_allclose(st, np.diff(prefix, prepend=0.0), rtol=1e-9, atol=1e-12)
 
 
@@ -122,8 +108,7 @@ def test_per_step_scores_survive_the_precision_guard():
     kernel, and the per-step values still sum to the score."""
     transmat = np.array([[0.999, 0.001, 0.0], [0.0, 0.999, 0.001], [0.0, 0.0, 1.0]])
     log_em = np.log(np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7]]))
-    model = hmmfast.CategoricalHMM(3)
-    model.startprob_, model.transmat_, model.emissionprob_ = [1, 0, 0], transmat, np.exp(log_em)
+    model = categorical([1, 0, 0], transmat, np.exp(log_em))
     X = model.sample(5000, random_state=4)[0]
     scores, steps = model.score_batch([X], per_step=True)
     np.testing.assert_allclose(steps[0].sum(), model.score(X), rtol=1e-10)
@@ -147,7 +132,7 @@ def test_every_family_batches(family):
         model.covars_ = rng.uniform(0.5, 2.0, (3, 2, 2))
     model.startprob_ = rng.dirichlet(np.ones(3))
     model.transmat_ = rng.dirichlet(np.ones(3), 3)
-    seqs = ragged(rng, model, 50, 40)
+    seqs = sessions(model, 50, rng, 1, 41)
     for n_threads in (1, 2):
         np.testing.assert_array_equal(model.score_batch(seqs, n_threads),
                                       [model.score(x) for x in seqs])
@@ -158,52 +143,3 @@ def test_every_family_batches(family):
             np.testing.assert_array_equal(p, want_p)
 
 
-def test_multi_sequence_calls_use_the_models_threads():
-    rng = np.random.default_rng(6)
-    one = categorical(rng)
-    two = categorical(np.random.default_rng(6))
-    one.n_threads, two.n_threads = 1, 2
-    X = one.sample(60_000, random_state=2)[0]
-    lengths = [100] * 600
-    assert one.score(X, lengths) == two.score(X, lengths)
-    np.testing.assert_array_equal(one.predict_proba(X, lengths), two.predict_proba(X, lengths))
-    np.testing.assert_array_equal(one.decode(X, lengths)[1], two.decode(X, lengths)[1])
-
-
-def test_thread_pool_with_a_writer_sees_whole_parameter_sets():
-    """4 threads decode with one shared model while a writer swaps its emission matrix
-    between two values: every result equals a serial call under one of the two."""
-    rng = np.random.default_rng(7)
-    params = random_model(rng, 5, 8)
-    b2 = rng.dirichlet(np.ones(8), size=5)
-    model = categorical(rng, n=5, m=8)
-    model.startprob_, model.transmat_, model.emissionprob_ = params
-    seqs = [rng.integers(0, 8, size=int(t)) for t in rng.integers(50, 3000, size=80)]
-    expected = []
-    for b in (params[2], b2):
-        model.emissionprob_ = b
-        expected.append([(model.decode(x), model.score(x)) for x in seqs])
-    stop = threading.Event()
-
-    def writer():
-        k = 0
-        while not stop.is_set():
-            model.emissionprob_ = b2 if k % 2 else params[2]
-            k += 1
-
-    def work(i):
-        (lp, path), score = model.decode(seqs[i]), model.score(seqs[i])
-        matches = [
-            lp == want[i][0][0] and np.array_equal(path, want[i][0][1]) for want in expected]
-        return any(matches), score in (expected[0][i][1], expected[1][i][1])
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            results = list(pool.map(work, list(range(len(seqs))) * 3))
-    finally:
-        stop.set()
-        thread.join()
-    assert all(decoded for decoded, _ in results)
-    assert all(scored for _, scored in results)

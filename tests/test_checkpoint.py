@@ -1,19 +1,21 @@
-"""Checkpointed Viterbi (csrc/_checkpoint.pyx): the full-table decoder's exact results in
-O(sqrt(T) N) memory."""
+"""Checkpointed Viterbi (``memory="checkpoint"``, csrc/_checkpoint.pyx): the full-table
+decoder's exact results in O(sqrt(T) N) memory, through the kernel and the public API
+(model methods, decode_batch, the functional API), and the automatic switch. The
+continuous families' segment-fed variant: tests/test_checkpoint_blocks.py."""
 
 import math
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
-from hmm_oracles import log, random_model
+from factories import categorical
+from hmm_oracles import categorical_log_emissions, log, random_model
 from scipy import sparse
 
 import hmmfast
-from hmmfast import _chain, _checkpoint, _kernel_inputs, _viterbi
+from hmmfast import _chain, _checkpoint, _decoders, _kernel_inputs, _viterbi
 
 
 def compile_model(startprob, transmat, log_emissions):
@@ -182,10 +184,7 @@ def test_sparse_chain_equals_dense():
     startprob = np.zeros(n_states)
     startprob[:3] = [0.6, 0.3, 0.1]
     log_em = rng.normal(scale=3.0, size=(3000, n_states))
-    try:
-        sparse_chain = _chain.compile_chain(startprob, sparse.csr_matrix(transmat), 0.0)
-    except (TypeError, ValueError, AttributeError) as exc:
-        pytest.skip(f"sparse chains unavailable: {exc}")
+    sparse_chain = _chain.compile_chain(startprob, sparse.csr_matrix(transmat), 0.0)
     emission = _kernel_inputs.emission(log_em, False)
     dense = _viterbi.viterbi(_kernel_inputs.chain(startprob, transmat), emission, None, None)
     ckpt = _checkpoint.viterbi_checkpoint(sparse_chain, emission, None, None)
@@ -217,7 +216,9 @@ def test_scratch_is_order_sqrt_t_times_n():
 
 
 MEMORY_SCRIPT = textwrap.dedent("""
+    import hashlib
     import sys
+    import time
     import numpy as np
     from hmmfast import _checkpoint, _kernel_inputs, _viterbi
 
@@ -238,54 +239,44 @@ MEMORY_SCRIPT = textwrap.dedent("""
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak-RSS mark (VmHWM) to the current RSS
     before = status_kib("VmRSS")
+    t0 = time.perf_counter()
     score, states = decode(chain, emission, rows, None)
+    seconds = time.perf_counter() - t0
     peak = status_kib("VmHWM")
-    print((peak - before) * 1024, score, int(states[:: big_t // 997].sum()))
+    print((peak - before) * 1024, score.hex(), hashlib.sha256(states.tobytes()).hexdigest(),
+          seconds)
 """)
 
 
 def peak_growth(mode, big_t, n):
-    """Peak RSS growth (bytes) during one decode in a fresh process, and a digest of its
-    result. (getrusage's ru_maxrss would carry this test process's peak over the exec.)"""
+    """Peak RSS growth (bytes) during one decode in a fresh process, its score, a digest
+    of its whole path and its time. (getrusage's ru_maxrss would carry this test
+    process's peak over the exec.)"""
     out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(big_t=big_t, n=n), mode],
                          capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         if "clear_refs" in out.stderr or "/proc/self/status" in out.stderr:
             pytest.skip("needs Linux /proc/self/status and clear_refs")
         raise AssertionError(out.stderr)
-    growth, score, digest = out.stdout.split()
-    return int(growth), float(score), int(digest)
+    growth, score, digest, seconds = out.stdout.split()
+    return int(growth), score, digest, float(seconds)
 
 
 @pytest.mark.slow
 def test_long_sequence_same_path_bounded_memory():
-    big_t, n = 10 ** 6, 64
-    rng = np.random.default_rng(3)
-    startprob = rng.dirichlet(np.ones(n))
-    transmat = rng.dirichlet(np.full(n, 0.3), size=n)
-    table = np.log(rng.dirichlet(np.full(16, 0.3), size=n)).T.copy()
-    rows = rng.integers(0, 16, size=big_t).astype(np.intp)
-    chain = _kernel_inputs.chain(startprob, transmat)
-    emission = _kernel_inputs.emission(table, False)
-    t0 = time.perf_counter()
-    full = _viterbi.viterbi(chain, emission, rows, None)
-    t1 = time.perf_counter()
-    ckpt = _checkpoint.viterbi_checkpoint(chain, emission, rows, None)
-    t2 = time.perf_counter()
-    assert ckpt[0] == full[0]
-    np.testing.assert_array_equal(ckpt[1], full[1])
-    print(f"\nT={big_t} N={n}: full {t1 - t0:.3f} s, checkpoint {t2 - t1:.3f} s "
-          f"({(t2 - t1) / (t1 - t0):.2f}x)")
-
-    # peak memory, each decoder in a fresh process (ru_maxrss sees C mallocs)
-    full_growth, full_score, full_digest = peak_growth("full", big_t, n)
-    ckpt_growth, ckpt_score, ckpt_digest = peak_growth("checkpoint", big_t, n)
+    """T = 10**6, N = 32, each decoder in a fresh process (ru_maxrss sees C mallocs): the
+    same score and path (a digest of all of it), the full table's 32 MB against
+    O(sqrt(T) N) scratch beside the 8 MB path."""
+    big_t, n = 10 ** 6, 32
+    full_growth, full_score, full_digest, full_s = peak_growth("full", big_t, n)
+    ckpt_growth, ckpt_score, ckpt_digest, ckpt_s = peak_growth("checkpoint", big_t, n)
     assert (ckpt_score, ckpt_digest) == (full_score, full_digest)
     states_bytes = big_t * np.dtype(np.intp).itemsize  # the returned path, in both
     table_bytes = big_t * n  # the full decoder's uint8 backpointers
-    print(f"peak RSS growth: full {full_growth / 2**20:.1f} MiB, checkpoint "
-          f"{ckpt_growth / 2**20:.1f} MiB (output {states_bytes / 2**20:.1f} MiB, scratch "
-          f"{_checkpoint.checkpoint_scratch_bytes(n, big_t) / 2**20:.2f} MiB)")
+    print(f"\nT={big_t} N={n}: full {full_s:.3f} s, checkpoint {ckpt_s:.3f} s "
+          f"({ckpt_s / full_s:.2f}x); peak RSS growth: full {full_growth / 2**20:.1f} MiB, "
+          f"checkpoint {ckpt_growth / 2**20:.1f} MiB (output {states_bytes / 2**20:.1f} MiB, "
+          f"scratch {_checkpoint.checkpoint_scratch_bytes(n, big_t) / 2**20:.2f} MiB)")
     assert full_growth > 0.9 * table_bytes
     assert ckpt_growth < states_bytes + 4 * 2**20
 
@@ -306,3 +297,118 @@ def test_both_vector_paths(flag):
     finally:
         _checkpoint._force_simd(-1)
         _viterbi._force_simd(-1)
+
+
+# ---------------------------------------------------------------- through the public API
+
+
+@pytest.mark.parametrize("n_states", [3, 12])
+def test_checkpoint_equals_full_through_every_entry(n_states):
+    rng = np.random.default_rng(n_states)
+    model = categorical(*random_model(rng, n_states, 5, zeros=True))
+    X, _ = model.sample(3000, random_state=4)
+    lengths = [1, 999, 2000]
+    want = model.decode(X, lengths)
+    got = model.decode(X, lengths, memory="checkpoint")
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    scores, paths = model.decode_batch([X[:1000], X[1000:]], memory="checkpoint")
+    full_scores, full_paths = model.decode_batch([X[:1000], X[1000:]])
+    np.testing.assert_array_equal(scores, full_scores)
+    for a, b in zip(paths, full_paths, strict=True):
+        np.testing.assert_array_equal(a, b)
+    log_em = categorical_log_emissions(model.emissionprob_, X)
+    f = hmmfast.viterbi(model.startprob_, model.transmat_, log_em, memory="checkpoint")
+    g = hmmfast.viterbi(model.startprob_, model.transmat_, log_em)
+    assert f[0] == g[0]
+    np.testing.assert_array_equal(f[1], g[1])
+
+
+def test_memory_option_validation():
+    model = categorical(np.array([0.5, 0.5]), np.full((2, 2), 0.5), np.full((2, 2), 0.5))
+    X = [0, 1, 1]
+    for bad in ("half", None, 3, "FULL"):
+        with pytest.raises(hmmfast.ParameterError, match="memory"):
+            model.decode(X, memory=bad)
+        with pytest.raises(hmmfast.ParameterError, match="memory"):
+            model.decode_batch([X], memory=bad)
+    with pytest.raises(hmmfast.ParameterError, match="viterbi"):
+        model.decode(X, algorithm="map", memory="checkpoint")
+    with pytest.raises(hmmfast.ParameterError, match="viterbi"):
+        model.decode_batch([X], algorithm="map", memory="checkpoint")
+    with pytest.raises(hmmfast.ParameterError, match="beam"):
+        model.decode(X, beam=3.0, memory="checkpoint")
+    with pytest.raises(hmmfast.ParameterError, match="memory"):
+        hmmfast.viterbi([0.5, 0.5], np.full((2, 2), 0.5), np.zeros((3, 2)), memory="x")
+
+
+BAD_OPTIONS = [
+    ("map", {"beam": 2.0}), ("map", {"max_active": 1}), ("map", {"memory": "checkpoint"}),
+    ("viterbi", {"beam": 1.0, "memory": "checkpoint"}), ("viterbi", {"beam": -1.0}),
+    ("viterbi", {"min_active": 3, "max_active": 2}), ("viterbi", {"memory": "x"}),
+    ("viterbi", {"max_active": 0}), ("bogus", {}), ("bogus", {"memory": "x"}),
+]
+
+
+@pytest.mark.parametrize(("algorithm", "options"), BAD_OPTIONS)
+def test_every_decode_entry_refuses_the_same_options_alike(algorithm, options):
+    """decode (a table-driven and a continuous family), decode_batch and the functional
+    viterbi validate decode options in one place: the same error, word for word."""
+    model = categorical(np.array([0.5, 0.5]), np.full((2, 2), 0.5), np.full((2, 2), 0.5))
+    gauss = hmmfast.GaussianHMM(2)
+    gauss.startprob_, gauss.transmat_ = model.startprob_, model.transmat_
+    gauss.means_, gauss.covars_ = np.zeros((2, 1)), np.ones((2, 1))
+    X = np.array([0, 1, 1])
+    calls = [lambda: model.decode(X, algorithm=algorithm, **options),
+             lambda: model.decode(X, [2, 1], algorithm=algorithm, **options),
+             lambda: gauss.decode(X[:, None], algorithm=algorithm, **options),
+             lambda: model.decode_batch([X], algorithm=algorithm, **options)]
+    if algorithm == "viterbi":
+        calls.append(lambda: hmmfast.viterbi(model.startprob_, model.transmat_,
+                                             np.zeros((3, 2)), **options))
+    messages = set()
+    for call in calls:
+        with pytest.raises((hmmfast.ParameterError, hmmfast.HMMTypeError)) as info:
+            call()
+        messages.add((type(info.value), str(info.value)))
+    assert len(messages) == 1, messages
+
+
+def test_automatic_switch_above_the_threshold(monkeypatch):
+    """memory="full" hands long sequences to the checkpointed decoder by itself (the
+    compiled fast entry of decode reads the same constant, csrc/_viterbi_table.pxd)."""
+    rng = np.random.default_rng(9)
+    model = categorical(*random_model(rng, 4, 3))
+    X = model.sample(500, random_state=1)[0]
+    calls = []
+    real = _checkpoint.viterbi_checkpoint
+
+    def spy(*args):
+        calls.append(len(args))
+        return real(*args)
+
+    monkeypatch.setattr(_checkpoint, "viterbi_checkpoint", spy)
+    want = model.decode(X, lengths=[500])
+    assert not calls  # 500 x 8 bytes: far below the threshold
+    monkeypatch.setattr(_checkpoint, "AUTO_CHECKPOINT_BYTES", 100)
+    got = model.decode(X, lengths=[500])
+    assert calls  # the same call now checkpoints, with the same result
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    assert _decoders.viterbi_kernel("full", 4, None, 12) is _viterbi.viterbi
+    assert _decoders.viterbi_kernel("full", 4, None, 13) is spy
+    assert _decoders.viterbi_kernel("checkpoint", 4, None, 1) is spy
+    # several sequences: the longest one's table counts (one table per thread at a time)
+    two = np.array([0, 12, 24], dtype=np.intp)
+    assert _decoders.viterbi_kernel("full", 4, two, 24) is _viterbi.viterbi
+    assert _decoders.viterbi_kernel("full", 4, np.array([0, 13, 25], dtype=np.intp), 25) is spy
+
+
+def test_automatic_switch_counts_computed_emissions():
+    """A continuous family's full decode also computes the (T, N) float64 log-emissions:
+    at N = 8 the switch comes at 256 MiB / (8 + 64) bytes per frame."""
+    limit = _checkpoint.AUTO_CHECKPOINT_BYTES // 72
+    assert _decoders.viterbi_kernel("full", 8, None, limit, True) is _viterbi.viterbi
+    assert _decoders.viterbi_kernel("full", 8, None, limit + 1, True) is (
+        _checkpoint.viterbi_checkpoint)
+    assert _decoders.viterbi_kernel("full", 8, None, limit + 1) is _viterbi.viterbi

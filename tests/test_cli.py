@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import categorical, needs, sessions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,19 +58,13 @@ def casino():
     return casino_model()
 
 
-def sample_sequences(model, n, seed, low=1, high=30):
-    rng = np.random.default_rng(seed)
-    return [model.sample(int(rng.integers(low, high)), random_state=int(s))[0]
-            for s in rng.integers(0, 2**31, n)]
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A saved casino model and its sequences in every data format."""
     d = tmp_path_factory.mktemp("cli")
     model = casino()
     model.save(d / "casino.npz")
-    seqs = sample_sequences(model, 40, seed=1)
+    seqs = sessions(model, 40, 1, 1, 30)
     text = "".join(" ".join(map(str, s[:, 0])) + "\n" for s in seqs)
     (d / "rolls.txt").write_text(text)
     (d / "rolls_ids.txt").write_text("".join(f"u{k}\t" + " ".join(map(str, s[:, 0])) + "\n"
@@ -219,8 +214,8 @@ def test_help(capsysbinary, command):
     assert out.startswith(f"usage: hmmfast {command}")
 
 
+@needs("starlette")
 def test_serve_is_handed_to_the_serve_extra(capsysbinary, monkeypatch):
-    pytest.importorskip("starlette")
     status, out, _ = cli(capsysbinary, "serve", "--help")
     assert status == 0 and out.startswith("usage: hmmfast serve") and "--port" in out
     monkeypatch.setitem(sys.modules, "hmmfast.serve", None)  # as if the extra were missing
@@ -314,10 +309,7 @@ def test_text_blocks_split_lines_anywhere(capsysbinary, files, monkeypatch, tmp_
 
 
 def test_impossible_sequences(capsysbinary, tmp_path):
-    model = hmmfast.CategoricalHMM(2)
-    model.startprob_ = [1.0, 0.0]
-    model.transmat_ = [[1.0, 0.0], [0.0, 1.0]]
-    model.emissionprob_ = [[0.5, 0.5, 0.0], [0.2, 0.2, 0.6]]
+    model = categorical([1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5, 0.0], [0.2, 0.2, 0.6]])
     model.save(tmp_path / "m.npz")
     (tmp_path / "x.txt").write_text("0 1\n0 2 1\n1\n")
     status, out, _ = cli(capsysbinary, "score", tmp_path / "m.npz", tmp_path / "x.txt")
@@ -336,7 +328,7 @@ def test_continuous_families(capsysbinary, tmp_path):
     g.transmat_ = [[0.9, 0.1], [0.2, 0.8]]
     g.means_ = [[0.0, 0.0], [3.0, -1.0]]
     g.covars_ = [[1.0, 0.5], [0.7, 1.2]]
-    seqs = sample_sequences(g, 12, seed=4, low=2, high=15)
+    seqs = sessions(g, 12, 4, 2, 15)
     (tmp_path / "g.txt").write_text("".join(
         ", ".join(repr(v) for v in s.ravel().tolist()) + "\n" for s in seqs))
     (tmp_path / "g.jsonl").write_text("".join(json.dumps(s.tolist()) + "\n" for s in seqs))
@@ -473,8 +465,8 @@ def test_interrupt_exits_130_quietly(capsysbinary, files, monkeypatch):
     assert status == 130 and out == "" and err == ""
 
 
+@needs("matplotlib")
 def test_bench_quick(capsysbinary, tmp_path):
-    pytest.importorskip("matplotlib")
     status, out, err = cli(capsysbinary, "bench", "--quick", "--out", tmp_path / "b.md",
                            "--png", tmp_path / "b.png")
     assert status == 0 and out == "", err

@@ -1,147 +1,17 @@
-"""Large state spaces (issue 15): sparse transition matrices (same bits as dense) and
-beam-pruned Viterbi (Kaldi's conventions; exact with an infinite beam)."""
-
-import itertools
-import pickle
-import warnings
+"""decode's Viterbi decoders: beam pruning (``beam``, ``max_active``, ``min_active``:
+Kaldi's conventions, exact with an infinite beam) and the register-resident Viterbi for
+N <= 12 (csrc/hmm_viterbi_regs.h) with the compiled fast entries of decode and score.
+Sparse transition matrices: tests/test_sparse.py; n-best and checkpointed decoding:
+tests/test_nbest.py, tests/test_checkpoint.py."""
 
 import numpy as np
 import pytest
+from factories import categorical, left_to_right, sparse_chain
+from hmm_oracles import brute_force, categorical_log_emissions, random_model
 from scipy import sparse
 
 import hmmfast
-from hmmfast import _reference
-
-
-def sparse_chain(rng, n, per_row=3):
-    """A random chain with ``per_row`` successors per state (self-loop included)."""
-    A = np.zeros((n, n))
-    for i in range(n):
-        succ = np.unique(np.concatenate([[i], rng.choice(n, per_row - 1)]))
-        A[i, succ] = rng.dirichlet(np.ones(len(succ)))
-    start = np.zeros(n)
-    start[rng.choice(n, max(1, n // 4), replace=False)] = 1.0
-    return start / start.sum(), A
-
-
-def left_to_right(n, stay=0.8, skip=0.05):
-    A = np.zeros((n, n))
-    for i in range(n):
-        if i + 2 < n:
-            A[i, i], A[i, i + 1], A[i, i + 2] = stay, 1 - stay - skip, skip
-        elif i + 1 < n:
-            A[i, i], A[i, i + 1] = stay, 1 - stay
-        else:
-            A[i, i] = 1.0
-    return np.eye(1, n)[0], A
-
-
-# ------------------------------------------------------------------ sparse == dense
-
-
-@pytest.mark.parametrize("n", [6, 90])  # 90 > 64: the sparse-only kernels
-@pytest.mark.parametrize("implementation", ["scaling", "log"])
-def test_sparse_and_dense_give_the_same_bits(n, implementation):
-    rng = np.random.default_rng(n)
-    start, A = sparse_chain(rng, n)
-    log_em = rng.normal(size=(500, n)) * 3
-    lengths = [200, 1, 299]
-    for fmt in (sparse.csr_matrix, sparse.coo_matrix, sparse.csc_matrix):
-        S = fmt(A)
-        assert (hmmfast.forward(start, S, log_em, lengths=lengths, implementation=implementation)
-                == hmmfast.forward(start, A, log_em, lengths=lengths,
-                                   implementation=implementation))
-        ll_s, post_s = hmmfast.forward_backward(start, S, log_em, lengths=lengths,
-                                                implementation=implementation)
-        ll_d, post_d = hmmfast.forward_backward(start, A, log_em, lengths=lengths,
-                                                implementation=implementation)
-        assert ll_s == ll_d
-        np.testing.assert_array_equal(post_s, post_d)
-        v_s, p_s = hmmfast.viterbi(start, S, log_em, lengths=lengths)
-        v_d, p_d = hmmfast.viterbi(start, A, log_em, lengths=lengths)
-        assert v_s == v_d
-        np.testing.assert_array_equal(p_s, p_d)
-    # and both equal the NumPy reference
-    np.testing.assert_allclose(ll_d, _reference.forward(start, A, log_em, lengths).sum(),
-                               rtol=1e-10)
-
-
-@pytest.mark.parametrize("n", [6, 80])
-def test_sparse_fit_equals_dense_fit_and_keeps_zeros(n):
-    rng = np.random.default_rng(10 + n)
-    start, A = sparse_chain(rng, n)
-    B = rng.dirichlet(np.ones(9), n)
-    models = []
-    for trans in (A, sparse.csr_matrix(A)):
-        m = hmmfast.CategoricalHMM(n, init_params="", n_iter=6, tol=-np.inf)
-        m.startprob_, m.transmat_, m.emissionprob_ = start, trans, B
-        models.append(m)
-    X = models[0].sample(3000, random_state=2)[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", hmmfast.ConvergenceWarning)
-        for m in models:
-            m.fit(X, [1000, 2000])
-    dense, sp = models
-    assert sparse.issparse(sp.transmat_) and sp.transmat_.format == "csr"
-    np.testing.assert_array_equal(sp.transmat_.toarray(), dense.transmat_)
-    np.testing.assert_array_equal(sp.emissionprob_, dense.emissionprob_)
-    assert sp.monitor_.history == dense.monitor_.history
-    assert np.all(dense.transmat_[A == 0] == 0)
-    assert sp.transmat_.nnz <= np.count_nonzero(A)
-    with pytest.raises(ValueError, match="read-only"):
-        sp.transmat_.data[0] = 0.5
-    twin = pickle.loads(pickle.dumps(sp))
-    assert sparse.issparse(twin.transmat_) and twin.score(X) == sp.score(X)
-    np.testing.assert_allclose(sp.get_stationary_distribution(),
-                               dense.get_stationary_distribution(), atol=1e-8)
-    assert sp.bic(X) != dense.bic(X)  # the sparse model counts only its non-zeros
-
-
-def test_sparse_model_samples_and_inits_on_its_pattern():
-    rng = np.random.default_rng(3)
-    n = 70
-    start, A = sparse_chain(rng, n)
-    model = hmmfast.CategoricalHMM(n, random_state=0)
-    model.startprob_, model.transmat_ = start, sparse.csr_matrix(A)
-    model.emissionprob_ = rng.dirichlet(np.ones(5), n)
-    X, states = model.sample(5000, random_state=1)
-    assert np.all(A[states[:-1], states[1:]] > 0)  # only allowed transitions
-    model.init_params = "t"
-    model.n_iter = 0
-    model.fit(X)
-    assert sparse.issparse(model.transmat_)
-    np.testing.assert_array_equal(model.transmat_.indices, sparse.csr_matrix(A).indices)
-    np.testing.assert_allclose(np.asarray(model.transmat_.sum(axis=1)).ravel(), 1.0)
-
-
-def test_sparse_fit_supervised_counts_and_forbidden_transitions():
-    start, A = left_to_right(5)
-    model = hmmfast.CategoricalHMM(5, n_features=3)
-    model.transmat_ = sparse.csr_matrix(A)
-    X = np.array([0, 1, 1, 2, 0, 1, 2])
-    states = np.array([0, 0, 1, 2, 2, 3, 4])
-    model.fit_supervised(X, states)
-    expected = np.zeros((5, 5))
-    for i, j in itertools.pairwise(states):
-        expected[i, j] += 1
-    rows = expected.sum(axis=1, keepdims=True)
-    got = model.transmat_.toarray()
-    seen = rows[:, 0] > 0
-    np.testing.assert_allclose(got[seen], expected[seen] / rows[seen])
-    bad = hmmfast.CategoricalHMM(5, n_features=3)
-    bad.transmat_ = sparse.csr_matrix(A)
-    with pytest.raises(hmmfast.HMMInputError, match=r"states\[1\] = 3 -> states\[2\] = 1"):
-        bad.fit_supervised([0, 1, 2], [2, 3, 1])
-
-
-def test_bad_sparse_matrices():
-    model = hmmfast.CategoricalHMM(3)
-    with pytest.raises(hmmfast.ParameterError, match="row 1 of transmat_ sums to"):
-        model.transmat_ = sparse.csr_matrix([[1.0, 0, 0], [0.5, 0, 0], [0, 0, 1.0]])
-    with pytest.raises(hmmfast.ParameterError, match=r"non-negative; transmat_\[0, 1\]"):
-        model.transmat_ = sparse.csr_matrix([[1.5, -0.5, 0], [0, 1.0, 0], [0, 0, 1.0]])
-    with pytest.raises(hmmfast.ParameterError, match="shape"):
-        model.transmat_ = sparse.eye(4, format="csr")
+from hmmfast import _reference, _viterbi
 
 
 # ------------------------------------------------------------------ beam
@@ -227,12 +97,11 @@ def test_pruning_that_removes_every_path_says_so():
 
 def test_beam_through_the_model_api_and_batches():
     n = 100
-    start, A = left_to_right(n)
+    start, A = left_to_right(n, skip=0.05)
     B = np.full((n, 20), 0.01)
     B[np.arange(n), np.arange(n) % 20] += 0.8
     B /= B.sum(axis=1, keepdims=True)
-    model = hmmfast.CategoricalHMM(n)
-    model.startprob_, model.transmat_, model.emissionprob_ = start, sparse.csr_matrix(A), B
+    model = categorical(start, sparse.csr_matrix(A), B)
     X = model.sample(2000, random_state=1)[0]
     exact = model.decode(X)
     pruned = model.decode(X, beam=15.0)
@@ -256,3 +125,144 @@ def test_beam_through_the_model_api_and_batches():
 def test_bad_pruning_options(kwargs, error, match):
     with pytest.raises(error, match=match):
         hmmfast.viterbi([0.5, 0.5], [[0.5, 0.5], [0.5, 0.5]], np.zeros((3, 2)), **kwargs)
+
+
+def test_beam_decodes_like_viterbi_when_wide():
+    model = categorical([0.6, 0.4], [[0.7, 0.3], [0.4, 0.6]],
+                        [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]])
+    score, path = model.decode([0, 1, 2], beam=10.0)
+    want_score, want_path = model.decode([0, 1, 2])
+    assert score == want_score
+    np.testing.assert_array_equal(path, want_path)
+
+
+# ---------------------------------------------------- the register-resident Viterbi, N <= 12
+
+
+@pytest.fixture
+def both_decoders():
+    """Run a function with the small-N kernel (when the CPU has AVX2) and the general one."""
+    def run(fn):
+        out = []
+        for flag in (1, 0):
+            _viterbi._force_simd(flag)
+            try:
+                out.append(fn())
+            except ValueError as exc:  # errors must agree too
+                out.append((type(exc), getattr(exc, "step", None), str(exc)))
+        return out
+    yield run
+    _viterbi._force_simd(-1)
+
+
+@pytest.mark.parametrize("n", range(1, 14))
+@pytest.mark.parametrize("zeros", [False, True])
+def test_matches_brute_force_and_the_general_decoder(n, zeros, both_decoders):
+    rng = np.random.default_rng(100 * n + zeros)
+    for trial in range(4):
+        startprob, transmat, emissionprob = random_model(rng, n, 4, zeros=zeros)
+        model = categorical(startprob, transmat, emissionprob)
+        T = 6 if n <= 3 else 4
+        X = rng.integers(0, 4, size=T).astype(np.intp)
+        fast, general = both_decoders(lambda: model.decode(X))
+        if isinstance(fast, tuple) and isinstance(fast[0], type):
+            assert fast == general
+            continue
+        assert fast[0] == general[0]
+        np.testing.assert_array_equal(fast[1], general[1])
+        oracle = brute_force(startprob, transmat, categorical_log_emissions(emissionprob, X))
+        if oracle["viterbi_path"] is None:
+            continue
+        np.testing.assert_allclose(fast[0], oracle["viterbi_logp"], rtol=1e-12)
+        np.testing.assert_array_equal(fast[1], oracle["viterbi_path"])
+
+
+@pytest.mark.parametrize("n", range(1, 14))
+def test_exact_ties_go_to_the_lowest_state(n, both_decoders):
+    """Uniform everything: every path ties; the answer is all zeros (the smallest path
+    read backwards), as brute force says."""
+    model = categorical(np.full(n, 1 / n), np.full((n, n), 1 / n), np.full((n, 3), 1 / 3))
+    X = np.array([0, 1, 2, 1, 0], dtype=np.intp)
+    fast, general = both_decoders(lambda: model.decode(X))
+    np.testing.assert_array_equal(fast[1], np.zeros(5, dtype=np.intp))
+    assert fast[0] == general[0]
+    if n <= 4:
+        oracle = brute_force(model.startprob_, model.transmat_,
+                             categorical_log_emissions(model.emissionprob_, X))
+        np.testing.assert_array_equal(fast[1], oracle["viterbi_path"])
+
+
+@pytest.mark.parametrize("n", [2, 5, 8, 9, 12])
+def test_long_sequences_many_sequences_and_dense_frames(n, both_decoders):
+    rng = np.random.default_rng(n)
+    startprob, transmat, emissionprob = random_model(rng, n, 7, zeros=True)
+    model = categorical(startprob, transmat, emissionprob)
+    X, lengths = model.sample(5000, random_state=3)[0], [1, 2, 997, 3000, 1000]
+    fast, general = both_decoders(lambda: model.decode(X, lengths))
+    assert fast[0] == general[0]
+    np.testing.assert_array_equal(fast[1], general[1])
+    # the functional API: dense (T, N) log-emissions, rows picked by time
+    log_em = rng.normal(scale=3.0, size=(3000, n))
+    log_em[rng.random(log_em.shape) < 0.2] = -np.inf
+    log_em[:, 0] = np.maximum(log_em[:, 0], -50.0)  # keep state 0 possible
+    fast, general = both_decoders(
+        lambda: hmmfast.viterbi(np.full(n, 1 / n), np.full((n, n), 1 / n), log_em,
+                                lengths=[1000, 2000]))
+    assert fast[0] == general[0]
+    np.testing.assert_array_equal(fast[1], general[1])
+
+
+def test_impossible_steps_and_bad_symbols_fail_alike(both_decoders):
+    stuck = categorical(np.array([1.0, 0.0, 0.0]), np.eye(3), np.eye(3))
+    X = np.array([0, 0, 0, 1, 0], dtype=np.intp)
+    fast, general = both_decoders(lambda: stuck.decode(X))
+    assert fast == general and fast[0] is hmmfast.ImpossibleSequenceError and fast[1] == 3
+    fast, general = both_decoders(lambda: stuck.decode(np.array([1, 0], dtype=np.intp)))
+    assert fast == general and fast[1] == 0
+    # a symbol outside the table, read by the kernel itself on the fast path
+    fast, general = both_decoders(lambda: stuck.decode(np.array([0, 0, 7], dtype=np.intp)))
+    assert fast == general and fast[0] is hmmfast.HMMInputError
+    assert "n_features=3, got 7" in fast[2]
+    fast, general = both_decoders(lambda: stuck.decode(np.array([0, -1], dtype=np.intp)))
+    assert fast == general and fast[0] is hmmfast.HMMInputError
+
+
+def test_fast_entries_equal_the_general_path():
+    """model.decode/score take a compiled shortcut for a ready intp array; every other
+    form of the same data goes through validation: all must agree."""
+    rng = np.random.default_rng(5)
+    model = categorical(*random_model(rng, 5, 6))
+    X = rng.integers(0, 6, size=200)
+    ready = X.astype(np.intp)
+    forms = [ready, ready[:, None], X.tolist(), X.astype(np.int32)[:, None],
+             np.asfortranarray(ready[:, None])]
+    scores = [model.score(x) for x in forms] + [model._score(ready)]
+    assert len(set(scores)) == 1
+    decodes = [model.decode(x) for x in forms] + [model._decode(ready)]
+    for lp, path in decodes:
+        assert lp == decodes[0][0]
+        np.testing.assert_array_equal(path, decodes[0][1])
+    model.algorithm = "map"  # the model's default algorithm is honoured
+    np.testing.assert_array_equal(model.decode(ready)[1], model.decode(ready, algorithm="map")[1])
+    assert model.decode(ready, algorithm="viterbi")[0] == decodes[0][0]
+    model.algorithm = "bogus"
+    with pytest.raises(hmmfast.ParameterError, match="algorithm"):
+        model.decode(ready)
+    # unfitted: the fast entry defers to the general path's error
+    with pytest.raises(hmmfast.NotFittedError):
+        hmmfast.CategoricalHMM(3).decode(ready)
+    with pytest.raises(hmmfast.NotFittedError):
+        hmmfast.CategoricalHMM(3).score(ready)
+
+
+def test_fast_entries_are_methods_with_the_documented_signature():
+    import inspect
+
+    sig = inspect.signature(hmmfast.CategoricalHMM.decode)
+    assert list(sig.parameters) == ["self", "X", "lengths", "algorithm", "beam", "max_active",
+                                    "min_active", "memory"]
+    assert sig.parameters["beam"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(inspect.signature(hmmfast.GaussianHMM.score).parameters) == [
+        "self", "X", "lengths"]
+    assert "Most likely state sequence" in hmmfast.CategoricalHMM.decode.__doc__
+    assert hmmfast.CategoricalHMM.score.__name__ == "score"

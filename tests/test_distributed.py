@@ -7,23 +7,35 @@ Oracles: the single-process batch calls (score_batch / decode_batch: equal exact
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import warnings
 
-import dask
-import dask.bag as db
-import dask.dataframe as dd
-import distributed
 import numpy as np
-import pandas as pd
 import pytest
+from factories import needs, random_categorical, sessions
 
 import hmmfast
 from hmmfast import HMMInputError, HMMTypeError, ImpossibleSequenceError, ParameterError
-from hmmfast.distributed import decode_partitions, fit_distributed, score_partitions
+
+# every test but the one about imports needs the [dask] extra (in [test]); without it
+# those tests skip, one by one
+needs_dask = needs("dask", "distributed", "pandas")
+try:
+    import dask
+    import dask.bag as db
+    import dask.dataframe as dd
+    import distributed
+    import pandas as pd
+
+    from hmmfast.distributed import decode_partitions, fit_distributed, score_partitions
+except ImportError:
+    pass
 
 N, M = 3, 4
+
+
+def small_model(seed=0, **kw):
+    """This file's model: N states over M symbols (``kw``: constructor options)."""
+    return random_categorical(seed, N, M, n_features=M, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +44,6 @@ def client():
                                   dashboard_address=None) as cluster:
         with distributed.Client(cluster) as c:
             yield c
-
-
-def categorical(seed=0, **kw):
-    rng = np.random.default_rng(seed)
-    model = hmmfast.CategoricalHMM(N, n_features=M, **kw)
-    model.startprob_ = rng.dirichlet(np.ones(N))
-    model.transmat_ = rng.dirichlet(np.ones(N), size=N)
-    model.emissionprob_ = rng.dirichlet(np.ones(M), size=N)
-    return model
-
-
-def sessions(model, n=40, seed=1):
-    rng = np.random.default_rng(seed)
-    return [model.sample(int(rng.integers(3, 40)), random_state=seed * 1000 + s)[0]
-            for s in range(n)]
 
 
 def frame(seqs, ids, cuts, obs_cols=("obs",)):
@@ -74,28 +71,21 @@ def concat(seqs):
 # ---------------------------------------------------------------------- packaging
 
 
-def test_optional_dependency():
+def test_optional_dependency(import_report):
     """`import hmmfast` never imports dask; without dask the module names the extra."""
-    code = (
-        "import sys\n"
-        "import hmmfast\n"
-        "assert 'dask' not in sys.modules and 'distributed' not in sys.modules\n"
-        "sys.modules['dask'] = None\n"
-        "try:\n"
-        "    import hmmfast.distributed\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert 'pip install "hmmfast[dask]"' in out
+    assert "dask" not in import_report["hmmfast"]
+    assert "distributed" not in import_report["hmmfast"]
+    message = import_report["hmmfast.distributed without dask"] or ""
+    assert 'pip install "hmmfast[dask]"' in message
 
 
 # ---------------------------------------------------------------------- inference
 
 
+@needs_dask
 def test_score_decode_bag_equal_single_process(client):
-    model = categorical()
-    seqs = sessions(model)
+    model = small_model()
+    seqs = sessions(model, 40, 1, 3, 40)
     bag = db.from_sequence(seqs, npartitions=3)
     scores = score_partitions(model, bag)
     assert isinstance(scores, db.Bag)
@@ -106,9 +96,10 @@ def test_score_decode_bag_equal_single_process(client):
     assert all(np.array_equal(d[1], p) for d, p in zip(decoded, paths, strict=True))
 
 
+@needs_dask
 def test_score_decode_frame_equal_single_process(client):
-    model = categorical()
-    seqs = sessions(model)
+    model = small_model()
+    seqs = sessions(model, 40, 1, 3, 40)
     ids = [f"user-{i}" for i in np.random.default_rng(2).permutation(len(seqs))]  # unsorted
     ddf = frame(seqs, ids, cuts=[7, 21, 30])
     scores = score_partitions(model, ddf)
@@ -123,10 +114,12 @@ def test_score_decode_frame_equal_single_process(client):
     assert all(np.array_equal(a, b) for a, b in zip(decoded["states"], paths, strict=True))
 
 
+@needs_dask
+@needs("pyarrow")
 @pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index")  # in dask
 def test_parquet_files_session_column_or_index(client, tmp_path):
-    model = categorical(3)
-    seqs = sessions(model, 30, seed=4)
+    model = small_model(3)
+    seqs = sessions(model, 30, 4, 3, 40)
     ids = np.arange(100, 130, dtype=np.int64)
     lengths = [len(s) for s in seqs]
     df = pd.DataFrame({"session": np.repeat(ids, lengths),
@@ -141,6 +134,7 @@ def test_parquet_files_session_column_or_index(client, tmp_path):
         assert np.array_equal(got.to_numpy(), expected)
 
 
+@needs_dask
 def test_gaussian_feature_columns(client):
     rng = np.random.default_rng(5)
     model = hmmfast.GaussianHMM(2, covariance_type="full")
@@ -186,6 +180,7 @@ FAMILIES = {
 }
 
 
+@needs_dask
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_fit_equals_fit_continuous(client, family):
     """Same random_state and initialisation (init_sessions=None: all sessions)."""
@@ -200,15 +195,16 @@ def test_fit_equals_fit_continuous(client, family):
     _assert_same_fit(ours, ref)
 
 
+@needs_dask
 def test_fit_equals_fit_categorical_frame(client):
     """Same initial parameters (init_params=""), a DataFrame, per-session weights."""
-    truth = categorical(7)
-    seqs = sessions(truth, 60, seed=8)
+    truth = small_model(7)
+    seqs = sessions(truth, 60, 8, 3, 40)
     weights = np.random.default_rng(9).uniform(0.2, 3.0, len(seqs))
     ddf = frame(seqs, np.arange(len(seqs)), cuts=[11, 30, 47])
     ddf["w"] = ddf["session"].map(dict(enumerate(weights)), meta=("w", "f8"))
-    ours, ref = categorical(10, init_params="", n_iter=20, tol=1e-8), categorical(
-        10, init_params="", n_iter=20, tol=1e-8)
+    ours, ref = small_model(10, init_params="", n_iter=8, tol=1e-8), small_model(
+        10, init_params="", n_iter=8, tol=1e-8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hmmfast.ConvergenceWarning)
         fit_distributed(ours, ddf, sample_weight="w")
@@ -216,9 +212,10 @@ def test_fit_equals_fit_categorical_frame(client):
     _assert_same_fit(ours, ref)
 
 
+@needs_dask
 def test_fit_restarts_and_sampled_init(client):
-    truth = categorical(11)
-    seqs = sessions(truth, 40, seed=12)
+    truth = small_model(11)
+    seqs = sessions(truth, 40, 12, 3, 40)
 
     def make():
         return hmmfast.CategoricalHMM(N, random_state=4, n_init=3, n_iter=5)
@@ -238,12 +235,14 @@ def test_fit_restarts_and_sampled_init(client):
     assert np.all(np.diff(sampled.monitor_.history) > -1e-9)
 
 
+@needs_dask
 def test_progress_callback_and_verbose(client, capsys):
-    model = categorical(init_params="", n_iter=3, tol=-np.inf, verbose=True)
+    model = small_model(init_params="", n_iter=3, tol=-np.inf, verbose=True)
     seen = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hmmfast.ConvergenceWarning)
-        fit_distributed(model, db.from_sequence(sessions(model, 20), npartitions=2),
+        fit_distributed(model, db.from_sequence(sessions(model, 20, 1, 3, 40),
+                                                npartitions=2),
                         callback=lambda mon: seen.append((mon.iter, len(mon.history))))
     assert seen == [(0, 1), (1, 2), (2, 3), (3, 4)]
     assert capsys.readouterr().err.count("hmmfast: iteration") == 4
@@ -269,14 +268,15 @@ def kill_once_class():
     return KillOnce
 
 
+@needs_dask
 def test_worker_killed_mid_iteration(client, tmp_path):
-    truth = categorical(13)
-    seqs = sessions(truth, 60, seed=14)
+    truth = small_model(13)
+    seqs = sessions(truth, 60, 14, 3, 40)
     bag = db.from_sequence(seqs, npartitions=6)
 
     def make(cls):
         model = cls(N, n_features=M, init_params="", n_iter=6, tol=-np.inf)
-        start = categorical(15)
+        start = small_model(15)
         model.startprob_, model.transmat_, model.emissionprob_ = (
             start.startprob_, start.transmat_, start.emissionprob_)
         object.__setattr__(model, "_marker_dir", str(tmp_path))
@@ -301,16 +301,10 @@ def test_worker_killed_mid_iteration(client, tmp_path):
     client.wait_for_workers(2, timeout=30)
 
 
-needs_model_files = pytest.mark.skipif(
-    not (hasattr(hmmfast, "load") and hasattr(hmmfast, "read_header")),
-    reason="model files (model.save / hmmfast.load / hmmfast.read_header, hmmfast/_io.py) "
-           "are not in this build yet")
-
-
-@needs_model_files
+@needs_dask
 def test_checkpoint_every_iteration_and_resume(client, tmp_path):
-    truth = categorical(16)
-    seqs = sessions(truth, 40, seed=17)
+    truth = small_model(16)
+    seqs = sessions(truth, 40, 17, 3, 40)
     bag = db.from_sequence(seqs, npartitions=3)
     key = "hmmfast.distributed"
 
@@ -363,9 +357,10 @@ def test_checkpoint_every_iteration_and_resume(client, tmp_path):
 # ---------------------------------------------------------------------- errors
 
 
+@needs_dask
 def test_session_split_across_partitions(client):
-    model = categorical()
-    seqs = sessions(model, 10)
+    model = small_model()
+    seqs = sessions(model, 10, 1, 3, 40)
     lengths = [len(s) for s in seqs]
     df = frame(seqs, np.arange(10), cuts=[]).compute()
     cut = sum(lengths[:4]) + 1  # one row of session 4 in partition 0
@@ -375,36 +370,40 @@ def test_session_split_across_partitions(client):
         scores.compute()
     with pytest.raises(HMMInputError, match="split across partitions 0 and 1"):
         decode_partitions(model, ddf).compute()
-    fitted = categorical(1, init_params="")
+    fitted = small_model(1, init_params="")
     before = fitted.transmat_
     with pytest.raises(HMMInputError, match="split across partitions 0 and 1"):
         fit_distributed(fitted, ddf)
     assert fitted.transmat_ is before
 
 
+@needs_dask
 def test_session_not_contiguous_within_partition(client):
-    model = categorical()
+    model = small_model()
     df = pd.DataFrame({"session": ["a", "a", "b", "a"], "obs": [0, 1, 2, 3]})
     with pytest.raises(HMMInputError, match=r"partition 0: the rows of session 'a' are not "
                                             r"contiguous .* row 0 .* row 3"):
         score_partitions(model, from_parts([df])).compute()
 
 
+@needs_dask
 def test_empty_partition(client):
-    model = categorical()
-    df = frame(sessions(model, 6), np.arange(6), cuts=[]).compute()
+    model = small_model()
+    df = frame(sessions(model, 6, 1, 3, 40), np.arange(6), cuts=[]).compute()
     ddf = from_parts([df.iloc[:20], df.iloc[:0], df.iloc[20:]])
     with pytest.raises(HMMInputError, match="partition 1 is empty"):
         score_partitions(model, ddf).compute()
-    bag = db.from_delayed([dask.delayed(list)(sessions(model, 3)), dask.delayed(list)([])])
+    bag = db.from_delayed([dask.delayed(list)(sessions(model, 3, 1, 3, 40)),
+                           dask.delayed(list)([])])
     with pytest.raises(HMMInputError, match="partition 1 is empty"):
         score_partitions(model, bag).compute()
     with pytest.raises(HMMInputError, match="partition 1 is empty"):
-        fit_distributed(categorical(init_params=""), bag)
+        fit_distributed(small_model(init_params=""), bag)
 
 
+@needs_dask
 def test_dtypes_and_columns(client):
-    model = categorical()
+    model = small_model()
     df = pd.DataFrame({"session": [1, 1, 2], "obs": [0.0, 1.0, 2.0]})
     with pytest.raises(HMMTypeError, match="column 'obs' .* integer symbols .* got dtype "
                                            "float64"):
@@ -426,9 +425,10 @@ def test_dtypes_and_columns(client):
         score_partitions(model, bag).compute()
 
 
+@needs_dask
 def test_bad_settings_and_data_in_fit(client):
-    model = categorical(init_params="")
-    bag = db.from_sequence(sessions(model, 6), npartitions=2)
+    model = small_model(init_params="")
+    bag = db.from_sequence(sessions(model, 6, 1, 3, 40), npartitions=2)
     with pytest.raises(ParameterError, match="resume=True needs checkpoint"):
         fit_distributed(model, bag, resume=True)
     with pytest.raises(HMMInputError, match="sample_weight has 1 partitions but the data "
@@ -444,7 +444,7 @@ def test_bad_settings_and_data_in_fit(client):
     with pytest.raises(HMMInputError, match="partition 1: column 'w' .sample_weight. changes "
                                             "within session 'c'"):
         fit_distributed(model, changing, sample_weight="w")
-    impossible = categorical(init_params="")
+    impossible = small_model(init_params="")
     emission = np.array(impossible.emissionprob_)
     emission[:, 3] = 0.0
     impossible.emissionprob_ = emission / emission.sum(axis=1, keepdims=True)

@@ -1,7 +1,15 @@
-"""Bad input gets a clear library error (type and message), never a crash or a wrong answer."""
+"""Bad input gets a clear library error (type and message), never a crash or a wrong answer.
+
+The last section lets hypothesis throw arrays of every dtype, shape and value range (plus
+non-arrays) at each public entry point of a fitted model and at the functional API.
+"""
 
 import numpy as np
 import pytest
+from factories import categorical
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import hmmfast
 from hmmfast import (
@@ -48,6 +56,16 @@ def test_non_numeric_parameter():
         model.startprob_ = ["a", "b"]
     with pytest.raises(ValueError):  # also a ValueError, as hmmlearn users catch
         model.startprob_ = ["a", "b"]
+
+
+def test_complex_values_are_refused(make_model):
+    model = hmmfast.CategoricalHMM(2)
+    with pytest.raises(hmmfast.HMMTypeError, match="startprob_ .*complex"):
+        model.startprob_ = np.array([0.5, 0.5], dtype=complex)
+    with pytest.raises(hmmfast.HMMTypeError, match="log_emissions .*complex"):
+        hmmfast.forward([0.5, 0.5], np.eye(2), np.zeros((3, 2), dtype=complex))
+    with pytest.raises(hmmfast.HMMTypeError, match="transmat .*complex"):
+        hmmfast.forward([0.5, 0.5], np.eye(2, dtype=complex), np.zeros((3, 2)))
 
 
 def test_tiny_drift_is_renormalised(model):
@@ -152,6 +170,20 @@ def test_float_lengths_with_integer_values_accepted(model):
     assert model.score(X, [3.0, 3.0]) == model.score(X, [3, 3])
 
 
+@pytest.mark.parametrize("lengths,match", [
+    ([1e300, 6], r"lengths\[0\] = 1e\+300"),
+    (np.array([2**64 - 1, 7], dtype=np.uint64), r"lengths\[0\] = 18446744073709551615"),
+    ([2**63 - 1, 2**63 - 1, 8], r"lengths\[0\] = 9223372036854775807"),
+    ([2.5, 4.5], r"lengths\[0\] = 2.5"),
+])
+def test_lengths_report_the_value_given(make_model, lengths, match):
+    model = make_model([0.6, 0.4], [[0.7, 0.3], [0.4, 0.6]],
+                       [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]])
+    with np.errstate(all="raise"):  # no RuntimeWarning on the way to the error
+        with pytest.raises(hmmfast.HMMInputError, match=match):
+            model.score(np.zeros(7, dtype=int), lengths)
+
+
 # ------------------------------------------------------------------ impossible sequences
 
 def test_impossible_sequence(make_model):
@@ -203,6 +235,18 @@ def test_functional_bad_log_emissions(log_em, exc, match):
             fn(PI, A, log_em)
 
 
+@pytest.mark.parametrize("log_em", [
+    [[1e308, 1e308], [1e308, 1e308]],
+    [[1e308, 0.0], [1e308, 0.0], [-1e308, 0.0]],
+    [[-1e300, 0.0], [-1e300, -1e300]],
+])
+@pytest.mark.parametrize("fn", [hmmfast.forward, hmmfast.forward_backward, hmmfast.viterbi])
+def test_huge_finite_log_emissions_are_refused(implementation, log_em, fn):
+    kwargs = {} if fn is hmmfast.viterbi else {"implementation": implementation}
+    with pytest.raises(hmmfast.HMMInputError, match=r"log_emissions\[0, 0\] = .*magnitude"):
+        fn([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], log_em, **kwargs)
+
+
 def test_functional_bad_parameters():
     with pytest.raises(ParameterError, match="row 0 of transmat sums to"):
         hmmfast.forward(PI, [[0.5, 0.6], [0.5, 0.5]], np.zeros((2, 2)))
@@ -212,8 +256,102 @@ def test_functional_bad_parameters():
         hmmfast.forward(PI, A, np.zeros((2, 2)), implementation="exp")
 
 
-def test_beam_decodes_like_viterbi_when_wide(model):
-    score, path = model.decode([0, 1, 2], beam=10.0)
-    want_score, want_path = model.decode([0, 1, 2])
-    assert score == want_score
-    np.testing.assert_array_equal(path, want_path)
+# ------------------------------------------------------------ fuzzing: never a crash
+
+LIBRARY_ERRORS = (hmmfast.HMMInputError, hmmfast.HMMTypeError,
+                  hmmfast.ImpossibleSequenceError, hmmfast.ParameterError)
+
+dtypes = st.one_of(hnp.integer_dtypes(), hnp.unsigned_integer_dtypes(), hnp.floating_dtypes(),
+                   hnp.boolean_dtypes(), hnp.complex_number_dtypes())
+arrays = hnp.arrays(dtypes, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6))
+others = st.one_of(st.none(), st.integers(), st.text(max_size=3),
+                   st.lists(st.integers(-3, 6), max_size=6),
+                   st.lists(st.lists(st.integers(-3, 6), max_size=2), max_size=4))
+lengths = st.one_of(st.none(), st.lists(st.integers(-2, 8), max_size=4),
+                    hnp.arrays(hnp.integer_dtypes(), st.integers(0, 3),
+                               elements=st.integers(-2, 8)))
+
+
+@pytest.fixture(scope="module")
+def fuzz_model():
+    return categorical([0.5, 0.5, 0.0], [[0.8, 0.2, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]],
+                       [[0.5, 0.5, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.5, 0.5]])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(X=st.one_of(arrays, others), lengths=lengths,
+       method=st.sampled_from(["score", "score_samples", "decode", "predict",
+                               "predict_proba", "map"]))
+def test_model_methods_never_crash(fuzz_model, X, lengths, method):
+    model = fuzz_model
+    try:
+        if method == "map":
+            out = model.decode(X, lengths, algorithm="map")
+        else:
+            out = getattr(model, method)(X, lengths)
+    except LIBRARY_ERRORS:
+        return
+    # a result: check it is a sane one
+    n = len(np.asarray(X).reshape(-1))
+    if method == "score":
+        assert isinstance(out, float) and not np.isnan(out) and out <= 0
+    elif method in ("score_samples", "predict_proba"):
+        post = out[1] if method == "score_samples" else out
+        assert post.shape == (n, 3) and np.all(np.isfinite(post))
+    else:
+        states = out[1] if method in ("decode", "map") else out
+        assert states.shape == (n,) and states.min() >= 0 and states.max() < 3
+
+
+finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@st.composite
+def maybe_unaligned(draw, arrays):
+    """An array as drawn, or the same values in an unaligned buffer."""
+    arr = draw(arrays)
+    if not draw(st.booleans()) or arr.dtype.itemsize < 2:
+        return arr
+    raw = b"\0" + np.ascontiguousarray(arr).tobytes()
+    return np.frombuffer(raw, dtype=arr.dtype, offset=1).reshape(arr.shape)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # hypothesis -> float32
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(log_em=st.one_of(maybe_unaligned(hnp.arrays(
+           st.sampled_from([np.float64, np.float32, np.dtype(">f8")]),
+           hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
+           elements=finite_or_not)), others),
+       fn=st.sampled_from([hmmfast.forward, hmmfast.forward_backward, hmmfast.viterbi]),
+       implementation=st.sampled_from(["scaling", "log"]))
+def test_functional_api_never_crashes(log_em, fn, implementation):
+    kwargs = {} if fn is hmmfast.viterbi else {"implementation": implementation}
+    try:
+        out = fn([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], log_em, **kwargs)
+    except LIBRARY_ERRORS:
+        return
+    value = out if isinstance(out, float) else out[0]
+    assert not np.isnan(value)
+    if fn is hmmfast.forward:  # the other implementation agrees
+        other = "log" if implementation == "scaling" else "scaling"
+        np.testing.assert_allclose(hmmfast.forward([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]],
+                                                   log_em, implementation=other),
+                                   value, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(X=maybe_unaligned(hnp.arrays(st.sampled_from([np.int64, np.int32, np.int16,
+                                                     np.dtype(">i8")]),
+                                    st.integers(1, 8), elements=st.integers(-1, 4))))
+def test_unaligned_and_byte_swapped_symbols(fuzz_model, X):
+    model = fuzz_model
+    expected = np.array(X, dtype=np.intp)  # aligned native copy
+    try:
+        want = model.score(expected)
+    except LIBRARY_ERRORS as exc:
+        with pytest.raises(type(exc)):
+            model.score(X)
+        return
+    assert model.score(X) == want

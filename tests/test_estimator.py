@@ -1,9 +1,12 @@
-"""hmmlearn/scikit-learn estimator protocol: params, clone, pickle, custom emissions."""
+"""hmmlearn/scikit-learn estimator protocol: params, clone, pickle and copies, custom
+emissions, AIC/BIC."""
 
+import copy
 import pickle
 
 import numpy as np
 import pytest
+from factories import categorical, needs
 
 import hmmfast
 from hmmfast import _reference
@@ -30,10 +33,11 @@ def test_get_set_params_from_signature():
     assert "n_components=3" in repr(model) and "n_iter=7" in repr(model)
 
 
+@needs("sklearn")  # comes with hmmlearn, in the [test] extra
 def test_sklearn_clone():
-    base = pytest.importorskip("sklearn.base")
-    model = hmmfast.CategoricalHMM(2, n_iter=3, implementation="log")
-    model.startprob_, model.transmat_, model.emissionprob_ = PI, A, B
+    from sklearn import base
+
+    model = categorical(PI, A, B, "log", n_iter=3)
     copy = base.clone(model)
     assert copy.get_params() == {**model.get_params(), "n_features": 3}
     assert not hasattr(copy, "startprob_")
@@ -66,6 +70,19 @@ def test_pickle_round_trip(make_model):
     for name in ("startprob_", "transmat_", "emissionprob_"):
         np.testing.assert_array_equal(getattr(copy, name), getattr(model, name))
         assert not getattr(copy, name).flags.writeable, name
+
+
+@pytest.mark.parametrize("duplicate", [lambda m: pickle.loads(pickle.dumps(m)), copy.deepcopy,
+                                       copy.copy])
+def test_parameters_stay_read_only_after_copies(make_model, duplicate):
+    model = make_model([0.6, 0.4], [[0.7, 0.3], [0.4, 0.6]],
+                       [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]])
+    model.score([0, 1])
+    twin = duplicate(model)
+    for name in ("startprob_", "transmat_", "emissionprob_"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(twin, name)[0] = 5.0
+    assert twin.score([0, 2, 1]) == model.score([0, 2, 1])
 
 
 def test_custom_emission_hook():

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from factories import categorical, needs_hmmlearn
 from hmm_oracles import enumerate_paths, log, random_model
 from scipy.special import logsumexp
 
@@ -54,11 +55,8 @@ def mstep(counts):
 
 
 def model_with(params, implementation="scaling", **kw):
-    startprob, transmat, emissionprob = params
-    model = hmmfast.CategoricalHMM(len(startprob), implementation=implementation,
-                                   init_params="", **kw)
-    model.startprob_, model.transmat_, model.emissionprob_ = params
-    return model
+    """A CategoricalHMM holding ``params`` that trains from them (init_params="")."""
+    return categorical(*params, implementation, init_params="", **kw)
 
 
 # ------------------------------------------------------------------ one iteration
@@ -156,10 +154,12 @@ def test_objective_never_decreases(seed, implementation):
 # ------------------------------------------------------------------ hmmlearn's iterates
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("implementation", ["scaling", "log"])
 @pytest.mark.parametrize("priors", [False, True])
 def test_k_iterations_match_hmmlearn(implementation, priors):
-    hmm = pytest.importorskip("hmmlearn.hmm")
+    from hmmlearn import hmm
+
     rng = np.random.default_rng(7)
     params = random_model(rng, 4, 6)
     X = model_with(params).sample(400, random_state=3)[0]
@@ -206,6 +206,9 @@ def match_states(fitted, true):
 
 @pytest.mark.slow
 def test_recovers_a_known_model():
+    """30,000 observations (300 sessions): every fitted entry within 0.05 of the truth
+    (measured: 0.010; 0.008 from 100,000). The restarts matter more than the data:
+    with random_state=2 all four land in one local optimum at either size."""
     n, m = 5, 10
     startprob = np.full(n, 0.2)
     transmat = np.full((n, n), 0.05) + np.eye(n) * 0.75
@@ -213,8 +216,8 @@ def test_recovers_a_known_model():
     for j in range(n):
         emissionprob[j, 2 * j:2 * j + 2] = 0.42
     truth = model_with((startprob, transmat, emissionprob))
-    X = np.concatenate([truth.sample(100, random_state=k)[0] for k in range(1000)])
-    lengths = [100] * 1000
+    X = np.concatenate([truth.sample(100, random_state=k)[0] for k in range(300)])
+    lengths = [100] * 300
     model = hmmfast.CategoricalHMM(n, n_iter=300, tol=1e-4, n_init=4, random_state=0)
     model.fit(X, lengths)
     per_obs = (model.score(X, lengths) - truth.score(X, lengths)) / len(X)
@@ -480,9 +483,10 @@ class PoissonEmissions:
                 "l": self.n_components}
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("implementation", ["scaling", "log"])
 def test_hmmlearn_custom_emission_recipe_trains_unchanged(implementation):
-    base = pytest.importorskip("hmmlearn.base")
+    from hmmlearn import base
 
     class Theirs(PoissonEmissions, base.BaseHMM):
         pass

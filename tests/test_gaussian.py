@@ -6,33 +6,13 @@ import warnings
 
 import numpy as np
 import pytest
+from factories import needs_hmmlearn, random_gaussian
 from scipy import stats
 
 import hmmfast
 from hmmfast import _reference
 
 TYPES = ["diag", "spherical", "full", "tied"]
-
-
-def random_covars(rng, covariance_type, n, d):
-    if covariance_type == "spherical":
-        return rng.uniform(0.5, 2.0, n)
-    if covariance_type == "diag":
-        return rng.uniform(0.5, 2.0, (n, d))
-    mats = []
-    for _ in range(n if covariance_type == "full" else 1):
-        a = rng.normal(size=(d, d))
-        mats.append(a @ a.T / d + np.eye(d) * 0.5)
-    return np.array(mats) if covariance_type == "full" else mats[0]
-
-
-def make_model(rng, covariance_type, n=3, d=4, offset=0.0, **kw):
-    model = hmmfast.GaussianHMM(n, covariance_type=covariance_type, **kw)
-    model.startprob_ = rng.dirichlet(np.ones(n) * 3)
-    model.transmat_ = rng.dirichlet(np.ones(n) * 3, size=n) * 0.5 + np.eye(n) * 0.5
-    model.means_ = rng.normal(size=(n, d)) * 3 + offset
-    model.covars_ = random_covars(rng, covariance_type, n, d)
-    return model
 
 
 def full_covars(model):
@@ -47,7 +27,7 @@ def full_covars(model):
 @pytest.mark.parametrize("offset", [0.0, 1e6])
 def test_log_densities_equal_scipy(covariance_type, d, offset):
     rng = np.random.default_rng(d + TYPES.index(covariance_type))
-    model = make_model(rng, covariance_type, n=3, d=d, offset=offset)
+    model = random_gaussian(rng, covariance_type, n=3, d=d, offset=offset)
     X = model.means_[rng.integers(0, 3, 200)] + rng.normal(size=(200, d)) * 2
     got = model._compute_log_likelihood(X)
     want = np.column_stack([
@@ -58,7 +38,7 @@ def test_log_densities_equal_scipy(covariance_type, d, offset):
 
 def test_float32_frames_are_used_without_a_copy():
     rng = np.random.default_rng(1)
-    model = make_model(rng, "diag")
+    model = random_gaussian(rng, "diag")
     X32 = np.ascontiguousarray(rng.normal(size=(50, 4)), dtype=np.float32)
     frames, missing = model._observations(X32)
     assert frames is X32 and missing is None
@@ -80,7 +60,8 @@ def test_spherical_getter_returns_each_states_covariance():
 
 
 def hmmlearn_twin(model, implementation="scaling", **kw):
-    hmm = pytest.importorskip("hmmlearn.hmm")
+    from hmmlearn import hmm
+
     twin = hmm.GaussianHMM(model.n_components, covariance_type=model.covariance_type,
                            implementation=implementation, **kw)
     twin.startprob_, twin.transmat_, twin.means_ = (model.startprob_, model.transmat_,
@@ -89,11 +70,12 @@ def hmmlearn_twin(model, implementation="scaling", **kw):
     return twin
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("covariance_type", TYPES)
 @pytest.mark.parametrize("implementation", ["scaling", "log"])
 def test_inference_equals_hmmlearn(covariance_type, implementation):
     rng = np.random.default_rng(2)
-    model = make_model(rng, covariance_type, implementation=implementation)
+    model = random_gaussian(rng, covariance_type, implementation=implementation)
     X, _ = model.sample(600, random_state=3)
     lengths = [200, 400]
     twin = hmmlearn_twin(model, implementation)
@@ -109,14 +91,15 @@ def test_inference_equals_hmmlearn(covariance_type, implementation):
         atol=1e-9)
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_k_iterations_equal_hmmlearn(covariance_type):
     rng = np.random.default_rng(4)
-    truth = make_model(rng, covariance_type)
+    truth = random_gaussian(rng, covariance_type)
     X, _ = truth.sample(900, random_state=5)
     lengths = [300, 250, 350]
     kw = {"n_iter": 5, "tol": -np.inf, "init_params": ""}
-    ours = make_model(np.random.default_rng(6), covariance_type, **kw)
+    ours = random_gaussian(np.random.default_rng(6), covariance_type, **kw)
     theirs = hmmlearn_twin(ours, "scaling", **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -136,7 +119,7 @@ def test_k_iterations_equal_hmmlearn(covariance_type):
 def test_objective_never_decreases(covariance_type):
     for seed in range(4):
         rng = np.random.default_rng(20 + seed)
-        truth = make_model(rng, covariance_type, n=3, d=3)
+        truth = random_gaussian(rng, covariance_type, n=3, d=3)
         X, states = truth.sample(400, random_state=seed)
         lengths = [100, 150, 150]
         kw = {}
@@ -209,7 +192,7 @@ def test_fit_supervised_uses_per_state_moments():
 @pytest.mark.parametrize("covariance_type", ["diag", "full"])
 def test_missing_frames_have_no_evidence(covariance_type):
     rng = np.random.default_rng(10)
-    model = make_model(rng, covariance_type, missing="marginalize")
+    model = random_gaussian(rng, covariance_type, missing="marginalize")
     X, _ = model.sample(60, random_state=1)
     X[[0, 7, 8, 30, 59]] = np.nan
     log_em = model._compute_log_likelihood(np.where(np.isnan(X), 0.0, X))
@@ -228,7 +211,7 @@ def test_missing_frames_have_no_evidence(covariance_type):
         fitted = hmmfast.GaussianHMM(3, covariance_type=covariance_type, n_iter=5,
                                      missing="marginalize", random_state=0).fit(X)
     assert np.all(np.isfinite(fitted.means_))
-    strict = make_model(np.random.default_rng(10), covariance_type)
+    strict = random_gaussian(np.random.default_rng(10), covariance_type)
     with pytest.raises(hmmfast.HMMInputError, match=r"X\[0\] contains NaN.*marginalize"):
         strict.score(X)
 
@@ -237,7 +220,7 @@ def test_missing_frames_match_brute_force():
     from hmm_oracles import brute_force
 
     rng = np.random.default_rng(11)
-    model = make_model(rng, "diag", n=2, d=2, missing="marginalize")
+    model = random_gaussian(rng, "diag", n=2, d=2, missing="marginalize")
     X, _ = model.sample(5, random_state=2)
     X[2] = np.nan
     log_em = model._compute_log_likelihood(np.nan_to_num(X))
@@ -252,7 +235,7 @@ def test_missing_frames_match_brute_force():
 
 def test_bad_inputs_raise_clear_errors():
     rng = np.random.default_rng(12)
-    model = make_model(rng, "full")
+    model = random_gaussian(rng, "full")
     with pytest.raises(hmmfast.HMMInputError, match=r"X\[1\] contains NaN"):
         model.score([[0.0] * 4, [np.nan] * 4])
     with pytest.raises(hmmfast.HMMInputError, match=r"X\[0\] contains infinity"):
@@ -267,10 +250,10 @@ def test_bad_inputs_raise_clear_errors():
     bad[1, 0, 1] = 0.5
     with pytest.raises(hmmfast.ParameterError, match="state 1 is not symmetric"):
         model.covars_ = bad
-    diag = make_model(rng, "diag")
+    diag = random_gaussian(rng, "diag")
     with pytest.raises(hmmfast.ParameterError, match=r"covars_\[2, 1\] = -1.0: variances must be > 0"):
         diag.covars_ = [[1.0] * 4, [1.0] * 4, [1.0, -1.0, 1.0, 1.0]]
-    partly = make_model(rng, "diag", missing="marginalize")
+    partly = random_gaussian(rng, "diag", missing="marginalize")
     with pytest.raises(hmmfast.HMMInputError, match=r"X\[1\] is partly NaN"):
         partly.score([[0.0] * 4, [np.nan, 0.0, 0.0, 0.0]])
     with pytest.raises(hmmfast.ParameterError, match="covariance_type must be one of"):
@@ -279,7 +262,7 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_sampling_follows_the_model():
     rng = np.random.default_rng(13)
-    model = make_model(rng, "full", n=2, d=2)
+    model = random_gaussian(rng, "full", n=2, d=2)
     X, states = model.sample(20000, random_state=3)
     for j in range(2):
         frames = X[states == j]

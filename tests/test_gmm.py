@@ -7,13 +7,12 @@ import warnings
 
 import numpy as np
 import pytest
+from factories import needs_hmmlearn
 from scipy import stats
 from scipy.special import logsumexp
 
 import hmmfast
 from hmmfast._gmm import GMMHMM
-
-hmmlearn_hmm = pytest.importorskip("hmmlearn.hmm")
 
 TYPES = ["spherical", "diag", "full", "tied"]
 PARAMS = ("startprob_", "transmat_", "weights_", "means_", "covars_")
@@ -69,25 +68,30 @@ def scipy_log_likelihood(X, weights, means, covars, covariance_type):
     return out
 
 
+def our_gmm(values, covariance_type, implementation="scaling", **kw):
+    """An hmmfast GMMHMM holding ``values`` (startprob, transmat, weights, means, covars)."""
+    n, k = np.shape(values[2])
+    model = GMMHMM(n, k, covariance_type=covariance_type, implementation=implementation,
+                   init_params="", **kw)
+    for name, value in zip(PARAMS, values, strict=True):
+        setattr(model, name, value)
+    return model
+
+
 def models(values, covariance_type, implementation="scaling", **kw):
     """(hmmfast GMMHMM, hmmlearn GMMHMM) holding the same parameters."""
+    from hmmlearn import hmm
+
     n, k = np.shape(values[2])
-    ours = GMMHMM(n, k, covariance_type=covariance_type, implementation=implementation,
-                  init_params="", **kw)
-    theirs = hmmlearn_hmm.GMMHMM(n, k, covariance_type=covariance_type,
-                                 implementation=implementation, init_params="",
-                                 random_state=0, **kw)
+    theirs = hmm.GMMHMM(n, k, covariance_type=covariance_type, implementation=implementation,
+                        init_params="", random_state=0, **kw)
     for name, value in zip(PARAMS, values, strict=True):
-        setattr(ours, name, value)
         setattr(theirs, name, np.array(value))
-    return ours, theirs
+    return our_gmm(values, covariance_type, implementation, **kw), theirs
 
 
 def sample_data(params, covariance_type, lengths, seed):
-    n, k = np.shape(params[2])
-    model = GMMHMM(n, k, covariance_type=covariance_type, init_params="")
-    for name, value in zip(PARAMS, params, strict=True):
-        setattr(model, name, value)
+    model = our_gmm(params, covariance_type)
     return np.concatenate([model.sample(t, random_state=seed + i)[0]
                            for i, t in enumerate(lengths)])
 
@@ -114,7 +118,7 @@ def test_log_likelihood_matches_scipy(covariance_type, d):
     weights = params[2].copy()
     weights[1] = [0.0, 0.5, 0.0, 0.5]  # zero weights: log 0 = -inf, no NaN
     params = (*params[:2], weights, *params[3:])
-    model = models(params, covariance_type)[0]
+    model = our_gmm(params, covariance_type)
     X = rng.normal(scale=3.0, size=(300, d)) + 5.0
     expected = scipy_log_likelihood(X, weights, params[3], params[4], covariance_type)
     got = model._compute_log_likelihood(X)
@@ -128,7 +132,7 @@ def test_log_likelihood_matches_scipy(covariance_type, d):
 def test_single_component_is_gaussian():
     rng = np.random.default_rng(1)
     params = random_params(rng, 2, 1, 3, "full")
-    model = models(params, "full")[0]
+    model = our_gmm(params, "full")
     X = rng.normal(size=(50, 3))
     expected = np.stack([stats.multivariate_normal(params[3][j, 0], params[4][j, 0]).logpdf(X)
                          for j in range(2)], axis=1)
@@ -138,6 +142,7 @@ def test_single_component_is_gaussian():
 # ------------------------------------------------------------------ inference vs hmmlearn
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("covariance_type", TYPES)
 @pytest.mark.parametrize("implementation", ["log", "scaling"])
 def test_inference_matches_hmmlearn(covariance_type, implementation):
@@ -157,6 +162,7 @@ def test_inference_matches_hmmlearn(covariance_type, implementation):
     np.testing.assert_array_equal(states, states_h)
 
 
+@needs_hmmlearn
 def test_parameter_counts_match_hmmlearn():
     rng = np.random.default_rng(0)
     for covariance_type in TYPES:
@@ -192,6 +198,7 @@ def fit_both(start, covariance_type, X, lengths, n_iter, **kw):
     return ours, theirs
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("covariance_type", TYPES)
 @pytest.mark.parametrize("priors", [False, True], ids=["default-priors", "priors"])
 def test_em_iterations_match_hmmlearn(covariance_type, priors):
@@ -214,6 +221,7 @@ def test_em_iterations_match_hmmlearn(covariance_type, priors):
         assert ours.means_weight == 0.0
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_subset_of_params_matches_hmmlearn(covariance_type):
     # n_mix != n_features: hmmlearn's default spherical prior is not flat here
@@ -228,6 +236,7 @@ def test_subset_of_params_matches_hmmlearn(covariance_type):
                                        atol=1e-9, err_msg=f"{params} {name}")
 
 
+@needs_hmmlearn
 def test_spherical_update_with_no_proper_maximiser_keeps_the_variance():
     """hmmlearn's default spherical update divides by n_features * (N + 1) - n_mix,
     negative for a component with little occupancy (hmmlearn then stores a negative
@@ -366,7 +375,7 @@ def test_unvisited_state_keeps_its_parameters():
     params[0] = np.array([1.0, 0.0])
     params[1] = np.array([[1.0, 0.0], [0.5, 0.5]])  # state 1 is never reached
     X = sample_data(params, "full", [100], seed=0)
-    model = models(params, "full", n_iter=3, tol=-np.inf)[0]
+    model = our_gmm(params, "full", n_iter=3, tol=-np.inf)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hmmfast.ConvergenceWarning)
         model.fit(X)
@@ -385,7 +394,7 @@ def test_missing_frames_are_marginalised(covariance_type):
     X = sample_data(params, covariance_type, [60], seed=4)
     gaps = [0, 7, 8, 30, 59]
     X[gaps] = np.nan
-    model = models(params, covariance_type)[0].set_params(missing="marginalize")
+    model = our_gmm(params, covariance_type).set_params(missing="marginalize")
     log_em = scipy_log_likelihood(np.nan_to_num(X), *params[2:], covariance_type)
     log_em[gaps] = 0.0
     expected = hmmfast.forward(params[0], params[1], log_em)
@@ -398,7 +407,7 @@ def test_missing_frames_are_marginalised(covariance_type):
         model.set_params(n_iter=5, tol=-np.inf).fit(X)
     check_monotone(model)
     with pytest.raises(ValueError, match="NaN"):
-        models(params, covariance_type)[0].score(X)
+        our_gmm(params, covariance_type).score(X)
 
 
 # ------------------------------------------------------------------ sampling, copies
@@ -424,7 +433,7 @@ def test_sampling_draws_components_by_weight():
 def test_sampling_matches_the_covariances(covariance_type):
     rng = np.random.default_rng(2)
     params = random_params(rng, 1, 2, 2, covariance_type, spread=20.0)
-    model = models(params, covariance_type)[0]
+    model = our_gmm(params, covariance_type)
     X, _ = model.sample(6000, random_state=1)
     near = np.argmin(((X[:, None, :] - params[3][0][None]) ** 2).sum(-1), axis=1)
     for i in range(2):
@@ -438,7 +447,7 @@ def test_sampling_matches_the_covariances(covariance_type):
 def test_bad_inputs():
     rng = np.random.default_rng(0)
     params = random_params(rng, 2, 2, 3, "full")
-    model = models(params, "full")[0]
+    model = our_gmm(params, "full")
     with pytest.raises(ValueError, match="features"):
         model.score(rng.normal(size=(10, 4)))
     bad = np.array(params[4])
@@ -458,10 +467,10 @@ def test_bad_inputs():
     with pytest.raises(hmmfast.ParameterError, match="means_ must have shape"):
         model.means_ = np.zeros((2, 3, 3))
 
-    tied = models(random_params(rng, 2, 2, 2, "tied"), "tied")[0]
+    tied = our_gmm(random_params(rng, 2, 2, 2, "tied"), "tied")
     with pytest.raises(hmmfast.ParameterError, match="state 1 is not positive definite"):
         tied.covars_ = [np.eye(2), [[1.0, 2.0], [2.0, 1.0]]]
-    diag = models(random_params(rng, 2, 3, 2, "diag"), "diag")[0]
+    diag = our_gmm(random_params(rng, 2, 3, 2, "diag"), "diag")
     variances = np.ones((2, 3, 2))
     variances[1, 2, 0] = -1.0
     with pytest.raises(hmmfast.ParameterError, match=r"state 1, component 2"):

@@ -1,4 +1,6 @@
-"""Every accepted form of input gives the same answer as the canonical one."""
+"""Every accepted form of input gives the same answer as the canonical one: observation
+dtypes, layouts, lists, unaligned and byte-swapped buffers, lengths forms, float32
+parameters."""
 
 import itertools
 
@@ -6,7 +8,8 @@ import numpy as np
 import pytest
 from hmm_oracles import random_model
 
-from hmmfast import _reference, _trellis, _viterbi
+import hmmfast
+from hmmfast import _reference
 
 
 @pytest.fixture
@@ -66,52 +69,6 @@ def test_many_short_sequences(model):
         assert model.score(X, lengths_form) == pytest.approx(model.score(X, lengths), rel=1e-15)
 
 
-def test_functional_api_accepts_lengths_and_sparse():
-    scipy_sparse = pytest.importorskip("scipy.sparse")
-    rng = np.random.default_rng(3)
-    startprob, transmat, _ = random_model(rng, 3, 2, zeros=True)
-    log_em = rng.normal(size=(30, 3))
-    lengths = [10, 5, 15]
-    import hmmfast
-    expected = _reference.forward(startprob, transmat, log_em, lengths).sum()
-    np.testing.assert_allclose(hmmfast.forward(startprob, transmat, log_em, lengths=lengths),
-                               expected, rtol=1e-12)
-    sparse = scipy_sparse.csr_matrix(transmat)
-    np.testing.assert_allclose(hmmfast.forward(startprob, sparse, log_em, lengths=lengths),
-                               expected, rtol=1e-12)
-    scores, paths = _reference.viterbi(startprob, transmat, log_em, lengths)
-    score, path = hmmfast.viterbi(startprob, sparse, log_em, lengths=lengths)
-    np.testing.assert_array_equal(path, paths)
-    np.testing.assert_allclose(score, scores.sum(), rtol=1e-12)
-
-
-@pytest.mark.parametrize("n_threads", [1, 2])
-def test_kernels_over_sequences_per_thread_count(model, n_threads):
-    """The kernels' multi-sequence driver gives identical per-sequence results on 1 or 2
-    threads (the OpenMP path), equal to one call per sequence."""
-    c = model._cache or model._prepare()
-    rng = np.random.default_rng(4)
-    lengths = rng.integers(1, 50, size=4000)  # enough cells to start a thread team
-    rows = rng.integers(0, 5, size=lengths.sum()).astype(np.intp)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.intp)
-    per_seq = np.empty(len(lengths))
-    total = _trellis.forward(c.chain, c.emission, rows, offsets, c.scaling, per_seq, n_threads)
-    singles = [_trellis.forward(c.chain, c.emission, rows[a:b], None, c.scaling)
-               for a, b in itertools.pairwise(offsets)]
-    np.testing.assert_array_equal(per_seq, singles)
-    assert total == pytest.approx(sum(singles), rel=1e-13)
-    vit_per_seq = np.empty(len(lengths))
-    _, path = _viterbi.viterbi(c.chain, c.emission, rows, offsets, vit_per_seq, n_threads)
-    for s, (a, b) in enumerate(itertools.pairwise(offsets)):
-        lp, p = _viterbi.viterbi(c.chain, c.emission, rows[a:b], None)
-        np.testing.assert_array_equal(path[a:b], p)
-        assert vit_per_seq[s] == lp
-    _, post = _trellis.forward_backward(c.chain, c.emission, rows, offsets, c.scaling, None,
-                                        n_threads)
-    _, post1 = _trellis.forward_backward(c.chain, c.emission, rows, offsets, c.scaling, None, 1)
-    np.testing.assert_array_equal(post, post1)
-
-
 def test_large_state_space_backpointer_types(make_model):
     """N = 300 uses 16-bit backpointers: decoding still matches the reference."""
     rng = np.random.default_rng(9)
@@ -123,3 +80,55 @@ def test_large_state_space_backpointer_types(make_model):
     score, path = model.decode(X)
     np.testing.assert_allclose(score, ref_score[0], rtol=1e-12)
     np.testing.assert_array_equal(path, ref_path)
+
+
+# -------------------------------------------------- unaligned arrays, float32 parameters
+
+
+def unaligned(values, dtype):
+    values = np.asarray(values, dtype=dtype)
+    raw = b"\0" + values.tobytes()
+    out = np.frombuffer(raw, dtype=dtype, offset=1).reshape(values.shape)
+    assert not out.flags.aligned
+    return out
+
+
+def test_unaligned_observations(make_model):
+    model = make_model([0.6, 0.4], [[0.7, 0.3], [0.4, 0.6]],
+                       [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]])
+    X = np.array([0, 2, 1])
+    bad = unaligned(X, np.int64)
+    assert model.score(bad) == model.score(X)
+    np.testing.assert_array_equal(model.decode(bad)[1], model.decode(X)[1])
+    packed = np.zeros(3, dtype=[("flag", "u1"), ("sym", "<i8")])  # packed: sym is unaligned
+    packed["sym"] = X
+    assert model.score(packed["sym"]) == model.score(X)
+    lengths = unaligned([1, 2], np.int64)
+    assert model.score(X, lengths) == model.score(X, [1, 2])
+
+
+def test_unaligned_log_emissions(implementation):
+    log_em = np.log([[0.9, 0.2], [0.05, 0.7], [0.05, 0.1]])
+    args = ([0.6, 0.4], [[0.7, 0.3], [0.4, 0.6]])
+    bad = unaligned(log_em, np.float64)
+    assert (hmmfast.forward(*args, bad, implementation=implementation)
+            == hmmfast.forward(*args, log_em, implementation=implementation))
+    assert hmmfast.viterbi(*args, bad)[0] == hmmfast.viterbi(*args, log_em)[0]
+    start = unaligned([0.6, 0.4], np.float64)
+    assert hmmfast.forward(start, args[1], log_em) == hmmfast.forward(*args, log_em)
+
+
+def test_float32_parameters_accepted_and_stored_as_float64(make_model):
+    rng = np.random.default_rng(8)
+    startprob, transmat, emissionprob = random_model(rng, 3, 500)
+    emissionprob[0] = 1 / 500  # float32(1/500) * 500 is 1 + 2.4e-8 in float64
+    e32 = emissionprob.astype(np.float32)
+    assert np.max(np.abs(e32.sum(axis=1, dtype=np.float64) - 1)) > 1e-8
+    model = make_model(startprob.astype(np.float32), transmat.astype(np.float32), e32)
+    assert model.emissionprob_.dtype == np.float64
+    np.testing.assert_allclose(model.emissionprob_.sum(axis=1), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(model.emissionprob_, emissionprob, rtol=1e-6)
+    with pytest.raises(hmmfast.ParameterError, match="row 0 of emissionprob_ sums to"):
+        bad = e32.copy()
+        bad[0, 0] += np.float32(1e-3)
+        model.emissionprob_ = bad

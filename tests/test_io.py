@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import categorical
 from numpy.lib import format as npy_format
 from scipy import sparse
 from scipy.stats import multivariate_normal
@@ -144,7 +145,7 @@ def test_file_is_a_plain_npz_without_pickles(tmp_path):
 
 def test_read_header_reads_no_parameter_data(tmp_path):
     rng = np.random.default_rng(2)
-    model = categorical()
+    model = fixed_model()
     model.n_features = None
     model.emissionprob_ = rng.dirichlet(np.ones(2000), size=3)  # 48 kB of data
     path = tmp_path / "m.npz"
@@ -299,45 +300,45 @@ def test_gaussian_csr_fixture_loads_with_known_values():
 # ---------------------------------------------------------------------- fingerprint
 
 
-def categorical(**kw):
-    m = hmmfast.CategoricalHMM(3, **kw)
-    m.startprob_ = [0.5, 0.25, 0.25]
-    m.transmat_ = [[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]]
-    m.emissionprob_ = [[0.5, 0.5], [0.125, 0.875], [1.0, 0.0]]
-    return m
+FIXED = ([0.5, 0.25, 0.25], [[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]],
+         [[0.5, 0.5], [0.125, 0.875], [1.0, 0.0]])  # exact binary fractions
+
+
+def fixed_model(**kw):
+    """A CategoricalHMM holding FIXED (``kw``: constructor options)."""
+    return categorical(*FIXED, **kw)
 
 
 def test_fingerprint_is_stable_and_ignores_run_time_settings():
-    base = categorical().fingerprint
+    base = fixed_model().fingerprint
     assert len(base) == 64 and int(base, 16) >= 0
-    assert categorical().fingerprint == base  # two separately built models
-    other = categorical(n_threads=1, verbose=True, random_state=5, n_iter=99, tol=1.0,
+    assert fixed_model().fingerprint == base  # two separately built models
+    other = fixed_model(n_threads=1, verbose=True, random_state=5, n_iter=99, tol=1.0,
                         algorithm="map", implementation="log", params="s", init_params="",
                         startprob_prior=3.0, n_init=4)
     assert other.fingerprint == base
-    code = ("import hmmfast, sys; sys.path.insert(0, sys.argv[1]); import test_io; "
-            "print(test_io.categorical().fingerprint)")
-    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)],
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "123"})
+    code = ("import hmmfast; m = hmmfast.CategoricalHMM(3); "
+            f"m.startprob_, m.transmat_, m.emissionprob_ = {FIXED!r}; print(m.fingerprint)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == base  # another process
 
 
 @pytest.mark.parametrize("name", ["startprob_", "transmat_", "emissionprob_"])
 def test_fingerprint_changes_with_any_parameter(name):
-    model = categorical()
+    model = fixed_model()
     value = np.array(getattr(model, name))
     flat = value.reshape(-1)
     flat[1] = np.nextafter(flat[1], 0.0)  # one ulp in one entry (within the row tolerance)
-    tweaked = categorical()
+    tweaked = fixed_model()
     setattr(tweaked, name, value)
     assert not np.array_equal(getattr(tweaked, name), getattr(model, name))
     assert tweaked.fingerprint != model.fingerprint
 
 
 def test_fingerprint_changes_with_structure():
-    base = categorical()
-    sparse_model = categorical()
+    base = fixed_model()
+    sparse_model = fixed_model()
     sparse_model.transmat_ = sparse.csr_matrix(base.transmat_)
     assert sparse_model.fingerprint != base.fingerprint  # documented: storage form counts
     g1, g2 = _truth_gaussian(), _truth_gaussian()
@@ -400,7 +401,7 @@ def _fail_on_call(k, exc):
 @pytest.mark.parametrize("where", ["write_array", "fsync", "replace", "interrupt"])
 def test_interrupted_save_leaves_previous_file_intact(where, tmp_path, monkeypatch):
     path = tmp_path / "model.npz"
-    old = categorical()
+    old = fixed_model()
     old.save(path)
     before = path.read_bytes()
     new = build("categorical")
@@ -425,10 +426,10 @@ def test_interrupted_save_leaves_previous_file_intact(where, tmp_path, monkeypat
 def test_failed_first_save_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(_io.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("x")))
     with pytest.raises(OSError):
-        categorical().save(tmp_path / "model.npz")
+        fixed_model().save(tmp_path / "model.npz")
     assert os.listdir(tmp_path) == []
     with pytest.raises(FileNotFoundError):
-        categorical().save(tmp_path / "no" / "such" / "dir.npz")
+        fixed_model().save(tmp_path / "no" / "such" / "dir.npz")
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
@@ -436,10 +437,10 @@ def test_file_mode_follows_umask_and_existing_file(tmp_path):
     path = tmp_path / "m.npz"
     mask = os.umask(0o027)
     try:
-        categorical().save(path)
+        fixed_model().save(path)
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o640
     path.chmod(0o604)
-    categorical().save(path)
+    fixed_model().save(path)
     assert path.stat().st_mode & 0o777 == 0o604

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from factories import categorical, random_categorical, sessions
 
 import hmmfast
 from hmmfast.monitor import (
@@ -27,38 +28,28 @@ from hmmfast.monitor import (
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def clicks_model(seed=0, n=4, m=8):
-    rng = np.random.default_rng(seed)
-    model = hmmfast.CategoricalHMM(n)
-    model.startprob_ = rng.dirichlet(np.ones(n))
-    model.transmat_ = rng.dirichlet(np.full(n, 0.7), size=n) * 0.5 + np.eye(n) * 0.5
-    model.emissionprob_ = rng.dirichlet(np.full(m, 0.7), size=n)
-    return model
-
-
-def draw(model, count, rng, lo=8, hi=30):
-    return [model.sample(int(rng.integers(lo, hi)), random_state=rng)[0][:, 0]
-            for _ in range(count)]
+def clicks_model(seed=0):
+    """This file's model: 4 sticky states over 8 pages, Dirichlet(0.7) rows."""
+    return random_categorical(seed, 4, 8, concentration=0.7, stay=0.5)
 
 
 def shifted_copy(model, page, weight):
     """The same chain; every state sends ``weight`` of its page views to ``page``."""
-    out = hmmfast.CategoricalHMM(model.n_components)
     em = model.emissionprob_ * (1 - weight)
     em[:, page] += weight
-    out.startprob_, out.transmat_, out.emissionprob_ = model.startprob_, model.transmat_, em
-    return out
+    return categorical(model.startprob_, model.transmat_, em)
 
 
 @pytest.fixture(scope="module")
 def drift_setup():
     model = clicks_model()
     rng = np.random.default_rng(1)
-    det = AnomalyDetector(model).fit(draw(model, 2000, rng))
-    baseline = det.score(draw(model, 3000, rng))
-    before = det.score(draw(model, 1500, rng))
+    det = AnomalyDetector(model).fit(sessions(model, 2000, rng, 8, 30, flat=True))
+    baseline = det.score(sessions(model, 3000, rng, 8, 30, flat=True))
+    before = det.score(sessions(model, 1500, rng, 8, 30, flat=True))
     rare = int(np.argmin(model.emissionprob_.max(axis=0)))
-    after = det.score(draw(shifted_copy(model, rare, 0.15), 1500, rng))
+    after = det.score(sessions(shifted_copy(model, rare, 0.15), 1500, rng, 8, 30,
+                               flat=True))
     return det, baseline, before, after
 
 
@@ -96,7 +87,7 @@ def test_drift_false_alarms_over_disjoint_windows(drift_setup):
     det, baseline, _, _ = drift_setup
     model = det.model
     rng = np.random.default_rng(2)
-    stream = det.score(draw(model, 30_000, rng))
+    stream = det.score(sessions(model, 30_000, rng, 8, 30, flat=True))
     mon = LikelihoodDriftMonitor(baseline, window=50)
     # updates in blocks of one window: each alarm decision sees a fresh window
     alarms = [mon.update(stream[i:i + 50]) for i in range(0, len(stream), 50)]
@@ -170,18 +161,16 @@ def test_drift_bad_inputs(drift_setup):
 def test_occupancy_flags_a_collapsed_model_and_not_a_healthy_one():
     model = clicks_model(3)
     rng = np.random.default_rng(4)
-    train = draw(model, 300, rng)
-    prod = draw(model, 300, rng)
+    train = sessions(model, 300, rng, 8, 30, flat=True)
+    prod = sessions(model, 300, rng, 8, 30, flat=True)
     healthy = OccupancyMonitor(model).fit(model.decode_batch(train)[1])
     healthy.update(model.decode_batch(prod)[1])
     assert not healthy.collapsed and healthy.dead_states.size == 0 and not healthy.oscillating
     np.testing.assert_allclose(healthy.occupancy.sum(), 1.0)
     # a collapsed model: one state explains everything, the others never fire
-    collapsed = hmmfast.CategoricalHMM(4)
-    collapsed.startprob_ = [0.97, 0.01, 0.01, 0.01]
-    collapsed.transmat_ = np.full((4, 4), 0.01) + np.eye(4) * 0.96
-    collapsed.emissionprob_ = np.vstack([model.emissionprob_.mean(axis=0)]
-                                        + [np.eye(8)[k] * 0.9 + 0.1 / 8 for k in range(3)])
+    collapsed = categorical([0.97, 0.01, 0.01, 0.01], np.full((4, 4), 0.01) + np.eye(4) * 0.96,
+                            np.vstack([model.emissionprob_.mean(axis=0)]
+                                      + [np.eye(8)[k] * 0.9 + 0.1 / 8 for k in range(3)]))
     paths = collapsed.decode_batch(prod)[1]
     mon = OccupancyMonitor(collapsed).update(paths)
     counts = np.bincount(np.concatenate(paths), minlength=4)
@@ -301,7 +290,7 @@ def agg():
 def test_plots_write_png(tmp_path, agg):
     model = clicks_model()
     rng = np.random.default_rng(8)
-    train = draw(model, 300, rng)
+    train = sessions(model, 300, rng, 8, 30, flat=True)
     det = AnomalyDetector(model).fit(train)
     rec = det.predict(train)
     paths = [tmp_path / name for name in ("scores.png", "strip.png", "occ.png", "two.png")]
@@ -369,12 +358,14 @@ def test_demo_early_flags_are_counted_against_full_scoring(demo):
         assert read.sum() < 0.8 * full.sum()
 
 
-def test_demo_run_prints_the_report_and_writes_the_figure(tmp_path, agg):
-    from hmmfast import _demo_clickstream
-
+def test_demo_run_prints_the_report_and_writes_the_figure(tmp_path, agg, demo, monkeypatch):
+    """The report and the figure of ``run``, over the result the fixture built (``build``
+    is tested there; building it again would double this file's time)."""
+    module, result = demo
+    monkeypatch.setattr(module, "build", lambda n_train, seed: result)
     out = io.StringIO()
     path = tmp_path / "clicks.png"
-    _demo_clickstream.run(n_train=1500, seed=3, plot=str(path), out=out)
+    assert module.run(n_train=2000, seed=0, plot=str(path), out=out) is result
     text = out.getvalue()
     for word in ("bot", "scraper", "truncated", "bag of pages", "early termination",
                  "occupancy"):

@@ -1,4 +1,6 @@
-"""n-best Viterbi (csrc/_nbest.pyx) against brute-force enumeration of every path.
+"""n-best Viterbi: ``model.nbest`` / ``hmmfast.nbest`` and the kernel (csrc/_nbest.pyx),
+against brute-force enumeration of every path, the full-table decoder and
+``_reference.path_log_prob``.
 
 The order of the returned list is documented in csrc/_nbest.pyx: candidates are sorted by
 (-score, predecessor state, predecessor rank) at every step and by (-score, final state,
@@ -10,7 +12,8 @@ from the last step" (the Viterbi tie rule), which ``test_exact_ties_*`` checks d
 
 import numpy as np
 import pytest
-from hmm_oracles import brute_force, enumerate_paths, log, random_model
+from factories import categorical
+from hmm_oracles import brute_force, categorical_log_emissions, enumerate_paths, log, random_model
 from scipy import sparse
 
 import hmmfast
@@ -260,10 +263,7 @@ def test_sparse_chain_equals_dense():
     startprob = rng.dirichlet(np.ones(n_states))
     log_em = rng.normal(scale=2.0, size=(60, n_states))
     dense = _kernel_inputs.chain(startprob, transmat)
-    try:
-        sparse_chain = _chain.compile_chain(startprob, sparse.csr_matrix(transmat), 0.0)
-    except (TypeError, ValueError, AttributeError) as exc:  # sparse chains not landed
-        pytest.skip(f"sparse chains unavailable: {exc}")
+    sparse_chain = _chain.compile_chain(startprob, sparse.csr_matrix(transmat), 0.0)
     emission = _kernel_inputs.emission(log_em, False)
     a = _nbest.nbest(dense, emission, None, 12)
     b = _nbest.nbest(sparse_chain, emission, None, 12)
@@ -272,3 +272,70 @@ def test_sparse_chain_equals_dense():
     v_score, v_path = _viterbi.viterbi(dense, emission, None, None)
     assert a[0][0] == v_score
     np.testing.assert_array_equal(a[1][0], v_path)
+
+
+# ---------------------------------------------------------------- through the public API
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_model_nbest_is_the_top_of_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n_states = 2 + seed % 2
+    startprob, transmat, emissionprob = random_model(rng, n_states, 3, zeros=seed >= 3)
+    model = categorical(startprob, transmat, emissionprob)
+    X = model.sample(5, random_state=seed)[0].ravel()  # a possible sequence
+    log_em = categorical_log_emissions(emissionprob, X)
+    paths, logp = enumerate_paths(startprob, transmat, log_em)
+    finite = np.isfinite(logp)
+    want = np.sort(logp[finite])[::-1][:7]
+    got = model.nbest(X, 7)
+    assert len(got) == min(7, finite.sum())
+    np.testing.assert_allclose([s for s, _ in got], want, rtol=1e-12)
+    seen = set()
+    for score, path in got:
+        assert path.dtype == np.intp and path.shape == (5,)
+        assert tuple(path) not in seen
+        seen.add(tuple(path))
+        assert score == pytest.approx(
+            _reference.path_log_prob(startprob, transmat, log_em, path)[0], rel=1e-12)
+    # entry 0 is decode's answer exactly; the functional API agrees with the model
+    logprob, states = model.decode(X)
+    assert got[0][0] == logprob
+    np.testing.assert_array_equal(got[0][1], states)
+    functional = hmmfast.nbest(startprob, transmat, log_em, 7)
+    assert [s for s, _ in functional] == [s for s, _ in got]
+    for (_, a), (_, b) in zip(functional, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nbest_on_continuous_and_sparse_models():
+    rng = np.random.default_rng(3)
+    model = hmmfast.GaussianHMM(3, covariance_type="diag")
+    model.startprob_ = np.array([0.5, 0.3, 0.2])
+    model.transmat_ = rng.dirichlet(np.ones(3), size=3)
+    model.means_ = rng.normal(size=(3, 2))
+    model.covars_ = np.ones((3, 2))
+    X = model.sample(40, random_state=1)[0]
+    best = model.nbest(X, 4)
+    assert best[0][0] == model.decode(X)[0]
+    assert [s for s, _ in best] == sorted((s for s, _ in best), reverse=True)
+    dense = categorical(*random_model(rng, 6, 4, zeros=True))
+    X = dense.sample(60, random_state=2)[0]
+    sparse_model = categorical(dense.startprob_, sparse.csr_array(dense.transmat_),
+                               dense.emissionprob_)
+    a, b = dense.nbest(X, 5), sparse_model.nbest(X, 5)
+    assert [s for s, _ in a] == [s for s, _ in b]
+
+
+def test_nbest_errors():
+    model = categorical(np.array([1.0, 0.0]), np.eye(2), np.eye(2))
+    with pytest.raises(hmmfast.ImpossibleSequenceError) as info:
+        model.nbest([0, 0, 1], 3)
+    assert info.value.step == 2
+    for bad, error in ((0, hmmfast.ParameterError), (2.5, hmmfast.HMMTypeError),
+                       ("3", hmmfast.HMMTypeError)):
+        with pytest.raises(error, match="n"):
+            model.nbest([0, 0], bad)
+    with pytest.raises(hmmfast.HMMInputError):
+        model.nbest([0, 5], 2)
+    assert len(model.nbest([0, 0, 0], 10)) == 1  # one possible path only

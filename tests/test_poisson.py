@@ -7,13 +7,12 @@ import warnings
 
 import numpy as np
 import pytest
+from factories import needs_hmmlearn
 from scipy import stats
 
 import hmmfast
 from hmmfast import _reference
 from hmmfast._poisson import PoissonHMM
-
-hmmlearn_hmm = pytest.importorskip("hmmlearn.hmm")
 
 pytestmark = pytest.mark.filterwarnings("ignore::hmmfast.ConvergenceWarning")
 
@@ -38,8 +37,10 @@ def ours(params, **kw):
 
 
 def theirs(params, **kw):
+    from hmmlearn import hmm
+
     startprob, transmat, lambdas = params
-    model = hmmlearn_hmm.PoissonHMM(len(startprob), **kw)
+    model = hmm.PoissonHMM(len(startprob), **kw)
     model.startprob_ = startprob
     model.transmat_ = transmat
     model.lambdas_ = lambdas
@@ -99,6 +100,7 @@ def test_log_densities_long_input_threads():
 # ------------------------------------------------------------------ inference vs hmmlearn
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("implementation", ["log", "scaling"])
 def test_inference_matches_hmmlearn_and_reference(seed, implementation):
@@ -156,6 +158,7 @@ PRIORS = [
 ]
 
 
+@needs_hmmlearn
 @pytest.mark.parametrize("prior", range(len(PRIORS)))
 @pytest.mark.parametrize("lengths", [None, [300], [120, 7, 173], [50] * 6])
 def test_em_matches_hmmlearn(prior, lengths, estep_path):
@@ -188,6 +191,7 @@ def test_em_matches_hmmlearn(prior, lengths, estep_path):
         np.testing.assert_allclose(mine.transmat_, peer.transmat_, rtol=1e-6)
 
 
+@needs_hmmlearn
 def test_em_with_dirichlet_priors_matches_hmmlearn():
     rng = np.random.default_rng(21)
     truth = random_params(rng, 3, 2)

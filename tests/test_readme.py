@@ -9,7 +9,6 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.mark.skipif(not README.exists(), reason="README.md not beside the tests")
 def test_quick_start_runs():
     code = re.search(r"## Quick start\n\n```python\n(.*?)```", README.read_text(), re.S).group(1)
     namespace = {}

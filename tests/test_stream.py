@@ -8,7 +8,9 @@ offline Viterbi path of the prefix that ends L steps later.
 
 import numpy as np
 import pytest
+from factories import categorical, left_to_right, random_gaussian, sparse_chain
 from hmm_oracles import brute_force, log, random_model
+from scipy import sparse
 from scipy.special import logsumexp
 
 import hmmfast
@@ -20,22 +22,10 @@ from hmmfast._stream_scorer import StreamScorerKernel
 
 # ---------------------------------------------------------------- models and chunkings
 
-def categorical(startprob, transmat, emissionprob, **kw):
-    model = hmmfast.CategoricalHMM(len(startprob), **kw)
-    model.startprob_ = startprob
-    model.transmat_ = transmat
-    model.emissionprob_ = emissionprob
-    return model
-
-
-def left_to_right(rng, n, m):
-    """Start in state 0, stay or move one state on; the last state is absorbing."""
-    startprob = np.zeros(n)
-    startprob[0] = 1.0
-    stay = rng.uniform(0.8, 0.999, n)
-    transmat = np.diag(stay)
-    transmat[np.arange(n - 1), np.arange(1, n)] = 1.0 - stay[:-1]
-    transmat[-1, -1] = 1.0
+def left_to_right_model(rng, n, m):
+    """(startprob, transmat, emissionprob): a left-to-right chain (random stays in
+    [0.8, 0.999)) with peaked emissions."""
+    startprob, transmat = left_to_right(n, rng.uniform(0.8, 0.999, n))
     return startprob, transmat, rng.dirichlet(np.ones(m) * 0.5, size=n)
 
 
@@ -66,7 +56,7 @@ def model_zoo(m=6):
         rng = np.random.default_rng(100 + k)
         zoo.append((f"random-N{n}{'-zeros' if zeros else ''}",
                     categorical(*random_model(rng, n, m, zeros=zeros))))
-    zoo.append(("left-to-right", categorical(*left_to_right(np.random.default_rng(7), 6, m))))
+    zoo.append(("left-to-right", categorical(*left_to_right_model(np.random.default_rng(7), 6, m))))
     rng = np.random.default_rng(8)
     startprob, transmat, emissionprob = random_model(rng, 4, m)
     transmat[:, 3] = [1e-250, 1e-300, 1e-200, 0.5]  # a state entered only via tiny transitions
@@ -146,7 +136,7 @@ def test_scorer_posterior_and_last_step_match_reference(seed):
     n, m = (2, 3, 4, 5, 6, 8, 20, 40)[seed], 5  # from 16 states exps are vectorised
     params = random_model(rng, n, m, zeros=seed % 2 == 1)
     if seed == 4:
-        params = left_to_right(rng, n, m)
+        params = left_to_right_model(rng, n, m)
     model = categorical(*params)
     X = sample(model, 300, seed)
     alpha = _reference.log_alpha(params[0], params[1],
@@ -283,23 +273,10 @@ def test_unfitted_model_raises():
 
 # ---------------------------------------------------------------- continuous families
 
-def gaussian(seed, n=3, d=2, covariance_type="diag"):
-    rng = np.random.default_rng(seed)
-    model = hmmfast.GaussianHMM(n, covariance_type=covariance_type)
-    model.startprob_ = rng.dirichlet(np.ones(n))
-    model.transmat_ = rng.dirichlet(np.ones(n), size=n) * 0.3 + np.eye(n) * 0.7
-    model.means_ = rng.normal(size=(n, d)) * 2
-    if covariance_type == "full":
-        a = rng.normal(size=(n, d, d))
-        model.covars_ = a @ a.transpose(0, 2, 1) / d + np.eye(d) * 0.5
-    else:
-        model.covars_ = rng.uniform(0.5, 2.0, (n, d))
-    return model
-
 
 @pytest.mark.parametrize("covariance_type", ["diag", "full"])
 def test_gaussian_streams_equal_offline(covariance_type):
-    model = gaussian(5, n=4, d=3, covariance_type=covariance_type)
+    model = random_gaussian(5, covariance_type, n=4, d=3)
     X = model.sample(12_000, random_state=2)[0]
     rng = np.random.default_rng(9)
     scorer, decoder = model.stream_scorer(), model.stream_decoder()
@@ -326,7 +303,7 @@ def test_gaussian_streams_equal_offline(covariance_type):
 
 
 def test_gaussian_bad_frames_raise_like_score():
-    model = gaussian(6, n=3, d=2)
+    model = random_gaussian(6, "diag", n=3, d=2)
     scorer, decoder = model.stream_scorer(), model.stream_decoder()
     X = model.sample(20, random_state=0)[0]
     scorer.push(X[:5])
@@ -625,7 +602,7 @@ def test_beam_stream_equals_offline_beam_decode(kw):
 
 def test_beam_stream_on_a_sparse_left_to_right_model():
     rng = np.random.default_rng(12)
-    model = categorical(*left_to_right(rng, 300, 20))
+    model = categorical(*left_to_right_model(rng, 300, 20))
     X = sample(model, 5000, 7)
     for kw in (dict(beam=3.0), dict(max_active=8)):
         want = model.decode(X, **kw)[1]
@@ -795,13 +772,8 @@ def test_uninitialised_stream_refuses_work():
 
 @pytest.mark.parametrize("n", [6, 90])  # 90: a chain kept only in sparse form
 def test_sparse_transition_matrix(n):
-    from scipy import sparse
-
     rng = np.random.default_rng(n)
-    transmat = np.zeros((n, n))
-    for i in range(n):
-        succ = np.unique(np.concatenate([[i], rng.choice(n, 2)]))
-        transmat[i, succ] = rng.dirichlet(np.ones(len(succ)))
+    _, transmat = sparse_chain(rng, n)
     model = categorical(np.full(n, 1.0 / n), sparse.csr_matrix(transmat),
                         rng.dirichlet(np.ones(7), size=n))
     X = sample(model, 20_000, 2)
