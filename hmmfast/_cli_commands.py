@@ -9,7 +9,6 @@ stderr by hmmfast._cli.main. Also the helpers the other commands share: the outp
 import contextlib
 import json
 import os
-import re
 import stat
 import sys
 
@@ -22,9 +21,16 @@ from ._outputs import Output
 
 
 def _threads(args):
-    from ._base import resolve_threads
+    """The model calls' threads: --threads, or None (the library's automatic choice: a
+    team only where it gains, on idle CPUs)."""
+    return args.threads
 
-    return resolve_threads(args.threads)
+
+def _format_threads(threads):
+    """Threads for the compiled writer (an explicit count: None is every CPU)."""
+    from ._threads import resolve_threads
+
+    return resolve_threads(threads)
 
 
 @contextlib.contextmanager
@@ -125,19 +131,18 @@ def _check_frames(model, batch, source):
                     "NaN or infinity; observations must be finite")
 
 
-_ROW = re.compile(r"\bX\[(\d+)")
-
-
 def explain(exc, source, batch):
     """A DataError for a library error about the data: names the file and, when the
-    message names a row of the concatenated X, the line (or sequence) it came from."""
+    error carries its place (``sequence``/``step``/``position`` of the batch's
+    concatenated X), the line (or sequence) it came from."""
+    from ._errors import locate
+
     text = str(exc)
-    match = _ROW.search(text)
-    if match and int(match.group(1)) < batch.offsets[-1]:
-        row = int(match.group(1))
-        s = int(np.searchsorted(batch.offsets, row, "right")) - 1
+    locate(exc, batch.offsets)
+    s, step = getattr(exc, "sequence", None), getattr(exc, "step", None)
+    if s is not None and step is not None and 0 <= s < len(batch.offsets) - 1:
         unit = "symbol" if source.symbols else "frame"
-        text += f" [{batch.where(s)}, {unit} {row - batch.offsets[s]}]"
+        text += f" [{batch.where(s)}, {unit} {step}]"
     else:
         text += f" [{batch.span()}]"
     return DataError(f"{source.name}: {text}")
@@ -174,7 +179,7 @@ def _job(model, args, command, threads):
                                        per_step=args.per_step)
             values, steps = result if args.per_step else (result, None)
             text = _textio.format_results(values, None, batch.ids, json=json_out,
-                                          key="score", n_threads=threads)
+                                          key="score", n_threads=_format_threads(threads))
             return text if steps is None else _extend(text, steps, "per_step", json_out)
         return job
     if command == "detect":
@@ -193,7 +198,7 @@ def _job(model, args, command, threads):
         values, paths = model.decode_batch(batch.X, threads, lengths=batch.lengths,
                                            algorithm=args.algorithm, errors="mark", **options)
         text = _textio.format_results(values, paths, batch.ids, json=json_out, key="logprob",
-                                      n_threads=threads)
+                                      n_threads=_format_threads(threads))
         if not args.posteriors:
             return text
         return _extend(text, _posteriors(model, batch, paths), "posteriors", json_out)
@@ -256,7 +261,7 @@ def _nbest_job(model, args, threads):
         best = np.array([r[0][0] if r else -np.inf for r in results])
         paths = [r[0][1] if r else np.empty(0, dtype=np.intp) for r in results]
         text = _textio.format_results(best, paths, batch.ids, json=args.json,
-                                      key="logprob", n_threads=threads)
+                                      key="logprob", n_threads=_format_threads(threads))
         lines = text.split(b"\n")[:-1]
         out = []
         for line, found in zip(lines, results, strict=True):
@@ -300,7 +305,7 @@ def _detect_job(model, args, threads):
         record = detector.predict(batch.X, lengths=batch.lengths)
         job.levels.update(record.level.tolist())
         text = _textio.format_results(record.score, None, batch.ids, json=args.json,
-                                      key="score", n_threads=threads)
+                                      key="score", n_threads=_format_threads(threads))
         fields = {name: record[name].tolist() for name in _REASONS}
         out = []
         for s, line in enumerate(text.split(b"\n")[:-1]):

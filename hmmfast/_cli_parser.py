@@ -94,7 +94,8 @@ def add_data_options(p):
 
 def add_run_options(p):
     p.add_argument("--threads", type=at_least(1), metavar="N",
-                   help="threads (default: every core)")
+                   help="threads (default: automatic, as the library's n_threads=None: "
+                        "a team only where it gains, on idle CPUs)")
     p.add_argument("--progress", action="store_true",
                    help="report progress on stderr even when it is not a terminal")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")

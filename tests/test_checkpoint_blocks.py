@@ -297,7 +297,8 @@ def test_only_the_families_own_frames_come_in_blocks():
     ``_compute_log_likelihood`` hook. Every path gives the full decoder's result."""
     rng = np.random.default_rng(23)
     X = np.abs(gaussian_frames(rng, 3000, 2)).round()  # counts too, for PoissonHMM
-    for model in (gaussian(rng, 3, 2), gmm(rng, 3, 2, 2), poisson(rng, 3, 2)):
+    for model in (random_gaussian(rng, "diag", 3, 2, zeros=True), gmm(rng, 3, 2, 2),
+                  poisson(rng, 3, 2)):
         expected = full_decode(model, X)
         sizes = spy_blocks(model)
         score, states = model.decode(X, memory="checkpoint")
@@ -312,7 +313,7 @@ def test_only_the_families_own_frames_come_in_blocks():
             type(self).calls += 1
             return super()._frames(c, X, scaled)
 
-    model = gaussian(rng, 3, 2, "full")
+    model = random_gaussian(rng, "full", 3, 2, zeros=True)
     own = OwnFrames(3, covariance_type="full")
     own.startprob_, own.transmat_ = model.startprob_, model.transmat_
     own.means_, own.covars_ = model.means_, model.covars_

@@ -851,7 +851,7 @@ def test_emission_blocks_equal_the_densities(family):
         X = rng.normal(1.0, 1.5, size=(50, 1))
         want = -0.5 * (X - np.arange(3)) ** 2
     elif family == "gaussian":
-        model = gaussian(7, n=3, d=2)
+        model = random_gaussian(7, "diag", n=3, d=2)
         X = model.sample(50, random_state=0)[0]
         want = np.stack([stats.multivariate_normal(model.means_[j], model.covars_[j]).logpdf(X)
                          for j in range(3)], axis=1)
@@ -914,7 +914,7 @@ def test_kernels_refuse_a_read_that_breaks_the_contract():
 
     model = impossible_model()
     chain, table, _ = _stream_intake.kernel_inputs(model)
-    g = gaussian(1, n=3, d=2)
+    g = random_gaussian(1, "diag", n=3, d=2)
     g_chain = _stream_intake.kernel_inputs(g)[0]
     internal = (RuntimeError, TypeError)
     bad_reads = [
