@@ -65,7 +65,13 @@ def placed(exc, index, part=None, column=None):
         session_id = None if part.ids is None else plain(part.ids[s])
     if column is None and isinstance(exc, (HMMInputError, HMMTypeError)):
         column = part.column_at(getattr(exc, "position", None)) if part is not None else None
-    return tag(reworded(exc, prefix(index, session, step, column) + str(exc)), index,
+    text = str(exc)
+    position = getattr(exc, "position", None)
+    if part is not None and position is not None:  # X is the partition's rows
+        row = f"row {position} of the partition"
+        text = text.replace(f"X[{position}] (sequence {s}, step {step})", row)
+        text = text.replace(f"X[{position}]", row)
+    return tag(reworded(exc, prefix(index, session, step, column) + text), index,
                session_id, column)
 
 
