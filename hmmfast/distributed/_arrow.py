@@ -67,8 +67,8 @@ class Decoded:
         self.occupancy = None
 
     @classmethod
-    def of(cls, logprob, paths, lengths):
-        """From ``decode_batch``'s (logprob, paths) for sessions of ``lengths``."""
+    def of(cls, logprob, paths):
+        """From ``decode_batch``'s (logprob, paths)."""
         path_lengths = np.fromiter(map(len, paths), np.intp, len(paths))
         states = np.concatenate(paths) if paths else np.empty(0, np.intp)
         return cls(logprob, states.astype(np.int64, copy=False), path_lengths)

@@ -8,9 +8,10 @@ what is known about the data:
 * The session ids are the index and its divisions are known (``read_parquet(...,
   index=session, calculate_divisions=True)``, ``set_index``): each partition checks that
   its ids are sorted and lie within its division range (two comparisons, in the
-  partition's task). Nothing else runs: one task per partition, as a plain
-  ``map_partitions``, and the result keeps the divisions (``.loc[id]`` reads one
-  partition). ``validate=True`` costs nothing more: the ranges do not overlap.
+  partition's task). Nothing else runs: one task per partition (fewer than a plain
+  ``map_partitions`` after ``read_parquet``, which Dask runs as two), and the result
+  keeps the divisions (``.loc[id]`` reads one partition). ``validate=True`` costs
+  nothing more: the ranges do not overlap.
 * Otherwise neighbouring partitions are compared at their boundary: a tiny task per
   partition takes the last id of its result, and the partition's output task compares
   it with the next partition's first id (the usual mistake, files cut by row count, is
@@ -38,8 +39,11 @@ def frame_results(func, src, meta, args, validate):
     """
     if src.divisions is not None:
         divisions = dask_value(src.divisions, "hmmfast-divisions")
+        # optimized now, so the read and this task are fused into one (Dask's compute()
+        # does not fuse them: read_parquet + map_partitions runs two tasks per partition)
         return src.collection.map_partitions(func, *args, divisions, meta=meta,
-                                             align_dataframes=False, enforce_metadata=False)
+                                             align_dataframes=False,
+                                             enforce_metadata=False).optimize()
     results = src.collection.map_partitions(func, *args, None, meta=meta,
                                             align_dataframes=False,
                                             enforce_metadata=False).optimize()

@@ -86,7 +86,7 @@ def decode_part(model, part, index, n_threads, options, extras):
         with context_meter.meter("hmmfast-kernels"):
             logprob, paths = model.decode_batch(part.X, n_threads, lengths=part.lengths,
                                                 **options)
-            decoded = _arrow.Decoded.of(logprob, paths, part.lengths)
+            decoded = _arrow.Decoded.of(logprob, paths)
             if "posteriors" in extras:
                 decoded.posteriors = _posteriors(model, part, decoded.kept)
     except ERRORS as exc:
