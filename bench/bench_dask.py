@@ -287,6 +287,11 @@ def main():
                                 warmup=0)
         dk_dec = median_seconds(lambda: decode_partitions(model, ddf).compute(), args.repeats,
                                 warmup=0)
+        indexed = dd.read_parquet(files[0].parent, columns=["obs"], index="session",
+                                  calculate_divisions=True)
+        decode_partitions(model, indexed).compute()  # warm
+        dk_dec_ix = median_seconds(lambda: decode_partitions(model, indexed).compute(),
+                                   args.repeats, warmup=0)
         out_sp, out_dk = Path(args.dir) / "decoded-one", Path(args.dir) / "decoded-dask"
         sp_pq = median_seconds(lambda: single_process_decode(model, files,
                                                              fresh_dir(out_sp)),
@@ -363,6 +368,8 @@ def main():
         "1.00x |",
         f"| Dask: decode_partitions(...).compute() (Arrow list column) | {dk_dec:.3f} | "
         f"{dk_dec / sp_dec:.2f}x |",
+        f"| Dask, session ids an index of known divisions: decode_partitions(...).compute() "
+        f"| {dk_dec_ix:.3f} | {dk_dec_ix / sp_dec:.2f}x |",
         f"| one process: read + decode_batch + Arrow column + write Parquet per file | "
         f"{sp_pq:.3f} | 1.00x |",
         f"| Dask: decode_partitions(...).to_parquet(dir) | {dk_pq:.3f} | "

@@ -63,6 +63,8 @@ def placed(exc, index, part=None, column=None):
     if part is not None and s is not None and 0 <= s < part.n_sessions:
         session = part.session_name(s)
         session_id = None if part.ids is None else plain(part.ids[s])
+    else:
+        step = None  # a step means something within a named session only
     if column is None and isinstance(exc, (HMMInputError, HMMTypeError)):
         column = part.column_at(getattr(exc, "position", None)) if part is not None else None
     text = str(exc)

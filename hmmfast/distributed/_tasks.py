@@ -77,7 +77,7 @@ def decode_frame(df, model, spec, n_threads, options, extras, divisions, partiti
 
 
 def decode_part(model, part, index, n_threads, options, extras):
-    """Decode a Partition: an _arrow.Decoded (paths concatenated; ``extras`` a tuple of
+    """Decode a Partition: an _arrow.Decoded (paths concatenated; ``extras`` lists
     the optional outputs wanted, "posteriors" and "occupancy")."""
     n = model.n_components
     if not part.n_sessions:
