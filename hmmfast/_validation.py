@@ -23,8 +23,24 @@ def _shape_str(shape):
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def refuse_dask(name, value):
+    """A clear error for a Dask collection (DataFrame, Bag, Array, Delayed), recognised by
+    Dask's collection protocol without importing Dask, before NumPy would compute all
+    of it into one array (for X: one sequence)."""
+    if hasattr(type(value), "__dask_graph__"):
+        raise HMMTypeError(
+            f"{name} is a Dask collection ({type(value).__module__}."
+            f"{type(value).__name__}); hmmfast's estimator methods take data in memory and "
+            "would compute all of it as one sequence. Use hmmfast.distributed, which works "
+            "per session on the cluster: fit_distributed(model, data), "
+            "score_partitions(model, data) or decode_partitions(model, data); or compute() "
+            "it first if it fits in memory")
+
+
 def _real_array(name, value, what="an array of numbers"):
     """``value`` as an ndarray of real numbers (any dtype but complex), or a clear error."""
+    if not isinstance(value, np.ndarray):
+        refuse_dask(name, value)
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -196,6 +212,7 @@ def symbols(X):
     if isinstance(X, np.ndarray):
         arr = X
     else:
+        refuse_dask("X", X)
         try:
             arr = np.asarray(X)
         except (TypeError, ValueError) as exc:

@@ -4,15 +4,15 @@ A DataFrame partition (one row per observation: a session-id column and one or m
 observation columns, sessions contiguous and in time order) becomes one concatenated
 observation array and the offsets of its sessions, found by comparing neighbouring ids
 (vectorised: no Python loop per session). A Bag partition (a list of sequences) is
-concatenated the way ``score_batch`` concatenates a list. Errors say which partition
-(and session) is at fault.
+concatenated the way ``score_batch`` concatenates a list. Errors name the partition and
+the session (see _places). An empty partition is an empty Partition (no sessions).
 
 Contiguity is checked within a partition (a session id that reappears after another id
-is an error) and across partitions at their boundaries (the last id of partition p equal
-to the first id of partition p + 1 is a session split in two), which catches the usual
-cause: files or partitions cut by row count. A session whose rows sit in two partitions
-that are not neighbours is not detected: that would need every id in one place, while
-this check costs two ids per partition.
+is an error). Across partitions: when the session ids are the index and its divisions
+are known, each partition checks that its ids are sorted and lie within its division
+range (two comparisons), which rules out a session in two partitions; otherwise the
+results' graph compares the ids at the boundaries of neighbouring partitions
+(_graph.py), and ``validate=True`` compares every id (_graph.py, _em.py).
 """
 
 from typing import NamedTuple
@@ -23,7 +23,8 @@ import pandas as pd
 from .. import _fit
 from .. import _validation as V
 from .._batch import concatenate
-from .._errors import HMMInputError, HMMTypeError, ImpossibleSequenceError, reworded
+from .._errors import HMMInputError, HMMTypeError
+from ._places import input_error, reraise, show, tag
 
 
 class FrameSpec(NamedTuple):
@@ -33,7 +34,7 @@ class FrameSpec(NamedTuple):
     in_index: bool        # the session ids are the index (named session_col)
     obs_cols: tuple       # one column (symbols, scalars) or several (features)
     weight_col: object    # column of per-session weights, or None
-    symbols: bool         # CategoricalHMM: integer symbols, else numbers
+    kind: str             # the model's _observation_kind(): symbols, counts, features
     meta_dtypes: dict     # column -> dtype of the collection's meta (for messages)
 
 
@@ -52,16 +53,23 @@ class Partition:
     weights : ndarray of shape (n_sessions,) or None
     missing : ndarray of shape (n_frames,), bool, or None
         Missing frames (continuous families with ``missing="marginalize"``).
+    columns : tuple of str or None
+        The observation columns (DataFrame input): X's columns, for messages.
+    kind : str
+        The model's ``_observation_kind()``.
     """
 
-    __slots__ = ("X", "ids", "missing", "offsets", "weights")
+    __slots__ = ("X", "columns", "ids", "kind", "missing", "offsets", "weights")
 
-    def __init__(self, X, offsets, ids=None, weights=None, missing=None):
+    def __init__(self, X, offsets, ids=None, weights=None, missing=None, columns=None,
+                 kind="features"):
         self.X = X
         self.offsets = offsets
         self.ids = ids
         self.weights = weights
         self.missing = missing
+        self.columns = columns
+        self.kind = kind
 
     @property
     def n_sessions(self):
@@ -74,6 +82,22 @@ class Partition:
     def session_name(self, s):
         return f"session {show(self.ids[s])}" if self.ids is not None else f"sequence {s}"
 
+    def column_at(self, row):
+        """The observation column of a bad value in ``row`` (None when not known): the
+        only column, else the first whose value there is not finite (or, for counts,
+        negative or fractional)."""
+        if self.columns is None or row is None or self.X is None or not 0 <= row < len(self.X):
+            return None
+        if len(self.columns) == 1:
+            return self.columns[0]
+        values = np.asarray(self.X[row], dtype=np.float64).reshape(-1)
+        if values.shape != (len(self.columns),):
+            return None
+        bad = ~np.isfinite(values)
+        if not bad.any() and self.kind == "counts":
+            bad = (values < 0) | (values != np.floor(values))
+        return self.columns[int(np.argmax(bad))] if bad.any() else None
+
     def data(self):
         """The partition as the EM internals take it. Arrays that came over the network
         may be unaligned (Dask's frames): realigned once, here, for every later use."""
@@ -84,42 +108,6 @@ class Partition:
         return _fit.TrainingData(self.X, self.offsets, self.weights, None, self.missing)
 
 
-# ---------------------------------------------------------------------- messages
-
-
-def show(session_id):
-    """repr of a session id as the user wrote it (4, not np.int64(4))."""
-    return repr(session_id.item() if isinstance(session_id, np.generic) else session_id)
-
-
-def where(index, what=""):
-    return f"partition {index}{what}: "
-
-
-def empty_error(index):
-    return HMMInputError(
-        f"partition {index} is empty: every partition must hold at least one session "
-        "(drop empty partitions first, e.g. bag.repartition(...) or ddf.repartition(...) "
-        "on session boundaries)")
-
-
-def split_error(session_id, left, right, session_col):
-    return HMMInputError(
-        f"session {show(session_id)} is split across partitions {left} and {right} "
-        f"(session_col={session_col!r}): every session must lie within one partition, its "
-        "rows in time order. Repartition on session boundaries: write the files by session, "
-        f"or shuffle on {session_col!r} and sort each partition by session and time")
-
-
-def reraise(exc, index, part=None):
-    """The library error ``exc`` again, prefixed with the partition (and session); its
-    place (``sequence``, ``step``, ``position``) stays the partition's."""
-    if isinstance(exc, ImpossibleSequenceError):
-        who = part.session_name(exc.sequence) if part is not None else f"sequence {exc.sequence}"
-        raise reworded(exc, f"{where(index)}{who}: {exc}") from None
-    raise reworded(exc, f"{where(index)}{exc}") from None
-
-
 # ---------------------------------------------------------------------- DataFrame input
 
 
@@ -127,14 +115,16 @@ def session_column(df, spec):
     return df.index if spec.in_index else df[spec.session_col]
 
 
-def _run_starts(values, index, spec):
-    """Start row of every run of equal ids; raise if an id has two runs."""
+def _run_starts(values, index):
+    """(start row of every run of equal ids, whether the runs' ids increase); raise if an
+    id has two runs."""
     n = len(values)
     change = np.flatnonzero(values[1:] != values[:-1]) + 1 if n > 1 else np.empty(0, np.intp)
     starts = np.empty(len(change) + 1, dtype=np.intp)
     starts[0] = 0
     starts[1:] = change
     runs = values[starts]
+    increasing = True
     if len(runs) > 1:
         try:
             increasing = bool(np.all(runs[1:] > runs[:-1]))
@@ -145,35 +135,59 @@ def _run_starts(values, index, spec):
             if dup.any():
                 sid = runs[int(np.argmax(dup))]
                 rows = starts[np.flatnonzero(pd.Index(runs) == sid)[:2]]
-                raise HMMInputError(
-                    f"{where(index)}the rows of session {show(sid)} are not contiguous (a run "
-                    f"starts at row {rows[0]} of the partition and another at row {rows[1]}, "
-                    "other sessions between): a session's rows must be consecutive and in "
-                    "time order; sort each partition by session (and time)")
-    return starts
+                raise tag(HMMInputError(
+                    f"partition {index}: the rows of session {show(sid)} are not contiguous "
+                    f"(a run starts at row {rows[0]} of the partition and another at row "
+                    f"{rows[1]}, other sessions between): a session's rows must be "
+                    "consecutive and in time order; sort each partition by session (and "
+                    "time)", position=rows[1]), index, sid)
+    return starts, increasing
 
 
-def _obs_array(df, index, spec):
+def _check_bounds(ids, increasing, bounds, index, spec):
+    """The partition's ids sorted and within its division range [lo, hi) ([lo, hi] for
+    the last partition), as the data's known divisions promise."""
+    if not len(ids):
+        return
+    lo, hi, last = bounds
+    what = (f"the data's divisions (the index {spec.session_col!r} sorted, partition "
+            f"{index} holding ids in [{lo!r}, {hi!r}{']' if last else ')'})")
+    if not increasing:
+        raise tag(HMMInputError(
+            f"partition {index}: its session ids are not in increasing order, but {what} "
+            "say they are: sort each partition by session (and time), or drop the "
+            "divisions (ddf.clear_divisions())"), index)
+    first, final = ids[0], ids[-1]
+    outside = first if first < lo else final if (final > hi if last else final >= hi) else None
+    if outside is not None:
+        raise tag(HMMInputError(
+            f"partition {index}: session {show(outside)} lies outside {what}: a session in "
+            "two partitions, or divisions that do not describe the data; repartition on "
+            "session boundaries (write the files by session), or drop the divisions "
+            "(ddf.clear_divisions())"), index, outside)
+
+
+def _obs_array(df, index, spec, part):
     """The observation column(s) as one array (symbols (T,) intp, numbers (T, D))."""
     cols = spec.obs_cols
+    symbols = spec.kind == "symbols"
     for c in cols:
         dtype = df[c].dtype
-        ok = (pd.api.types.is_integer_dtype(dtype) if spec.symbols else
+        ok = (pd.api.types.is_integer_dtype(dtype) if symbols else
               pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype))
         if not ok:
-            expected = "integer symbols" if spec.symbols else "numbers"
-            raise HMMTypeError(
-                f"{where(index)}column {c!r} (obs_col) has dtype {dtype}, expected "
+            expected = "integer symbols" if symbols else "numbers"
+            raise tag(HMMTypeError(
+                f"partition {index}: column {c!r} (obs_col) has dtype {dtype}, expected "
                 f"{expected} (the data's meta says {spec.meta_dtypes.get(c)}); make the "
-                "partitions' dtypes agree, e.g. ddf.astype({...})")
+                "partitions' dtypes agree, e.g. ddf.astype({...})"), index, column=c)
         # NaN in a float column reaches the model (a missing frame with
         # missing="marginalize", else its error); NA in an integer column cannot
         if not pd.api.types.is_float_dtype(dtype) and df[c].hasnans:
             row = int(np.argmax(df[c].isna().to_numpy()))
-            raise HMMInputError(
-                f"{where(index)}column {c!r} (obs_col) has missing values (NA) at row "
-                f"{row}; every observation must be present", position=row)
-    if spec.symbols:
+            raise input_error(f"a missing value (NA, obs_col) at row {row} of the partition; "
+                              "every observation must be present", index, part, row, c)
+    if symbols:
         return V.symbols(df[cols[0]].to_numpy())
     if len(cols) == 1:
         arr = df[cols[0]].to_numpy()
@@ -183,72 +197,83 @@ def _obs_array(df, index, spec):
     return np.ascontiguousarray(df[list(cols)].to_numpy(dtype=np.float64))
 
 
-def _session_weights(df, starts, ids, index, spec):
+def _session_weights(df, part, index, spec):
     c = spec.weight_col
     if not pd.api.types.is_numeric_dtype(df[c].dtype) or pd.api.types.is_bool_dtype(df[c].dtype):
-        raise HMMTypeError(f"{where(index)}column {c!r} (sample_weight) has dtype "
-                           f"{df[c].dtype}, expected numbers")
+        raise tag(HMMTypeError(f"partition {index}: column {c!r} (sample_weight) has dtype "
+                               f"{df[c].dtype}, expected numbers"), index, column=c)
     rows = df[c].to_numpy(dtype=np.float64, na_value=np.nan)
+    starts = part.offsets[:-1]
     w = rows[starts]
-    bad = ~np.isfinite(rows)
+    bad = ~(np.isfinite(rows) & (rows >= 0))
     if bad.any():
         r = int(np.argmax(bad))
-        raise HMMInputError(f"{where(index)}column {c!r} (sample_weight) is {rows[r]} at "
-                            f"row {r}: weights must be finite numbers >= 0", position=r)
-    lengths = np.diff(np.append(starts, len(rows)))
-    differ = np.repeat(w, lengths) != rows
+        raise input_error(f"sample_weight is {rows[r]} at row {r} of the partition: weights "
+                          "must be finite numbers >= 0", index, part, r, c)
+    differ = np.repeat(w, part.lengths) != rows
     if differ.any():
-        s = int(np.searchsorted(starts, np.argmax(differ), side="right")) - 1
-        raise HMMInputError(f"{where(index)}column {c!r} (sample_weight) changes within "
-                            f"session {show(ids[s])}: one weight per session")
+        r = int(np.argmax(differ))
+        raise input_error(f"sample_weight changes within the session (at row {r} of the "
+                          "partition): one weight per session", index, part, r, c)
     return w
 
 
-def frame_partition(df, index, spec):
-    """A DataFrame partition in kernel form (:class:`Partition`, ids set)."""
-    n = len(df)
-    if n == 0:
-        raise empty_error(index)
+def frame_partition(df, index, spec, bounds=None):
+    """A DataFrame partition in kernel form (:class:`Partition`, ids set).
+
+    ``bounds``: (lo, hi, is_last) of the partition's division range when the session ids
+    are the index and its divisions are known (checked), else None.
+    """
     col = session_column(df, spec)
+    n = len(df)
     if col.hasnans:
-        raise HMMInputError(f"{where(index)}the session ids ({spec.session_col!r}, "
-                            "session_col) have missing values")
+        row = int(np.argmax(col.isna()))
+        raise tag(HMMInputError(f"partition {index}: the session ids ({spec.session_col!r}, "
+                                f"session_col) have missing values, first at row {row} of "
+                                "the partition", position=row), index)
     values = col.to_numpy()
-    starts = _run_starts(values, index, spec)
+    starts, increasing = _run_starts(values, index) if n else (np.empty(0, np.intp), True)
     offsets = np.empty(len(starts) + 1, dtype=np.intp)
     offsets[:-1] = starts
     offsets[-1] = n
     ids = pd.Index(col.array.take(starts), name=spec.session_col)
-    X = _obs_array(df, index, spec)
-    weights = None
+    if bounds is not None:
+        _check_bounds(ids, increasing, bounds, index, spec)
+    part = Partition(None, offsets, ids, columns=spec.obs_cols, kind=spec.kind)
+    if not n:
+        part.X = np.empty(0, np.intp) if spec.kind == "symbols" else np.empty((0, 1))
+        return part
+    part.X = _obs_array(df, index, spec, part)
     if spec.weight_col is not None:
-        weights = _session_weights(df, starts, ids, index, spec)
-    return Partition(X, offsets, ids, weights)
+        part.weights = _session_weights(df, part, index, spec)
+    return part
 
 
 # ---------------------------------------------------------------------- Bag input
 
 
 def bag_partition(model, seqs, index, weights=None):
-    """A Bag partition (a list of sequences) in kernel form."""
+    """A Bag partition (a list of sequences) in kernel form; empty for no sequences."""
     seqs = seqs if isinstance(seqs, list) else list(seqs)
-    if not seqs:
-        raise empty_error(index)
-    try:
-        X, offsets = concatenate(seqs, model._observation_kind() == "symbols")
-    except (HMMInputError, HMMTypeError) as exc:
-        reraise(exc, index)
+    kind = model._observation_kind()
     w = None
     if weights is not None:
         w = np.asarray(list(weights), dtype=np.float64)
         if w.shape != (len(seqs),):
-            raise HMMInputError(
-                f"{where(index)}sample_weight has {w.size} weights for {len(seqs)} "
+            raise tag(HMMInputError(
+                f"partition {index}: sample_weight has {w.size} weights for {len(seqs)} "
                 "sequences: the weights Bag must have the data's partitions, one weight "
-                "per sequence")
+                "per sequence"), index)
         bad = ~(np.isfinite(w) & (w >= 0))
         if bad.any():
             s = int(np.argmax(bad))
-            raise HMMInputError(f"{where(index)}sample_weight[{s}] = {w[s].item()!r}: weights must "
-                                "be finite numbers >= 0", sequence=s)
-    return Partition(X, offsets, None, w)
+            raise tag(HMMInputError(f"partition {index}, sequence {s}: sample_weight "
+                                    f"{w[s].item()!r}: weights must be finite numbers >= 0",
+                                    sequence=s), index)
+    if not seqs:
+        return Partition(np.empty(0, np.intp), np.zeros(1, np.intp), None, w, kind=kind)
+    try:
+        X, offsets = concatenate(seqs, kind == "symbols")
+    except (HMMInputError, HMMTypeError) as exc:
+        reraise(exc, index)
+    return Partition(X, offsets, None, w, kind=kind)

@@ -1,6 +1,7 @@
 """The user's Dask collection as a list of partitions (lazy), checked against its meta."""
 
 import copy
+import itertools
 import uuid
 
 import dask
@@ -11,6 +12,7 @@ import pandas as pd
 from .. import _base
 from .._errors import HMMInputError, HMMTypeError
 from . import _partitions as P
+from . import _places
 
 
 class Source:
@@ -27,13 +29,19 @@ class Source:
     spec : FrameSpec or None
     index_meta : pandas.Index or None
         An empty index of the session ids' dtype (the results' index).
+    divisions : tuple or None
+        The DataFrame's known divisions when the session ids are its index and the
+        divisions are strictly increasing (each partition then checks it holds only ids
+        of its range, and results keep them); else None.
     """
 
-    def __init__(self, collection, spec=None, weights=None, index_meta=None):
+    def __init__(self, collection, spec=None, weights=None, index_meta=None,
+                 divisions=None):
         self.collection = collection  # the Bag, or the DataFrame's columns we read
         self.spec = spec
         self.weights = weights
         self.index_meta = index_meta
+        self.divisions = divisions
 
     @property
     def parts(self):
@@ -67,6 +75,20 @@ def _check_meta_dtype(model, name, dtype, symbols):
     elif not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         raise HMMTypeError(f"column {name!r} (obs_col) must hold numbers for a "
                            f"{type(model).__name__}, got dtype {dtype}")
+
+
+def _usable_divisions(data):
+    """``data``'s divisions if known and strictly increasing (the last two may be equal),
+    as Python values; else None."""
+    if not data.known_divisions:
+        return None
+    divisions = tuple(_places.plain(d) for d in data.divisions)
+    try:
+        ordered = (all(a < b for a, b in itertools.pairwise(divisions[:-1]))
+                   and divisions[-2] <= divisions[-1])
+    except TypeError:
+        return None
+    return divisions if ordered else None
 
 
 def source(model, data, session_col="session", obs_col="obs", sample_weight=None):
@@ -115,7 +137,8 @@ def source(model, data, session_col="session", obs_col="obs", sample_weight=None
             f"data has no column {session_col!r} (session_col) and its index is not named "
             f"so; its columns are {columns}")
     cols = _columns(obs_col)
-    symbols = model._observation_kind() == "symbols"
+    kind = model._observation_kind()
+    symbols = kind == "symbols"
     for c in cols:
         if c not in columns:
             raise HMMInputError(f"data has no column {c!r} (obs_col); its columns are "
@@ -137,10 +160,11 @@ def source(model, data, session_col="session", obs_col="obs", sample_weight=None
     keep = ([] if in_index else [session_col]) + list(cols)
     if weight_col is not None and weight_col not in keep:
         keep.append(weight_col)
-    spec = P.FrameSpec(session_col, in_index, cols, weight_col, symbols,
+    spec = P.FrameSpec(session_col, in_index, cols, weight_col, kind,
                        {c: meta[c].dtype for c in keep})
     # selecting the columns first lets read_parquet read only those
-    return Source(data[keep], spec=spec, index_meta=index_meta)
+    return Source(data[keep], spec=spec, index_meta=index_meta,
+                  divisions=_usable_divisions(data) if in_index else None)
 
 
 def ship(model, n_threads=None):
@@ -151,7 +175,13 @@ def ship(model, n_threads=None):
     for name in ("_rng", "_prior_cache"):
         shipped.__dict__.pop(name, None)
     shipped.n_threads = n_threads
-    return dask.delayed(shipped, name=f"hmmfast-model-{uuid.uuid4().hex}", traverse=False)
+    return dask_value(shipped, "hmmfast-model")
+
+
+def dask_value(value, name):
+    """``value`` as one key of the task graph (a worker fetches it once, whatever uses
+    it): ``name`` and a random suffix."""
+    return dask.delayed(value, name=f"{name}-{uuid.uuid4().hex}", traverse=False)
 
 
 def worker_threads(model, n_threads):

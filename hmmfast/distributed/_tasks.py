@@ -5,6 +5,7 @@ by reference; each times its conversion and kernels in Dask's fine performance m
 (``hmmfast-convert``, ``hmmfast-kernels``: the dashboard and the bench read them).
 """
 
+import bisect
 import copy
 
 import numpy as np
@@ -13,99 +14,165 @@ from distributed.metrics import context_meter
 
 from .. import _fit
 from .._errors import HMMInputError, HMMTypeError, ImpossibleSequenceError, ParameterError
-from ._partitions import (
-    Partition,
-    bag_partition,
-    empty_error,
-    frame_partition,
-    reraise,
-    split_error,
-)
+from . import _arrow
+from ._checkpoint import digest
+from ._partitions import Partition, bag_partition, frame_partition
+from ._places import plain, repeated_error, reraise, split_error
+
+ERRORS = (HMMInputError, HMMTypeError, ParameterError, ImpossibleSequenceError)
 
 
 # ---------------------------------------------------------------------- inference tasks
 
 
-def _convert(df, spec, partition_info):
-    index = partition_info["number"] if partition_info else 0
+def bounds(divisions, index):
+    """(lo, hi, is_last) of partition ``index``'s division range, or None."""
+    if divisions is None:
+        return None
+    return divisions[index], divisions[index + 1], index == len(divisions) - 2
+
+
+def _number(divisions, partition_info):
+    """The partition's number in the data. With known divisions, found from its lower
+    division: Dask renumbers the partitions it keeps when a later step selects some
+    (``.loc``, ``.partitions[...]``)."""
+    if not partition_info:
+        return 0
+    if divisions is None:
+        return partition_info["number"]
+    p = bisect.bisect_right(divisions, partition_info["division"]) - 1
+    return min(p, len(divisions) - 2)
+
+
+def _convert(df, spec, divisions, partition_info):
+    index = _number(divisions, partition_info)
     with context_meter.meter("hmmfast-convert"):
-        return frame_partition(df, index, spec), index
+        return frame_partition(df, index, spec, bounds(divisions, index)), index
 
 
-def score_frame(df, model, spec, n_threads, partition_info=None):
+def score_frame(df, model, spec, n_threads, divisions, partition_info=None):
     """Scores of a DataFrame partition: a Series indexed by session id."""
-    part, index = _convert(df, spec, partition_info)
+    part, index = _convert(df, spec, divisions, partition_info)
+    return pd.Series(score_part(model, part, index, n_threads), index=part.ids, name="score")
+
+
+def score_part(model, part, index, n_threads):
+    """(n_sessions,) log-likelihoods of a Partition."""
+    if not part.n_sessions:
+        return np.empty(0)
     try:
         with context_meter.meter("hmmfast-kernels"):
-            scores = model.score_batch(part.X, n_threads, lengths=part.lengths)
-    except (HMMInputError, HMMTypeError, ParameterError) as exc:
+            return model.score_batch(part.X, n_threads, lengths=part.lengths)
+    except ERRORS as exc:
         reraise(exc, index, part)
-    return pd.Series(scores, index=part.ids, name="score")
 
 
-def decode_frame(df, model, spec, n_threads, options, partition_info=None):
-    """(logprob, states) of a DataFrame partition: a DataFrame indexed by session id."""
-    part, index = _convert(df, spec, partition_info)
+def decode_frame(df, model, spec, n_threads, options, extras, divisions, partition_info=None):
+    """Decoded paths of a DataFrame partition: a DataFrame indexed by session id, the
+    paths (and posteriors, occupancy) as Arrow list columns (see _arrow)."""
+    part, index = _convert(df, spec, divisions, partition_info)
+    decoded = decode_part(model, part, index, n_threads, options, extras)
+    with context_meter.meter("hmmfast-convert"):
+        return _arrow.decoded_frame(decoded, part.ids, index, model.n_components)
+
+
+def decode_part(model, part, index, n_threads, options, extras):
+    """Decode a Partition: an _arrow.Decoded (paths concatenated; ``extras`` lists
+    the optional outputs wanted, "posteriors" and "occupancy")."""
+    n = model.n_components
+    if not part.n_sessions:
+        return _arrow.Decoded.empty(n, extras)
     try:
         with context_meter.meter("hmmfast-kernels"):
             logprob, paths = model.decode_batch(part.X, n_threads, lengths=part.lengths,
                                                 **options)
-    except (HMMInputError, HMMTypeError, ParameterError, ImpossibleSequenceError) as exc:
+            decoded = _arrow.Decoded.of(logprob, paths)
+            if "posteriors" in extras:
+                decoded.posteriors = _posteriors(model, part, decoded.kept)
+    except ERRORS as exc:
         reraise(exc, index, part)
-    return pd.DataFrame({"logprob": logprob, "states": pd.Series(paths, dtype=object,
-                                                                  index=part.ids)},
-                        index=part.ids)
+    if "occupancy" in extras:
+        decoded.occupancy = decoded.shares(n)
+    return decoded
+
+
+def _posteriors(model, part, kept):
+    """(frames of the kept sessions, n_components) state posteriors (``kept``: the
+    sessions decode did not mark impossible)."""
+    if kept.all():
+        return model.score_samples(part.X, lengths=part.lengths)[1]
+    if not kept.any():
+        return np.empty((0, model.n_components))
+    frames = np.repeat(kept, part.lengths)
+    return model.score_samples(part.X[frames], lengths=part.lengths[kept])[1]
 
 
 def last_id(result):
-    """The last session id of a partition's result (its index)."""
-    return result.index[-1]
+    """The last session id of a partition's result (its index), None when it is empty."""
+    return result.index[-1] if len(result) else None
 
 
 def check_boundary(result, previous_last, index, session_col):
     """``result`` unchanged, unless the previous partition ends with the session this one
     starts with (a session split at their boundary)."""
-    if previous_last is not None and bool(previous_last == result.index[0]):
+    if previous_last is not None and len(result) and bool(previous_last == result.index[0]):
         raise split_error(result.index[0], index - 1, index, session_col)
+    return result
+
+
+def session_ids(result):
+    """A partition's session ids (its result's index), for :func:`unique_sessions`."""
+    return result.index
+
+
+def unique_sessions(ids, session_col):
+    """True, or the error naming a session id found in two partitions (``ids``: one
+    Index per partition, each without repeats)."""
+    sizes = [len(i) for i in ids]
+    if sum(sizes) == 0:
+        return True
+    everything = ids[0].append(list(ids[1:])) if len(ids) > 1 else ids[0]
+    repeated = everything.duplicated()
+    if repeated.any():
+        sid = everything[int(np.argmax(repeated))]
+        where = np.flatnonzero(everything == sid)[:2]
+        partition = np.searchsorted(np.cumsum(sizes), where, side="right")
+        raise repeated_error(sid, [int(p) for p in partition], session_col)
+    return True
+
+
+def released(result, checked):
+    """``result``, once the check it waits for (``checked``) has passed."""
     return result
 
 
 def score_bag(model, seqs, index, n_threads):
     """Scores of a Bag partition: a list of floats in the input's order."""
-    seqs = seqs if isinstance(seqs, list) else list(seqs)
-    if not seqs:
-        raise empty_error(index)
-    try:
-        with context_meter.meter("hmmfast-kernels"):
-            return model.score_batch(seqs, n_threads).tolist()
-    except (HMMInputError, HMMTypeError, ParameterError) as exc:
-        reraise(exc, index)
+    part = bag_partition(model, seqs, index)
+    return score_part(model, part, index, n_threads).tolist()
 
 
-def decode_bag(model, seqs, index, n_threads, options):
-    """(logprob, states) of every sequence of a Bag partition, in the input's order."""
-    seqs = seqs if isinstance(seqs, list) else list(seqs)
-    if not seqs:
-        raise empty_error(index)
-    try:
-        with context_meter.meter("hmmfast-kernels"):
-            logprob, paths = model.decode_batch(seqs, n_threads, **options)
-    except (HMMInputError, HMMTypeError, ParameterError, ImpossibleSequenceError) as exc:
-        reraise(exc, index)
-    return list(zip(logprob.tolist(), paths, strict=True))
+def decode_bag(model, seqs, index, n_threads, options, extras):
+    """(logprob, states[, posteriors][, occupancy]) of every sequence of a Bag partition,
+    in the input's order."""
+    part = bag_partition(model, seqs, index)
+    return decode_part(model, part, index, n_threads, options, extras).items()
 
 
 # ---------------------------------------------------------------------- fitting tasks
 
 
-def training_partition(model, raw, index, spec=None, weights=None):
+def training_partition(model, raw, index, spec=None, weights=None, limits=None):
     """A partition in the family's training form: validated and converted once, then
-    kept on the workers for every EM iteration (see :func:`summary`)."""
+    kept on the workers for every EM iteration (see :func:`summary`); ``limits`` as
+    :func:`bounds` returns them."""
     with context_meter.meter("hmmfast-convert"):
         if spec is not None:
-            part = frame_partition(raw, index, spec)
+            part = frame_partition(raw, index, spec, limits)
         else:
             part = bag_partition(model, raw, index, weights)
+        if not part.n_sessions:
+            return part  # left out of the fit
         try:
             X, missing = _fit.training_X(model, part.X)
         except (HMMInputError, HMMTypeError) as exc:
@@ -114,21 +181,30 @@ def training_partition(model, raw, index, spec=None, weights=None):
     return part
 
 
-def summary(part, symbols):
-    """What the client checks: sizes, the ids at the edges, weights, symbols/features."""
+def summary(part, symbols, with_digest=False):
+    """What the client checks: sizes, the ids at the edges, weights, symbols/features,
+    and the data's digest (for checkpoints); sizes only for an empty partition."""
     ids = part.ids
-    out = {
-        "n_sessions": part.n_sessions,
-        "n_frames": int(part.offsets[-1]),
-        "first": None if ids is None else ids[0],
-        "last": None if ids is None else ids[-1],
+    out = {"n_sessions": part.n_sessions, "n_frames": int(part.offsets[-1])}
+    if not part.n_sessions:
+        return out
+    out.update({
+        "first": None if ids is None else plain(ids[0]),
+        "last": None if ids is None else plain(ids[-1]),
         "weight_total": (float(part.n_sessions) if part.weights is None
                          else float(part.weights.sum())),
         "n_features": int(part.X.shape[1]) if part.X.ndim == 2 else 1,
-    }
+    })
+    if with_digest:
+        out["digest"] = digest(part.X, part.offsets, part.weights, part.missing)
     if symbols:
         out["max_symbol"] = int(part.X.max())
     return out
+
+
+def partition_ids(part):
+    """A training partition's session ids (for :func:`unique_sessions`)."""
+    return part.ids
 
 
 def head(part, n_sessions):
