@@ -204,14 +204,15 @@ cdef tuple _error(hj_fill* r):
     return (r.code, r.item, r.position, r.start, r.end, r.count)
 
 
-def fill_symbols(bytes body, const int64_t[::1] p_start, const int64_t[::1] p_count,
+def fill_symbols(const uint8_t[::1] body, const int64_t[::1] p_start, const int64_t[::1] p_count,
                  int64_t total):
     """Integer observations of each payload array, concatenated.
 
     Parameters
     ----------
-    body : bytes
-        The whole body, accepted by a :class:`Scanner`.
+    body : bytes-like
+        The whole body, accepted by a :class:`Scanner` (bytes or bytearray: a
+        NUL-terminated buffer).
     p_start, p_count : ndarray of shape (n_items,), int64
         Each payload array's start offset ('[') and element count (from ``items()``).
     total : int
@@ -226,8 +227,8 @@ def fill_symbols(bytes body, const int64_t[::1] p_start, const int64_t[::1] p_co
     """
     cdef cnp.ndarray values = np.empty(total, dtype=np.int64)
     cdef hj_fill r
-    cdef const uint8_t* b = <const uint8_t*> <const char*> body
-    cdef int64_t n = len(body), n_items = p_start.shape[0]
+    cdef int64_t n = body.shape[0], n_items = p_start.shape[0]
+    cdef const uint8_t* b = &body[0] if n else <const uint8_t*> b""
     if p_count.shape[0] != n_items:
         raise ValueError("p_start and p_count must have the same length")
     with nogil:
@@ -237,7 +238,7 @@ def fill_symbols(bytes body, const int64_t[::1] p_start, const int64_t[::1] p_co
     return values, (None if r.code == HJ_F_OK else _error(&r))
 
 
-def fill_frames(bytes body, const int64_t[::1] p_start, const int64_t[::1] p_count,
+def fill_frames(const uint8_t[::1] body, const int64_t[::1] p_start, const int64_t[::1] p_count,
                 int64_t n_features, bint bare, int64_t total):
     """Frames of ``n_features`` numbers (or bare numbers when ``bare``), row after row.
 
@@ -249,8 +250,8 @@ def fill_frames(bytes body, const int64_t[::1] p_start, const int64_t[::1] p_cou
     """
     cdef cnp.ndarray values = np.empty(total, dtype=np.float64)
     cdef hj_fill r
-    cdef const uint8_t* b = <const uint8_t*> <const char*> body
-    cdef int64_t n = len(body), n_items = p_start.shape[0]
+    cdef int64_t n = body.shape[0], n_items = p_start.shape[0]
+    cdef const uint8_t* b = &body[0] if n else <const uint8_t*> b""
     if p_count.shape[0] != n_items:
         raise ValueError("p_start and p_count must have the same length")
     with nogil:
@@ -260,14 +261,15 @@ def fill_frames(bytes body, const int64_t[::1] p_start, const int64_t[::1] p_cou
     return values, (None if r.code == HJ_F_OK else _error(&r))
 
 
-def fill_numbers(bytes body, int64_t start, int64_t end, int64_t count, bint integer):
+def fill_numbers(const uint8_t[::1] body, int64_t start, int64_t end, int64_t count, bint integer):
     """The ``count`` scalars of the value at [start, end) (nested lists flattened in
     row-major order) as int64 (``integer``) or float64. Returns (values, error); the
     error's ``position`` is the index of the bad scalar."""
     cdef cnp.ndarray values = np.empty(count, dtype=np.int64 if integer else np.float64)
     cdef hj_fill r
-    cdef const uint8_t* b = <const uint8_t*> <const char*> body
-    if not 0 <= start <= end <= len(body):
+    cdef int64_t n = body.shape[0]
+    cdef const uint8_t* b = &body[0] if n else <const uint8_t*> b""
+    if not 0 <= start <= end <= n:
         raise ValueError("the span must lie inside the body")
     with nogil:
         hj_fill_numbers(b, start, end, count, integer, cnp.PyArray_DATA(values), &r)

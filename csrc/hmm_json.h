@@ -197,7 +197,8 @@ static int hj_bad(hj_scanner *s, uint8_t c, int detail)
 
 static int hj_key_is(const hj_scanner *s, const char *name, int len)
 {
-    return s->key_ascii && s->key_len == len && memcmp(s->key, name, (size_t) len) == 0;
+    return len > 0 && s->key_ascii && s->key_len == len &&
+           memcmp(s->key, name, (size_t) len) == 0;
 }
 
 static int64_t *hj_item(hj_scanner *s) { return s->items + (s->n_items - 1) * HJ_NF; }

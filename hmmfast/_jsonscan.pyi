@@ -79,13 +79,13 @@ class Scanner:
     def unknown_key(self) -> tuple[int, int, int] | None: ...
 
 def fill_symbols(
-    body: bytes,
+    body: bytes | bytearray,
     p_start: npt.NDArray[np.int64],
     p_count: npt.NDArray[np.int64],
     total: int,
 ) -> tuple[npt.NDArray[np.int64], _FillError | None]: ...
 def fill_frames(
-    body: bytes,
+    body: bytes | bytearray,
     p_start: npt.NDArray[np.int64],
     p_count: npt.NDArray[np.int64],
     n_features: int,
@@ -93,5 +93,5 @@ def fill_frames(
     total: int,
 ) -> tuple[npt.NDArray[np.float64], _FillError | None]: ...
 def fill_numbers(
-    body: bytes, start: int, end: int, count: int, integer: bool
+    body: bytes | bytearray, start: int, end: int, count: int, integer: bool
 ) -> tuple[npt.NDArray[np.int64] | npt.NDArray[np.float64], _FillError | None]: ...
