@@ -5,14 +5,18 @@ A body is refused as early as its problem shows:
 - an explicit ``Content-Type`` that is not JSON: 415 before a byte of it is read (a web
   page can post ``text/plain`` or a form cross-site without a CORS preflight, never
   ``application/json``); no ``Content-Type`` at all means JSON (tritonclient sends none);
-- a ``Content-Length`` beyond the limit: 413 at once, and the connection is closed (the
-  client may be about to send gigabytes);
+- a ``Content-Length`` beyond the limit: 413 at once, before reading the body;
 - while the chunks arrive, each is scanned (``hmmfast._jsonscan.Scanner``, GIL released
   for large chunks): invalid JSON is a 400 and too many sessions or observations a 413
-  as soon as the byte that shows it arrives; the rest of the body is then discarded by
-  the server as it comes (at most ``--max-body-bytes``), and the connection stays usable;
+  as soon as the byte that shows it arrives;
 - a body that takes longer than ``--timeout-body`` seconds to arrive: 408, connection
   closed.
+
+After an early answer the server discards the rest of the body as it comes (so the
+client, which may still be sending, reads a clean answer and the connection stays
+usable); the discarding is bounded in time by ``--timeout-header`` (a following request
+head must arrive by then, ``_run``), so a client cannot hold the connection open by
+dripping an endless body.
 """
 
 import asyncio
@@ -69,15 +73,11 @@ def check_content_type(headers):
 
 
 def _too_large(size, limit, admin, at_least=False):
-    headers = {"Connection": "close"}
     if admin:
         return ServeError(413, "body_too_large", f"an admin request body is at most {limit} "
-                          f"bytes, got {'more than ' if at_least else ''}{size}",
-                          headers=headers)
-    error = limit_error("max_body_bytes", size, limit,
-                        "request body bytes" + (" (at least)" if at_least else ""))
-    error.headers = headers
-    return error
+                          f"bytes, got {'more than ' if at_least else ''}{size}")
+    return limit_error("max_body_bytes", size, limit,
+                       "request body bytes" + (" (at least)" if at_least else ""))
 
 
 def session_limits(scanner, data, settings):
