@@ -98,6 +98,7 @@ class _App:
         self.settings = settings
         model_path = os.path.realpath(os.fsdecode(os.fspath(model_path)))
         first = load_version(model_path, settings)
+        self.startup_path = model_path
         self.registry = Registry(first, settings.keep_versions)
         self.paths = ModelPaths(model_dir or os.path.dirname(model_path),
                                 settings.load_timeout, settings)
@@ -142,7 +143,7 @@ class _App:
 
     def _load_saved(self, path):
         """A model file named by the saved state (checked against --model-dir)."""
-        if os.path.realpath(path) == self.registry.snapshot.live.path:
+        if os.path.realpath(path) == self.startup_path:  # the command line's file
             return load_version(path, self.settings)
         return self.paths.load_now(path)
 
@@ -260,10 +261,12 @@ class _App:
             saved = self.state.read()
             if saved is None:
                 raise ServeError(404, "no_state_file", f"no state file at {self.state.path}")
-            live = self.registry.snapshot.live
+            snap = self.registry.snapshot
+            known = [*snap.versions, *([snap.split.candidate] if snap.split else [])]
             try:
                 versions, candidate, fraction = restore(
-                    saved, self.state, live, self._load_saved, self.registry.keep, True)
+                    saved, self.state, snap.live, self._load_saved, self.registry.keep,
+                    True, known)
             except StateError as exc:
                 raise ServeError(409, "state_not_restored", str(exc)[:600]) from None
             return self.registry.restore(versions, candidate, fraction)

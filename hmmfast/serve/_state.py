@@ -85,6 +85,7 @@ class StateFile:
         self.path = os.path.abspath(path)
         self.model_name = model_name
         self._lock = threading.Lock()
+        self._last = None  # the state last read or written (without saved_at)
 
     def read(self):
         """The saved state (validated), or None when there is no file."""
@@ -115,16 +116,22 @@ class StateFile:
         _check_entry(self.path, "startup", state.get("startup"))
         if state.get("split") is not None:
             _check_entry(self.path, "split", state["split"], fraction=True)
+        self._last = _content(state)
         return state
 
     def write(self, snapshot, startup):
-        """Replace the file with ``snapshot``'s state (atomic; OSError on failure)."""
-        data = json.dumps(record(snapshot, startup, self.model_name), indent=1).encode()
+        """Replace the file with ``snapshot``'s state (atomic; OSError on failure); a
+        state equal to the file's is not written again."""
+        state = record(snapshot, startup, self.model_name)
+        data = json.dumps(state, indent=1).encode()
         directory = os.path.dirname(self.path)
         with self._lock:
+            if _content(state) == self._last:
+                return
             fd, tmp = tempfile.mkstemp(prefix=".hmmfast-serve-", suffix=".tmp",
                                        dir=directory)
             try:
+                os.fchmod(fd, 0o644)
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                     f.flush()
@@ -137,6 +144,11 @@ class StateFile:
                     pass
                 raise
             _fsync_directory(directory)
+            self._last = _content(state)
+
+
+def _content(state):
+    return {k: v for k, v in state.items() if k != "saved_at"}
 
 
 def _fsync_directory(directory):
@@ -193,7 +205,7 @@ def _required(load, state_file, entry, role):
     return version
 
 
-def restore(state, state_file, startup, load, keep, same_deploy):
+def restore(state, state_file, startup, load, keep, same_deploy, known=()):
     """(versions, split candidate, fraction) to serve from a saved ``state``.
 
     Parameters
@@ -208,8 +220,11 @@ def restore(state, state_file, startup, load, keep, same_deploy):
     same_deploy : bool
         Restore the saved live model and split (errors naming a missing or changed file);
         False: the command line's model goes live, the saved versions are held.
+    known : iterable of ModelVersion
+        Versions already in memory (reused, not loaded again).
     """
-    have = {startup.fingerprint: startup}
+    have = {v.fingerprint: v for v in known}
+    have[startup.fingerprint] = startup
 
     def get(entry, role, required):
         if entry["fingerprint"] in have:
