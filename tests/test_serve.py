@@ -744,7 +744,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hmmfast.serve", str(model_path), "--port",
              str(self.port), "--admin-token-file", str(token_file), "--log-level",
-             "warning", "--state-dir", str(tmp_path), *options],
+             "warning", "--state-dir", str(tmp_path), "--drain-seconds", "0", *options],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
         deadline = time.monotonic() + 30
         while True:
