@@ -624,8 +624,11 @@ static int hj_feed(hj_scanner *s, const uint8_t *buf, int64_t n)
         case S_NUM_MINUS:
             if (c == '0') s->state = S_NUM_ZERO;
             else if (c >= '1' && c <= '9') s->state = S_NUM_INT;
-            else if (c == 'I') return hj_stop(s, HJ_SYNTAX, HJ_E_NAN);
-            else return hj_stop(s, HJ_SYNTAX, HJ_E_NUMBER);
+            else if (c == 'I') {  /* -Infinity: name the token where it starts */
+                hj_stop(s, HJ_SYNTAX, HJ_E_NAN);
+                s->err_pos = s->value_start;
+                return s->status;
+            } else return hj_stop(s, HJ_SYNTAX, HJ_E_NUMBER);
             break;
         case S_NUM_ZERO:
         case S_NUM_INT:

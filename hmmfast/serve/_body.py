@@ -64,8 +64,8 @@ def check_content_type(headers):
             name, _, charset = param.partition("=")
             charset = charset.strip().strip('"').lower()
             if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
-                raise ServeError(415, "unsupported_media_type", f"the body must be UTF-8 "
-                                 f"JSON, got charset={charset[:40]}")
+                raise ServeError(415, "unsupported_media_type", "the body must be UTF-8 "
+                                 f"JSON (application/json), got charset={charset[:40]}")
         return
     raise ServeError(415, "unsupported_media_type", "Content-Type must be application/json "
                      f"(or absent), got {value.strip()[:80]!r}; e.g. curl -d sends a form "

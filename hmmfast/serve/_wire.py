@@ -227,6 +227,12 @@ def _token(data, error):
     return data[error[3]:error[4]]
 
 
+def _text(token):
+    """A number token as written (at most 40 characters)."""
+    text = bytes(token[:41]).decode("ascii", "replace")
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _symbols(data, starts, counts, n_symbols):
     expected = f"expected an integer symbol 0 <= symbol < n_features={n_symbols}"
     values, error = J.fill_symbols(data, starts, counts, int(counts.sum()))
@@ -234,8 +240,7 @@ def _symbols(data, starts, counts, n_symbols):
         code, s, t = error[:3]
         token = _token(data, error)
         got = (describe(token) if code == J.F_NOT_NUMBER else
-               f"{describe(token, J.J_NUMBER)} (not an integer)" if code == J.F_NOT_INT
-               else describe(token, J.J_NUMBER))
+               f"{_text(token)} (not an integer)" if code == J.F_NOT_INT else _text(token))
         raise bad_observation(int(s), int(t), f"{expected}, got {got}")
     return check_symbols(values, counts, n_symbols)
 
@@ -276,8 +281,7 @@ def _frames(data, starts, counts, leaves, n_features, counts_only):
         elif code == J.F_IN_FRAME:
             got = f"{describe(token)} in it"
         elif code == J.F_RANGE:
-            got = f"{describe(token, J.J_NUMBER)}, beyond float64's range (observations " \
-                  "must be finite)"
+            got = f"{_text(token)}, beyond float64's range (observations must be finite)"
         else:
             got = describe(token)
         raise bad_observation(int(s), int(t), f"expected {what}, got {got}")
