@@ -1,6 +1,7 @@
 # Type stub for the compiled module built from csrc/_jsonscan.pyx.
 import numpy as np
 import numpy.typing as npt
+from typing import TypeAlias
 
 J_NONE: int
 J_OBJECT: int
@@ -43,7 +44,7 @@ F_FRAME_LEN: int
 F_NOT_FRAME: int
 F_IN_FRAME: int
 
-_FillError = tuple[int, int, int, int, int, int]
+_FillError: TypeAlias = tuple[int, int, int, int, int, int]
 
 class Scanner:
     def __init__(

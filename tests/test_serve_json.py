@@ -7,7 +7,6 @@ what came are checked here.
 """
 
 import json
-import os
 import subprocess
 import sys
 
