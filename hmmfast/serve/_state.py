@@ -30,6 +30,7 @@ that share one state directory.
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -90,6 +91,9 @@ class StateFile:
     def read(self):
         """The saved state (validated), or None when there is no file."""
         try:
+            mode = os.stat(self.path).st_mode
+            if not stat.S_ISREG(mode):  # a FIFO would block the start-up
+                raise StateError(f"state file {self.path} is not a regular file")
             with open(self.path, "rb") as f:
                 data = f.read(1 << 20)
         except FileNotFoundError:
