@@ -19,7 +19,9 @@ for the other families, [F] when n_features is 1), and ``lengths`` (INT64, shape
 summing to F; absent: one session). Outputs: ``score`` (FP64 [S], log P(session); an
 impossible session is ``null``) always, ``states`` (INT64 [F], the Viterbi path; -1 for
 the frames of an impossible session) when the request's ``outputs`` ask for it. Tensors
-are JSON (Triton's binary-data extension is not spoken: a request using it gets 400).
+are JSON: Triton's binary-data extension is not spoken; a request whose inputs use it
+gets 400 (tritonclient: ``set_data_from_numpy(..., binary_data=False)``), and a request
+for binary outputs is answered with JSON tensors, which the protocol's clients read.
 Errors are the protocol's ``{"error": "<message>"}``, with the same statuses as /v1.
 
 The body is scanned as it arrives like every data body (``_body``): invalid JSON is a
@@ -138,6 +140,8 @@ class OIP:
 
     async def infer(self, request, start):
         self._live(request)
+        if "inference-header-content-length" in request.headers:
+            raise _bad(_BINARY)
         settings = self.settings
         scanner = J.Scanner("inputs", "data", id_key=False, strict_items=False,
                             array_items=False, max_items=MAX_INPUTS,
@@ -184,8 +188,7 @@ class OIP:
                                                                f'"{key}"')
         if scan.list_kind != J.J_ARRAY:
             raise _bad('an inference request needs "inputs": a list of tensors')
-        if _parameters(fields, "the request").get("binary_data_output"):
-            raise _bad(_BINARY)
+        _parameters(fields, "the request")  # binary_data_output: answered in JSON anyway
         inputs = self._inputs(data, scan)
         if "obs" not in inputs:
             raise _bad('an inference request needs the input "obs"')
@@ -273,8 +276,7 @@ class OIP:
             name = out.get("name") if type(out) is dict else None
             if name not in OUTPUTS:
                 raise _bad(f"unknown output {show(name)}; this model gives score and states")
-            if _parameters(out, f"output {quote(name)}").get("binary_data"):
-                raise _bad(_BINARY)
+            _parameters(out, f"output {quote(name)}")  # binary_data: JSON all the same
             if name not in names:
                 names.append(name)
         return names
@@ -349,4 +351,4 @@ class OIP:
 
 _BINARY = ("binary tensor data (Triton's binary-data extension) is not spoken here; send "
            "JSON tensors: tritonclient's InferInput.set_data_from_numpy(..., "
-           "binary_data=False) and InferRequestedOutput(name, binary_data=False)")
+           "binary_data=False)")
