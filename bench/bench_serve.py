@@ -21,6 +21,12 @@ generator share them.
    (inside the library's score_batch). The peer in the same run is the framework floor:
    GET /healthz (uvicorn + Starlette, no work) paced the same way.
 
+3. Hostile and heavy bodies (``_serve_hostile``): a 16 MiB body of one-step sessions
+   (refused by --max-sessions) and a valid 16 MB body (10,000 sessions of 800 symbols):
+   the reply time, /healthz latency while 4 of them run, the server's memory. With
+   ``--baseline-src DIR`` the same cases also run against the hmmfast source tree in DIR
+   (e.g. the commit before a change), in the same run.
+
 Every reply is checked: the scores read back must equal ``model.score`` of the same
 session exactly (the JSON floats round-trip).
 """
@@ -38,6 +44,7 @@ import threading
 import time
 from pathlib import Path
 
+import _serve_hostile as H
 import numpy as np
 from _benchlib import write_table
 
@@ -120,7 +127,7 @@ def server_timing(headers):
 
 def start_server(model_path, port, threads):
     cmd = [sys.executable, "-m", "hmmfast.serve", str(model_path), "--port", str(port),
-           "--log-level", "warning"]
+           "--log-level", "warning", "--no-state", "--drain-seconds", "0"]
     if threads:
         cmd += ["--threads", str(threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -259,10 +266,50 @@ def main():
     ap.add_argument("--threads", type=int, default=None,
                     help="server --threads (default: the server's default, 1)")
     ap.add_argument("--out", help="write the markdown table here")
+    ap.add_argument("--hostile-seconds", type=float, default=10.0,
+                    help="/healthz probing time per hostile case (10)")
+    ap.add_argument("--hostile-repeats", type=int, default=5,
+                    help="single-body replies timed per hostile case (5)")
+    ap.add_argument("--baseline-src", metavar="DIR",
+                    help="also run the hostile cases against the hmmfast tree in DIR")
+    ap.add_argument("--only", choices=("normal", "hostile"),
+                    help="run only the normal load (1, 2) or the hostile bodies (3)")
     args = ap.parse_args()
 
     model = build_model()
     load_before = os.getloadavg()[0]
+    lines = []
+    if args.only != "hostile":
+        lines += normal_load(args, model, load_before)
+    if args.only != "normal":
+        lines += ["", *hostile(args, model)]
+    write_table(lines, args.out)
+
+
+def hostile(args, model):
+    load = os.getloadavg()[0]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        model.save(path)
+        bodies = (("tiny sessions", H.tiny_sessions_body()), ("valid 16 MB", H.valid_body()))
+        servers = [("hmmfast serve", None, True)]
+        if args.baseline_src:
+            servers.append((f"baseline ({args.baseline_src})", args.baseline_src, False))
+        for server, src, new in servers:
+            for name, body in bodies:
+                r = H.run_case(path, free_port, name, body, args.hostile_seconds,
+                               args.hostile_repeats, src, new)
+                r["server"] = server
+                results.append(r)
+                print(f"{server}, {name}: status {r['status']}, reply "
+                      f"{np.median(r['one']) * 1e3:.0f} ms, /healthz p99 "
+                      f"{np.percentile(r['healthz'], 99) * 1e3:.1f} ms (idle "
+                      f"{np.percentile(r['idle'], 99) * 1e3:.1f})", flush=True)
+    return H.table(results, load)
+
+
+def normal_load(args, model, load_before):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.npz"
         model.save(path)
@@ -347,7 +394,7 @@ def main():
         "Every reply was checked against the library: scores equal `model.score` / "
         "`score_batch` of the same sessions exactly.",
     ]
-    write_table(lines, args.out)
+    return lines
 
 
 if __name__ == "__main__":

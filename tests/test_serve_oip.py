@@ -174,3 +174,61 @@ def test_protocol_over_http(files):
         c.post("/v1/models", json={"path": str(files["cat2"])}, headers=AUTH)
         new = hmmfast.load(files["cat2"]).fingerprint[:12]
         assert c.get("/v2/models/hmmfast").json()["versions"] == [new]
+
+
+def test_fuzzed_inference_requests_get_4xx_never_500(files):
+    """Bodies shaped like inference requests, with wrong types, shapes and sizes: every
+    answer is a 2xx or a 4xx {"error": "..."} (TestClient re-raises anything else)."""
+    import json
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers(-3, 2 ** 64) | st.floats() | st.text(
+        max_size=4)
+    values = st.recursive(scalars, lambda v: st.lists(v, max_size=4)
+                          | st.dictionaries(st.text(max_size=4), v, max_size=3),
+                          max_leaves=12)
+    tensors = st.fixed_dictionaries(
+        {"name": st.sampled_from(["obs", "lengths", "x"]) | values,
+         "shape": st.lists(st.integers(-1, 4), max_size=3) | values,
+         "datatype": st.sampled_from(["INT64", "FP64", "INT8", "BYTES"]) | values,
+         "data": st.lists(st.integers(-1, 5) | st.floats(-2, 6) | values, max_size=6)
+         | values},
+        optional={"parameters": st.dictionaries(st.sampled_from(["binary_data_size", "x"]),
+                                                values, max_size=2)})
+    bodies = st.fixed_dictionaries(
+        {"inputs": st.lists(tensors, max_size=3) | values},
+        optional={"id": values, "outputs": st.lists(
+            st.fixed_dictionaries({"name": st.sampled_from(["score", "states", "x"])}),
+            max_size=3) | values, "parameters": values, "extra": values})
+
+    with TestClient(create_app(files["cat"], max_sessions=3)) as c:
+        @settings(max_examples=300, deadline=None,
+                  suppress_health_check=[HealthCheck.too_slow,
+                                         HealthCheck.function_scoped_fixture])
+        @given(body=bodies | values)
+        def check(body):
+            r = c.post("/v2/models/hmmfast/infer",
+                       content=json.dumps(body, allow_nan=False).encode()
+                       if _finite(body) else b'{"inputs": [}')
+            assert r.status_code in (200, 400, 404, 413, 415, 422), r.text
+            reply = r.json()
+            if r.status_code != 200:
+                assert set(reply) == {"error"} and reply["error"]
+            else:
+                assert reply["outputs"][0]["name"] in ("score", "states")
+
+        check()
+
+
+def _finite(value):
+    import math
+
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is list:
+        return all(_finite(v) for v in value)
+    if type(value) is dict:
+        return all(_finite(v) for v in value.values())
+    return True
