@@ -232,3 +232,26 @@ def _finite(value):
     if type(value) is dict:
         return all(_finite(v) for v in value.values())
     return True
+
+
+def test_readme_tritonclient_call(tmp_path):
+    """The README's tritonclient call, as written, against the README's quick-start model."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("### The Open Inference Protocol"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    model = hmmfast.CategoricalHMM(2)
+    model.startprob_ = [0.6, 0.4]
+    model.transmat_ = [[0.7, 0.3], [0.4, 0.6]]
+    model.emissionprob_ = [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]]
+    model.save(tmp_path / "model.npz")
+    with Server(tmp_path / "model.npz", tmp_path) as server:
+        namespace = {}
+        exec(compile(code.replace("127.0.0.1:8000", f"127.0.0.1:{server.port}"),
+                     "README tritonclient", "exec"), namespace)
+    got = namespace["result"].as_numpy("score")
+    assert got.tolist() == model.score_batch(namespace["sessions"]).tolist()
+    assert "array([-4.25012156, -2.03599898])" in code
+    assert np.allclose(got, [-4.25012156, -2.03599898], atol=5e-9)
