@@ -105,7 +105,15 @@ class _App:
         self.state = None
         self.restored = None
         if state_dir is not None:
-            self._restore(first, state_dir)
+            try:
+                self._restore(first, state_dir)
+            except (OSError, ServeError) as exc:
+                from ._state import StateError
+
+                reason = exc.message if isinstance(exc, ServeError) else \
+                    (exc.strerror or str(exc))
+                raise StateError(f"cannot keep the state file in {state_dir}: {reason}; "
+                                 "give a writable --state-dir, or --no-state") from None
         self.metrics = Metrics(self.registry)
         self.service = Service(settings, self.metrics)
         self.auth = AdminAuth(admin_token)

@@ -29,6 +29,7 @@ The body is scanned as it arrives like every data body (``_body``): invalid JSON
 ``data`` arrays go straight into NumPy arrays.
 """
 
+import math
 import time
 
 import numpy as np
@@ -249,7 +250,7 @@ class OIP:
         if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
             raise _bad(f"input {quote(name)}: shape must be a list of sizes >= 0, got "
                        f"{show(shape)}")
-        size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        size = math.prod(shape)
         count = int(row[J.P_LEAVES])
         if count != size:
             raise _bad(f"input {quote(name)}: shape {shape} holds {size} values but data "

@@ -225,8 +225,13 @@ def run(model_path, *, host="127.0.0.1", port=8000, admin_token_file=None,
     _configure_logging(log_level)
     _return_large_buffers()
     token = read_token(admin_token_file)
-    if state_dir is None:
+    if state_dir is None:  # the default, beside the model: unwritable is not fatal
         state_dir = os.path.dirname(os.path.abspath(os.fspath(model_path)))
+        if not os.access(state_dir, os.W_OK):
+            log.warning("hmmfast serve: no state is kept: the model's directory %s is not "
+                        "writable (a restart will serve %s); give --state-dir DIR, or "
+                        "--no-state to silence this", state_dir, model_path)
+            state_dir = ""
     app = create_app(model_path, admin_token=token, state_dir=state_dir or None,
                      **app_options)
     sock = listen(host, port, backlog)
