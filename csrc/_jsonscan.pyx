@@ -23,7 +23,7 @@
 # values, ids (the service bounds their sizes).
 
 from libc.stdint cimport int64_t, uint8_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -116,12 +116,16 @@ cdef class Scanner:
 
     cdef hj_scanner s
 
-    def __cinit__(self, str list_key="sessions", str payload_key="obs", *, bint id_key=True,
-                  bint strict_items=True, bint array_items=True, int64_t max_items=10_000,
-                  int64_t max_payload=100_000):
+    def __cinit__(self, *args, **kwargs):
+        memset(&self.s, 0, sizeof(hj_scanner))
+
+    def __init__(self, str list_key="sessions", str payload_key="obs", *, bint id_key=True,
+                 bint strict_items=True, bint array_items=True, int64_t max_items=10_000,
+                 int64_t max_payload=100_000):
         if max_items < 1 or max_payload < 1:
             raise ValueError("max_items and max_payload must be >= 1")
         cdef bytes lk = list_key.encode("ascii"), pk = payload_key.encode("ascii")
+        hj_free(&self.s)
         hj_init(&self.s, lk, pk, id_key, strict_items, array_items, max_items, max_payload)
 
     def __dealloc__(self):
