@@ -223,3 +223,31 @@ def test_ctrl_c_after_start_up_exits_130(model_file, tmp_path):
     server = Server(model_file, tmp_path)
     status, err = server.stop(signal.SIGINT)
     assert status == 130 and "Traceback" not in err
+
+
+def test_accepted_connections_do_not_wait_for_acks():
+    """The listening socket hmmfast serve binds itself must give asyncio's accepted
+    connections TCP_NODELAY (it sets it only for sockets of protocol IPPROTO_TCP; without
+    it Nagle's algorithm and delayed ACKs added ~40 ms to every small reply)."""
+    import asyncio
+
+    from hmmfast.serve._run import listen
+
+    async def accept_one():
+        seen = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        sock = listen("127.0.0.1", 0, 8)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname())
+            nodelay = await asyncio.wait_for(seen, 10)
+            writer.close()
+        return nodelay
+
+    assert asyncio.run(accept_one()) != 0
