@@ -14,10 +14,11 @@
 #    only that far. It records byte spans, never values: ``members()`` (the root
 #    object's members), ``items()`` (one row of ``N_FIELDS`` int64 per item: kind, flags,
 #    span, payload span/kind/count/leaves, id span/kind). Memory: max_items + 1 rows.
-# 2. ``fill_symbols`` / ``fill_frames`` / ``fill_numbers`` (GIL released) convert the
-#    payloads of the complete, scanned body into one int64 or float64 array, checking
-#    each observation and reporting the first bad one as a ``FillError`` record (item,
-#    position, byte span), from which the service writes its 422.
+# 2. ``fill_symbols`` / ``fill_frames`` / ``fill_numbers`` (GIL released; the C in
+#    hmm_json_fill.h) convert the payloads of the complete, scanned body into one int64
+#    or float64 array, checking each observation and reporting the first bad one as an
+#    error record (code, item, position, byte span, count), from which the service
+#    writes its 422.
 #
 # Everything the Python layer still decodes with ``json`` is small: member keys, option
 # values, ids (the service bounds their sizes).
@@ -41,10 +42,6 @@ cdef extern from "hmm_json.h":
         int64_t n_items
         int64_t unknown_item, unknown_start, unknown_end
 
-    ctypedef struct hj_fill:
-        int code
-        int64_t item, position, start, end, count
-
     void hj_init(hj_scanner* s, const char* list_key, const char* payload_key, int id_key,
                  int strict_items, int array_items, int64_t max_items,
                  int64_t max_payload) noexcept nogil
@@ -52,6 +49,19 @@ cdef extern from "hmm_json.h":
     int hj_feed(hj_scanner* s, const uint8_t* buf, int64_t n) noexcept nogil
     int hj_finish(hj_scanner* s) noexcept nogil
     const char* hj_detail_text(int detail) noexcept nogil
+
+    enum:
+        HJ_NONE, HJ_OBJECT, HJ_ARRAY, HJ_STRING, HJ_NUMBER, HJ_TRUE, HJ_FALSE, HJ_NULL
+        HJ_RUNNING, HJ_DONE, HJ_SYNTAX, HJ_LIMIT_ITEMS, HJ_LIMIT_PAYLOAD, HJ_NO_MEMORY
+        HJ_KIND, HJ_FLAGS, HJ_START, HJ_END, HJ_P_START, HJ_P_END, HJ_P_KIND, HJ_P_COUNT
+        HJ_P_LEAVES, HJ_ID_START, HJ_ID_END, HJ_ID_KIND, HJ_NF
+        HJ_HAS_PAYLOAD, HJ_HAS_ID, HJ_UNKNOWN_KEY, HJ_DUP_PAYLOAD, HJ_DUP_ID
+
+cdef extern from "hmm_json_fill.h":
+    ctypedef struct hj_fill:
+        int code
+        int64_t item, position, start, end, count
+
     void hj_prepare() noexcept nogil
     int hj_fill_symbols(const uint8_t* b, int64_t n, int64_t n_items, const int64_t* p_start,
                         const int64_t* p_count, int64_t* out, hj_fill* r) noexcept nogil
@@ -62,11 +72,6 @@ cdef extern from "hmm_json.h":
                         int integer, void* out, hj_fill* r) noexcept nogil
 
     enum:
-        HJ_NONE, HJ_OBJECT, HJ_ARRAY, HJ_STRING, HJ_NUMBER, HJ_TRUE, HJ_FALSE, HJ_NULL
-        HJ_RUNNING, HJ_DONE, HJ_SYNTAX, HJ_LIMIT_ITEMS, HJ_LIMIT_PAYLOAD, HJ_NO_MEMORY
-        HJ_KIND, HJ_FLAGS, HJ_START, HJ_END, HJ_P_START, HJ_P_END, HJ_P_KIND, HJ_P_COUNT
-        HJ_P_LEAVES, HJ_ID_START, HJ_ID_END, HJ_ID_KIND, HJ_NF
-        HJ_HAS_PAYLOAD, HJ_HAS_ID, HJ_UNKNOWN_KEY, HJ_DUP_PAYLOAD, HJ_DUP_ID
         HJ_F_OK, HJ_F_NOT_INT, HJ_F_INT_RANGE, HJ_F_NOT_NUMBER, HJ_F_RANGE
         HJ_F_FRAME_LEN, HJ_F_NOT_FRAME, HJ_F_IN_FRAME
 
