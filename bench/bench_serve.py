@@ -25,7 +25,7 @@ generator share them.
    (refused by --max-sessions) and a valid 16 MB body (10,000 sessions of 800 symbols):
    the reply time, /healthz latency while 4 of them run, the server's memory. With
    ``--baseline-src DIR`` the same cases also run against the hmmfast source tree in DIR
-   (e.g. the commit before a change), in the same run.
+   (e.g. the commit before a change), in the same run; so do 1 and 2.
 
 Every reply is checked: the scores read back must equal ``model.score`` of the same
 session exactly (the JSON floats round-trip).
@@ -125,12 +125,16 @@ def server_timing(headers):
     return out
 
 
-def start_server(model_path, port, threads):
+def start_server(model_path, port, threads, src=None):
+    """The server of this tree, or (``src``) of the hmmfast tree in that directory."""
     cmd = [sys.executable, "-m", "hmmfast.serve", str(model_path), "--port", str(port),
-           "--log-level", "warning", "--no-state", "--drain-seconds", "0"]
+           "--log-level", "warning"]
+    if src is None:
+        cmd += ["--no-state", "--drain-seconds", "0"]
     if threads:
         cmd += ["--threads", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = dict(os.environ, **({"PYTHONPATH": src} if src else {}))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -281,6 +285,9 @@ def main():
     lines = []
     if args.only != "hostile":
         lines += normal_load(args, model, load_before)
+        if args.baseline_src:
+            lines += ["", f"The same run's baseline: the server of {args.baseline_src}", "",
+                      *normal_load(args, model, os.getloadavg()[0], args.baseline_src)]
     if args.only != "normal":
         lines += ["", *hostile(args, model)]
     write_table(lines, args.out)
@@ -309,12 +316,12 @@ def hostile(args, model):
     return H.table(results, load)
 
 
-def normal_load(args, model, load_before):
+def normal_load(args, model, load_before, src=None):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.npz"
         model.save(path)
         port = free_port()
-        proc = start_server(path, port, args.threads)
+        proc = start_server(path, port, args.threads, src)
         try:
             rows = []
             for batch, n_conn in ((100, 1), (1000, 1), (1000, 2)):
