@@ -23,7 +23,7 @@
 # Everything the Python layer still decodes with ``json`` is small: member keys, option
 # values, ids (the service bounds their sizes).
 
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport INT64_MAX, int64_t, uint8_t
 from libc.string cimport memcpy, memset
 
 import numpy as np
@@ -39,7 +39,7 @@ cdef extern from "hmm_json.h":
         int64_t root_rec[16][5]
         int64_t list_start, list_end
         int64_t* items
-        int64_t n_items
+        int64_t n_items, n_not_arrays, min_count, total_count
         int64_t unknown_item, unknown_start, unknown_end
 
     void hj_init(hj_scanner* s, const char* list_key, const char* payload_key, int id_key,
@@ -64,16 +64,17 @@ cdef extern from "hmm_json_fill.h":
 
     void hj_prepare() noexcept nogil
     int hj_fill_symbols(const uint8_t* b, int64_t n, int64_t n_items, const int64_t* p_start,
-                        const int64_t* p_count, int64_t* out, hj_fill* r) noexcept nogil
+                        const int64_t* p_count, int64_t stride, int64_t n_symbols,
+                        int64_t* out, hj_fill* r) noexcept nogil
     int hj_fill_frames(const uint8_t* b, int64_t n, int64_t n_items, const int64_t* p_start,
-                       const int64_t* p_count, int64_t d, int bare, double* out,
-                       hj_fill* r) noexcept nogil
+                       const int64_t* p_count, int64_t stride, int64_t d, int bare,
+                       double* out, hj_fill* r) noexcept nogil
     int hj_fill_numbers(const uint8_t* b, int64_t start, int64_t end, int64_t count,
                         int integer, void* out, hj_fill* r) noexcept nogil
 
     enum:
         HJ_F_OK, HJ_F_NOT_INT, HJ_F_INT_RANGE, HJ_F_NOT_NUMBER, HJ_F_RANGE
-        HJ_F_FRAME_LEN, HJ_F_NOT_FRAME, HJ_F_IN_FRAME
+        HJ_F_FRAME_LEN, HJ_F_NOT_FRAME, HJ_F_IN_FRAME, HJ_F_SYMBOL
 
 hj_prepare()  # the "C" numeric locale, created once with the GIL
 
@@ -91,9 +92,10 @@ RUNNING, DONE, SYNTAX, LIMIT_ITEMS, LIMIT_PAYLOAD, NO_MEMORY = (
 HAS_PAYLOAD, HAS_ID, UNKNOWN_KEY, DUP_PAYLOAD, DUP_ID = (
     HJ_HAS_PAYLOAD, HJ_HAS_ID, HJ_UNKNOWN_KEY, HJ_DUP_PAYLOAD, HJ_DUP_ID)
 # fill errors
-F_OK, F_NOT_INT, F_INT_RANGE, F_NOT_NUMBER, F_RANGE, F_FRAME_LEN, F_NOT_FRAME, F_IN_FRAME = (
-    HJ_F_OK, HJ_F_NOT_INT, HJ_F_INT_RANGE, HJ_F_NOT_NUMBER, HJ_F_RANGE, HJ_F_FRAME_LEN,
-    HJ_F_NOT_FRAME, HJ_F_IN_FRAME)
+F_OK, F_NOT_INT, F_INT_RANGE, F_NOT_NUMBER, F_RANGE = (
+    HJ_F_OK, HJ_F_NOT_INT, HJ_F_INT_RANGE, HJ_F_NOT_NUMBER, HJ_F_RANGE)
+F_FRAME_LEN, F_NOT_FRAME, F_IN_FRAME, F_SYMBOL = (
+    HJ_F_FRAME_LEN, HJ_F_NOT_FRAME, HJ_F_IN_FRAME, HJ_F_SYMBOL)
 
 #: Chunks up to this size are scanned with the GIL held (releasing it costs more).
 cdef int64_t NOGIL_BYTES = 4096
@@ -201,6 +203,68 @@ cdef class Scanner:
         return out
 
     @property
+    def n_items(self):
+        return self.s.n_items
+
+    @property
+    def n_not_arrays(self):
+        """Items that are not arrays (0: every session is a plain list)."""
+        return self.s.n_not_arrays
+
+    @property
+    def min_count(self):
+        """The fewest elements in an item's payload array (None without one)."""
+        return None if self.s.min_count == INT64_MAX else self.s.min_count
+
+    @property
+    def total_count(self):
+        """Elements in all payload arrays."""
+        return self.s.total_count
+
+    def payload_counts(self):
+        """ndarray of shape (n_items,), int64: each item's payload elements."""
+        cdef cnp.ndarray out = np.empty(self.s.n_items, dtype=np.int64)
+        cdef int64_t* o = <int64_t*> cnp.PyArray_DATA(out)
+        cdef int64_t i
+        for i in range(self.s.n_items):
+            o[i] = self.s.items[i * HJ_NF + HJ_P_COUNT]
+        return out
+
+    def fill_symbols(self, const uint8_t[::1] body, int64_t n_symbols=0):
+        """:func:`fill_symbols` over this scan's payloads (every item's payload must be an
+        array), range-checking symbols when ``n_symbols`` > 0 (``F_SYMBOL``, the symbol
+        in the error's count)."""
+        cdef cnp.ndarray values = np.empty(self.s.total_count, dtype=np.int64)
+        cdef hj_fill r
+        cdef int64_t n = body.shape[0]
+        cdef const uint8_t* b = &body[0] if n else <const uint8_t*> b""
+        cdef const int64_t* rows = self.s.items
+        if self.s.n_items:
+            with nogil:
+                hj_fill_symbols(b, n, self.s.n_items, rows + HJ_P_START, rows + HJ_P_COUNT,
+                                HJ_NF, n_symbols, <int64_t*> cnp.PyArray_DATA(values), &r)
+        else:
+            r.code = HJ_F_OK
+        return values, (None if r.code == HJ_F_OK else _error(&r))
+
+    def fill_frames(self, const uint8_t[::1] body, int64_t n_features, bint bare,
+                    int64_t total):
+        """:func:`fill_frames` over this scan's payloads; ``total``: their leaves."""
+        cdef cnp.ndarray values = np.empty(total, dtype=np.float64)
+        cdef hj_fill r
+        cdef int64_t n = body.shape[0]
+        cdef const uint8_t* b = &body[0] if n else <const uint8_t*> b""
+        cdef const int64_t* rows = self.s.items
+        if self.s.n_items:
+            with nogil:
+                hj_fill_frames(b, n, self.s.n_items, rows + HJ_P_START, rows + HJ_P_COUNT,
+                               HJ_NF, n_features, bare, <double*> cnp.PyArray_DATA(values),
+                               &r)
+        else:
+            r.code = HJ_F_OK
+        return values, (None if r.code == HJ_F_OK else _error(&r))
+
+    @property
     def unknown_key(self):
         """(item, key start, key end) of the first item member that is not the payload or
         the id (``strict_items``), or None."""
@@ -213,8 +277,8 @@ cdef tuple _error(hj_fill* r):
     return (r.code, r.item, r.position, r.start, r.end, r.count)
 
 
-def fill_symbols(const uint8_t[::1] body, const int64_t[::1] p_start, const int64_t[::1] p_count,
-                 int64_t total):
+def fill_symbols(const uint8_t[::1] body, const int64_t[::1] p_start,
+                 const int64_t[::1] p_count, int64_t total, int64_t n_symbols=0):
     """Integer observations of each payload array, concatenated.
 
     Parameters
@@ -226,6 +290,8 @@ def fill_symbols(const uint8_t[::1] body, const int64_t[::1] p_start, const int6
         Each payload array's start offset ('[') and element count (from ``items()``).
     total : int
         ``p_count.sum()``.
+    n_symbols : int
+        When > 0, a symbol outside [0, n_symbols) stops the fill (``F_SYMBOL``).
 
     Returns
     -------
@@ -242,13 +308,13 @@ def fill_symbols(const uint8_t[::1] body, const int64_t[::1] p_start, const int6
         raise ValueError("p_start and p_count must have the same length")
     with nogil:
         hj_fill_symbols(b, n, n_items, &p_start[0] if n_items else NULL,
-                        &p_count[0] if n_items else NULL,
+                        &p_count[0] if n_items else NULL, 1, n_symbols,
                         <int64_t*> cnp.PyArray_DATA(values), &r)
     return values, (None if r.code == HJ_F_OK else _error(&r))
 
 
-def fill_frames(const uint8_t[::1] body, const int64_t[::1] p_start, const int64_t[::1] p_count,
-                int64_t n_features, bint bare, int64_t total):
+def fill_frames(const uint8_t[::1] body, const int64_t[::1] p_start,
+                const int64_t[::1] p_count, int64_t n_features, bint bare, int64_t total):
     """Frames of ``n_features`` numbers (or bare numbers when ``bare``), row after row.
 
     ``total`` is the payloads' leaves (numbers at any depth), the most values that can be
@@ -265,7 +331,7 @@ def fill_frames(const uint8_t[::1] body, const int64_t[::1] p_start, const int64
         raise ValueError("p_start and p_count must have the same length")
     with nogil:
         hj_fill_frames(b, n, n_items, &p_start[0] if n_items else NULL,
-                       &p_count[0] if n_items else NULL, n_features, bare,
+                       &p_count[0] if n_items else NULL, 1, n_features, bare,
                        <double*> cnp.PyArray_DATA(values), &r)
     return values, (None if r.code == HJ_F_OK else _error(&r))
 

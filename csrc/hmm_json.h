@@ -109,6 +109,8 @@ typedef struct {
     int list_kind, list_seen;
     int64_t list_start, list_end;
     int64_t *items, n_items, cap_items;
+    int64_t n_not_arrays, min_count, total_count;  /* items that are not arrays; payload
+                                                      element counts: least, sum */
     int64_t unknown_item, unknown_start, unknown_end;
 } hj_scanner;
 
@@ -157,6 +159,7 @@ static void hj_init(hj_scanner *s, const char *list_key, const char *payload_key
     s->err_item = -1;
     s->root_kind = HJ_NONE;
     s->list_kind = HJ_NONE;
+    s->min_count = INT64_MAX;
 }
 
 static void hj_free(hj_scanner *s)
@@ -211,6 +214,7 @@ static int hj_new_item(hj_scanner *s, int kind)
     memset(it, 0, HJ_NF * sizeof(int64_t));
     it[HJ_KIND] = kind;
     it[HJ_START] = s->pos;
+    if (kind != HJ_ARRAY) s->n_not_arrays += 1;
     it[HJ_P_START] = it[HJ_ID_START] = -1;
     return 0;
 }
@@ -307,7 +311,11 @@ static void hj_end(hj_scanner *s, uint8_t mask, int64_t end, int64_t count)
         if (mask & E_ITEM) it[HJ_END] = end;
         if (mask & E_PAYLOAD) {
             it[HJ_P_END] = end;
-            if (it[HJ_P_KIND] == HJ_ARRAY) it[HJ_P_COUNT] = count;
+            if (it[HJ_P_KIND] == HJ_ARRAY) {
+                it[HJ_P_COUNT] = count;
+                s->total_count += count;
+                if (count < s->min_count) s->min_count = count;
+            }
         }
         if (mask & E_ID) it[HJ_ID_END] = end;
     }

@@ -165,7 +165,7 @@ static int hj_to_double(const uint8_t *b, int64_t p, int64_t q, int is_int, doub
 /* what went wrong with an observation */
 enum {
     HJ_F_OK = 0, HJ_F_NOT_INT, HJ_F_INT_RANGE, HJ_F_NOT_NUMBER, HJ_F_RANGE,
-    HJ_F_FRAME_LEN, HJ_F_NOT_FRAME, HJ_F_IN_FRAME
+    HJ_F_FRAME_LEN, HJ_F_NOT_FRAME, HJ_F_IN_FRAME, HJ_F_SYMBOL
 };
 
 typedef struct {
@@ -215,25 +215,31 @@ static int hj_fail(hj_fill *r, int code, int64_t item, int64_t position, int64_t
 
 static int hj_is_number_start(uint8_t c) { return c == '-' || (c >= '0' && c <= '9'); }
 
-/* Integer symbols: each item's payload array [p_start[s], ...] of p_count[s] integers
- * into out (int64, concatenated). */
+/* Integer symbols: item s's payload array starts at p_start[s * stride] and holds
+ * p_count[s * stride] integers; all go into out (int64, concatenated). With n_symbols > 0
+ * a symbol outside [0, n_symbols) stops it too (HJ_F_SYMBOL, the symbol in r->count). */
 static int hj_fill_symbols(const uint8_t *b, int64_t n, int64_t n_items,
-                           const int64_t *p_start, const int64_t *p_count, int64_t *out,
-                           hj_fill *r)
+                           const int64_t *p_start, const int64_t *p_count, int64_t stride,
+                           int64_t n_symbols, int64_t *out, hj_fill *r)
 {
-    int64_t s, t, p, q, k = 0;
+    int64_t s, t, p, q, k = 0, v;
     int is_int;
     memset(r, 0, sizeof(*r));
     for (s = 0; s < n_items; s++) {
-        p = p_start[s] + 1;  /* after '[' */
-        for (t = 0; t < p_count[s]; t++) {
+        if (p_start[s * stride] < 0) continue;  /* no payload array: nothing to read */
+        p = p_start[s * stride] + 1;  /* after '[' */
+        for (t = 0; t < p_count[s * stride]; t++) {
             p = hj_skip_ws(b, p, n);
             if (!hj_is_number_start(b[p]))
                 return hj_fail(r, HJ_F_NOT_NUMBER, s, t, p, hj_skip_value(b, p, n));
             q = hj_number_end(b, p, n, &is_int);
             if (!is_int) return hj_fail(r, HJ_F_NOT_INT, s, t, p, q);
-            if (hj_to_int64(b, p, q, out + k)) return hj_fail(r, HJ_F_INT_RANGE, s, t, p, q);
-            k++;
+            if (hj_to_int64(b, p, q, &v)) return hj_fail(r, HJ_F_INT_RANGE, s, t, p, q);
+            if (n_symbols > 0 && (v < 0 || v >= n_symbols)) {
+                r->count = v;
+                return hj_fail(r, HJ_F_SYMBOL, s, t, p, q);
+            }
+            out[k++] = v;
             p = hj_skip_ws(b, q, n) + 1;  /* past ',' or ']' */
         }
     }
@@ -241,17 +247,19 @@ static int hj_fill_symbols(const uint8_t *b, int64_t n, int64_t n_items,
 }
 
 /* Frames of d numbers: each observation is an array of d numbers, or (bare) a number
- * when bare is set; written row after row into out (float64, leaves in order). */
+ * when bare is set; written row after row into out (float64, leaves in order). The
+ * payloads are given as for hj_fill_symbols. */
 static int hj_fill_frames(const uint8_t *b, int64_t n, int64_t n_items,
-                          const int64_t *p_start, const int64_t *p_count, int64_t d,
-                          int bare, double *out, hj_fill *r)
+                          const int64_t *p_start, const int64_t *p_count, int64_t stride,
+                          int64_t d, int bare, double *out, hj_fill *r)
 {
     int64_t s, t, p, q, k = 0, j, first;
     int is_int;
     memset(r, 0, sizeof(*r));
     for (s = 0; s < n_items; s++) {
-        p = p_start[s] + 1;
-        for (t = 0; t < p_count[s]; t++) {
+        if (p_start[s * stride] < 0) continue;
+        p = p_start[s * stride] + 1;
+        for (t = 0; t < p_count[s * stride]; t++) {
             p = hj_skip_ws(b, p, n);
             first = p;
             if (b[p] == '[') {

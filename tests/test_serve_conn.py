@@ -79,8 +79,10 @@ def test_readme_client_reconnects_across_an_idle_gap(model_file, tmp_path):
 
 def test_slow_request_heads_are_closed(model_file, tmp_path):
     """Connections that never finish their request head are closed after
-    --timeout-header (the old server kept 2,000 of them open for ever)."""
-    with Server(model_file, tmp_path, "--timeout-header", "1") as server:
+    --timeout-header, connections that send nothing after --timeout-keep-alive (the old
+    server kept 2,000 half-sent requests open for ever)."""
+    with Server(model_file, tmp_path, "--timeout-header", "1", "--timeout-keep-alive",
+                "2") as server:
         socks = []
         for i in range(100):
             s = socket.create_connection(("127.0.0.1", server.port))

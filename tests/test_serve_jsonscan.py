@@ -182,7 +182,14 @@ def test_sessions_counted_and_located(items, extra, sep):
     members = {json.loads(body[a:b]): json.loads(body[c:d]) for a, b, c, d, _ in s.members()}
     assert members == {**extra, "sessions": items}
     rows = s.items()
-    assert len(rows) == len(items)
+    assert len(rows) == s.n_items == len(items)
+    assert s.n_not_arrays == sum(type(i) is not list for i in items)
+    counts = [len(i) if type(i) is list else len(i["obs"]) if type(i) is dict else None
+              for i in items]
+    present = [c for c in counts if c is not None]
+    assert s.total_count == sum(present)
+    assert s.min_count == (min(present) if present else None)
+    assert s.payload_counts().tolist() == [c or 0 for c in counts]
     for row, item in zip(rows, items, strict=True):
         assert json.loads(body[row[J.START]:row[J.END]]) == item
         if type(item) is list:
@@ -286,6 +293,19 @@ def test_integers_exact(ints):
     out, error = J.fill_symbols(body, row[:, J.P_START].copy(), row[:, J.P_COUNT].copy(),
                                 len(ints))
     assert error is None and out.tolist() == ints
+
+
+def test_scanner_fills_its_own_payloads():
+    body = b'{"sessions": [[3, 1], {"id": "x", "obs": [0, 2, 2]}, [1]]}'
+    s = scan(body)
+    values, error = s.fill_symbols(body)
+    assert error is None and values.tolist() == [3, 1, 0, 2, 2, 1]
+    values, error = s.fill_symbols(body, 3)  # symbols must be < 3
+    assert error[:3] == (J.F_SYMBOL, 0, 0) and error[5] == 3
+    frames = b'{"sessions": [[[1, 2.5]], {"obs": [[3, 4], [5, 6]]}]}'
+    s = scan(frames)
+    values, error = s.fill_frames(frames, 2, False, int(s.items()[:, J.P_LEAVES].sum()))
+    assert error is None and values.tolist() == [1, 2.5, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("token,code", [

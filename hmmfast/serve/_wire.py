@@ -72,7 +72,18 @@ class Request:
 def _key(data, start, end):
     if end - start > LONG_KEY:
         return None  # not an option's name
-    return decode(data[start:end])
+    raw = bytes(data[start:end])
+    return raw[1:-1].decode("utf-8") if b"\\" not in raw else decode(raw)
+
+
+_LITERALS = {b"true": True, b"false": False, b"null": None}
+
+
+def _option(raw, kind):
+    """An option's value: decoded when small, else described (:class:`Large`)."""
+    if len(raw) <= 5 and bytes(raw) in _LITERALS:
+        return _LITERALS[bytes(raw)]
+    return decode(raw) if len(raw) <= SMALL else Large(describe(raw, kind))
 
 
 def request_object(body, allowed):
@@ -102,9 +113,8 @@ def request_object(body, allowed):
     options = {}
     for key in allowed & set(members):
         v_start, v_end, kind = members[key]
-        raw = data[v_start:v_end]
         try:
-            options[key] = decode(raw) if len(raw) <= SMALL else Large(describe(raw, kind))
+            options[key] = _option(data[v_start:v_end], kind)
         except DuplicateKey as exc:
             raise duplicate_error(exc.key, f'"{key}"') from None
     return Request(data, scan, options, members["sessions"])
@@ -203,6 +213,22 @@ def _session_error(data, scan, row, s):
                      session=s)
 
 
+def _check_objects(data, scan, items):
+    """422 (or 400) naming the first session that is neither a list nor a valid
+    ``{"id": ..., "obs": [...]}``."""
+    kinds, flags, id_kinds = items[:, J.KIND], items[:, J.FLAGS], items[:, J.ID_KIND]
+    is_object = kinds == J.J_OBJECT
+    id_ok = (id_kinds == J.J_STRING) | (id_kinds == J.J_NUMBER) | (id_kinds == J.J_NULL)
+    wrong = (kinds != J.J_ARRAY) & ~is_object
+    wrong |= is_object & ((flags & (J.UNKNOWN_KEY | J.DUP_PAYLOAD | J.DUP_ID)) != 0)
+    wrong |= is_object & ((flags & J.HAS_PAYLOAD) == 0)
+    wrong |= is_object & (items[:, J.P_KIND] != J.J_ARRAY)
+    wrong |= ((flags & J.HAS_ID) != 0) & ~id_ok
+    if wrong.any():
+        s = int(np.argmax(wrong))
+        _session_error(data, scan, items[s], s)
+
+
 def _ids(data, items):
     """One id (str) or None per session; None when none has one."""
     kinds = items[:, J.ID_KIND]
@@ -233,16 +259,16 @@ def _text(token):
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _symbols(data, starts, counts, n_symbols):
+def _symbols(data, scan, n_symbols):
     expected = f"expected an integer symbol 0 <= symbol < n_features={n_symbols}"
-    values, error = J.fill_symbols(data, starts, counts, int(counts.sum()))
+    values, error = scan.fill_symbols(data, n_symbols)
     if error is not None:
         code, s, t = error[:3]
         token = _token(data, error)
         got = (describe(token) if code == J.F_NOT_NUMBER else
                f"{_text(token)} (not an integer)" if code == J.F_NOT_INT else _text(token))
         raise bad_observation(int(s), int(t), f"{expected}, got {got}")
-    return check_symbols(values, counts, n_symbols)
+    return values.astype(np.intp, copy=False)
 
 
 def check_symbols(values, counts, n_symbols):
@@ -269,10 +295,10 @@ def check_counts(values, counts):
     return values
 
 
-def _frames(data, starts, counts, leaves, n_features, counts_only):
+def _frames(data, scan, counts, n_features, counts_only):
     what = f"a frame of n_features={n_features} numbers"
-    values, error = J.fill_frames(data, starts, counts, n_features, n_features == 1,
-                                  int(leaves.sum()))
+    leaves = int(scan.items()[:, J.P_LEAVES].sum())
+    values, error = scan.fill_frames(data, n_features, n_features == 1, leaves)
     if error is not None:
         code, s, t, _, _, count = error
         token = _token(data, error)
@@ -311,32 +337,23 @@ def sessions(request, model, settings):
     if kind != J.J_ARRAY:
         raise ServeError(422, "bad_request", '"sessions" must be a list of sessions, got '
                          f"{describe(data[start:end], kind)}")
-    items = scan.items()
-    if not len(items):
+    if not scan.n_items:
         return None
-    kinds, flags = items[:, J.KIND], items[:, J.FLAGS]
-    is_object = kinds == J.J_OBJECT
-    id_kinds = items[:, J.ID_KIND]
-    wrong = (kinds != J.J_ARRAY) & ~is_object
-    wrong |= is_object & ((flags & (J.UNKNOWN_KEY | J.DUP_PAYLOAD | J.DUP_ID)) != 0)
-    wrong |= is_object & ((flags & J.HAS_PAYLOAD) == 0)
-    wrong |= is_object & (items[:, J.P_KIND] != J.J_ARRAY)
-    wrong |= ((flags & J.HAS_ID) != 0) & ~np.isin(id_kinds, (J.J_STRING, J.J_NUMBER,
-                                                              J.J_NULL))
-    if wrong.any():
-        s = int(np.argmax(wrong))
-        _session_error(data, scan, items[s], s)
-    counts = np.ascontiguousarray(items[:, J.P_COUNT])
-    if (counts == 0).any():
+    ids = None
+    if scan.n_not_arrays:  # sessions given as objects (the plain lists need no check)
+        items = scan.items()
+        _check_objects(data, scan, items)
+    counts = scan.payload_counts()
+    if scan.min_count == 0:
         s = int(np.argmin(counts))
         raise ServeError(422, "bad_session", f"session {s} is empty; expected at least one "
                          "observation", session=s)
-    ids = _ids(data, items)
-    starts = np.ascontiguousarray(items[:, J.P_START])
+    if scan.n_not_arrays:
+        ids = _ids(data, items)
     if model._symbol_frames():
-        values = _symbols(data, starts, counts, int(model.n_features))
+        values = _symbols(data, scan, int(model.n_features))
     else:
-        values = _frames(data, starts, counts, items[:, J.P_LEAVES], int(model.n_features),
+        values = _frames(data, scan, counts, int(model.n_features),
                          isinstance(model, PoissonHMM))
     return Batch(values, counts, ids)
 
