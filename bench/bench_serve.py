@@ -286,11 +286,56 @@ def main():
     if args.only != "hostile":
         lines += normal_load(args, model, load_before)
         if args.baseline_src:
-            lines += ["", f"The same run's baseline: the server of {args.baseline_src}", "",
-                      *normal_load(args, model, os.getloadavg()[0], args.baseline_src)]
+            lines += ["", *interleaved(args, model)]
     if args.only != "normal":
         lines += ["", *hostile(args, model)]
     write_table(lines, args.out)
+
+
+def interleaved(args, model, rounds=8, seconds=1.0):
+    """Requests/s of this tree's server and the baseline's, measured in alternation
+    (``rounds`` of ``seconds`` each per server and request kind, closed loop on one
+    connection), so both see the same machine; medians and their ratio."""
+    load = os.getloadavg()[0]
+    kinds = {f"{n} session{'s' if n > 1 else ''}": n for n in (1, 100, 1000)}
+    pool = sessions(model, 1000, seed=3)
+    requests = {k: post("/v1/score", json.dumps({"sessions": [s.tolist() for s in pool[:n]]})
+                        .encode()) for k, n in kinds.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        model.save(path)
+        servers = {}
+        rates = {(name, k): [] for name in ("this", "baseline") for k in kinds}
+        try:
+            for name, src in (("this", None), ("baseline", args.baseline_src)):
+                port = free_port()
+                servers[name] = (start_server(path, port, args.threads, src), port)
+            for _ in range(rounds):
+                for name, (_, port) in servers.items():
+                    c = Connection(port)
+                    for k, request in requests.items():
+                        n, start = 0, time.perf_counter()
+                        while time.perf_counter() - start < seconds:
+                            c.send(request)
+                            status, _, _ = c.receive()
+                            if status != 200:
+                                raise RuntimeError(f"{name}: status {status}")
+                            n += 1
+                        rates[name, k].append(n / (time.perf_counter() - start))
+                    c.close()
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait()
+    lines = [f"This server against the baseline ({args.baseline_src}), measured in "
+             f"alternation ({rounds} rounds of {seconds:g} s per server and request, closed "
+             f"loop, one connection; 1-minute load average before {load:.2f}), requests/s",
+             "", "| request | this server | baseline | ratio |", "|---|---:|---:|---:|"]
+    for k in kinds:
+        this, base = np.median(rates["this", k]), np.median(rates["baseline", k])
+        lines.append(f"| POST /v1/score, {k} of T={T} | {this:,.0f} | {base:,.0f} | "
+                     f"{this / base:.2f} |")
+    return lines
 
 
 def hostile(args, model):

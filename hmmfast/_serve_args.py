@@ -70,7 +70,7 @@ def add_arguments(parser):
     parser.add_argument("--admin-token-file", metavar="FILE",
                         help="file holding the admin token (default: $HMMFAST_ADMIN_TOKEN; "
                              "without either, the admin endpoints are off)")
-    parser.add_argument("--model-name", default="hmmfast",
+    parser.add_argument("--model-name", metavar="NAME", default="hmmfast",
                         help="the model's name in the Open Inference Protocol's paths "
                              "(/v2/models/NAME) and the state file's name (default hmmfast)")
     parser.add_argument("--model-dir", metavar="DIR",

@@ -253,3 +253,24 @@ def test_accepted_connections_do_not_wait_for_acks():
         return nodelay
 
     assert asyncio.run(accept_one()) != 0
+
+
+def test_command_line_defaults_are_the_settings():
+    """`hmmfast serve`'s option defaults (parsed without the extra) are the ones the
+    service's Settings and run() state."""
+    import argparse
+    import inspect
+
+    from hmmfast._serve_args import add_arguments
+    from hmmfast.serve import Settings
+    from hmmfast.serve._run import run
+
+    args = add_arguments(argparse.ArgumentParser()).parse_args(["m.npz"])
+    defaults = Settings()
+    for name in ("max_body_bytes", "max_sessions", "max_observations", "drift_window",
+                 "timeout_body", "load_timeout", "model_name", "threads"):
+        assert getattr(args, name) == getattr(defaults, name), name
+    signature = inspect.signature(run).parameters
+    for name in ("host", "port", "timeout_keep_alive", "timeout_header", "limit_concurrency",
+                 "backlog", "drain_seconds"):
+        assert getattr(args, name) == signature[name].default, name
