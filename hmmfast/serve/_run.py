@@ -73,24 +73,6 @@ def _configure_logging(level):
     logger.setLevel(level.upper())
 
 
-def _return_large_buffers():
-    """On glibc, fix the mmap threshold at 1 MiB. glibc raises it after each large free
-    (up to 32 MiB), after which request-sized buffers come from the heap and stay with the
-    process; with it fixed they are mapped and returned to the system when freed
-    (measured: 2 s after four concurrent valid 16 MB requests, RSS 100 MB instead of
-    235; smaller buffers, such as the 256 KiB socket reads, stay on the heap). A
-    MALLOC_MMAP_THRESHOLD_ in the environment is left alone."""
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
-    try:
-        ctypes.CDLL(None).mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # pragma: no cover - not glibc after all
-        pass
-
-
 def listen(host, port, backlog):
     """A listening TCP socket on ``host:port``; OSError naming the address otherwise."""
     try:
@@ -231,7 +213,6 @@ def run(model_path, *, host="127.0.0.1", port=8000, admin_token_file=None,
     from ._app import create_app
 
     _configure_logging(log_level)
-    _return_large_buffers()
     token = read_token(admin_token_file)
     if state_dir is None:  # the default, beside the model: unwritable is not fatal
         state_dir = os.path.dirname(os.path.abspath(os.fspath(model_path)))
