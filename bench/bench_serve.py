@@ -276,18 +276,19 @@ def main():
                     help="single-body replies timed per hostile case (5)")
     ap.add_argument("--baseline-src", metavar="DIR",
                     help="also run the hostile cases against the hmmfast tree in DIR")
-    ap.add_argument("--only", choices=("normal", "hostile"),
-                    help="run only the normal load (1, 2) or the hostile bodies (3)")
+    ap.add_argument("--only", choices=("normal", "hostile", "compare"),
+                    help="run only the normal load (1, 2), the hostile bodies (3), or the "
+                    "comparison with --baseline-src in alternation")
     args = ap.parse_args()
 
     model = build_model()
     load_before = os.getloadavg()[0]
     lines = []
-    if args.only != "hostile":
+    if args.only in (None, "normal"):
         lines += normal_load(args, model, load_before)
-        if args.baseline_src:
-            lines += ["", *interleaved(args, model)]
-    if args.only != "normal":
+    if args.only in (None, "normal", "compare") and args.baseline_src:
+        lines += ["", *interleaved(args, model)]
+    if args.only in (None, "hostile"):
         lines += ["", *hostile(args, model)]
     write_table(lines, args.out)
 
