@@ -21,6 +21,12 @@ generator share them.
    (inside the library's score_batch). The peer in the same run is the framework floor:
    GET /healthz (uvicorn + Starlette, no work) paced the same way.
 
+3. Hostile and heavy bodies (``_serve_hostile``): a 16 MiB body of one-step sessions
+   (refused by --max-sessions) and a valid 16 MB body (10,000 sessions of 800 symbols):
+   the reply time, /healthz latency while 4 of them run, the server's memory. With
+   ``--baseline-src DIR`` the same cases also run against the hmmfast source tree in DIR
+   (e.g. the commit before a change), in the same run; so do 1 and 2.
+
 Every reply is checked: the scores read back must equal ``model.score`` of the same
 session exactly (the JSON floats round-trip).
 """
@@ -38,6 +44,7 @@ import threading
 import time
 from pathlib import Path
 
+import _serve_hostile as H
 import numpy as np
 from _benchlib import write_table
 
@@ -118,12 +125,16 @@ def server_timing(headers):
     return out
 
 
-def start_server(model_path, port, threads):
+def start_server(model_path, port, threads, src=None):
+    """The server of this tree, or (``src``) of the hmmfast tree in that directory."""
     cmd = [sys.executable, "-m", "hmmfast.serve", str(model_path), "--port", str(port),
            "--log-level", "warning"]
+    if src is None:
+        cmd += ["--no-state", "--drain-seconds", "0"]
     if threads:
         cmd += ["--threads", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = dict(os.environ, **({"PYTHONPATH": src} if src else {}))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -259,15 +270,104 @@ def main():
     ap.add_argument("--threads", type=int, default=None,
                     help="server --threads (default: the server's default, 1)")
     ap.add_argument("--out", help="write the markdown table here")
+    ap.add_argument("--hostile-seconds", type=float, default=10.0,
+                    help="/healthz probing time per hostile case (10)")
+    ap.add_argument("--hostile-repeats", type=int, default=5,
+                    help="single-body replies timed per hostile case (5)")
+    ap.add_argument("--baseline-src", metavar="DIR",
+                    help="also run the hostile cases against the hmmfast tree in DIR")
+    ap.add_argument("--only", choices=("normal", "hostile", "compare"),
+                    help="run only the normal load (1, 2), the hostile bodies (3), or the "
+                    "comparison with --baseline-src in alternation")
     args = ap.parse_args()
 
     model = build_model()
     load_before = os.getloadavg()[0]
+    lines = []
+    if args.only in (None, "normal"):
+        lines += normal_load(args, model, load_before)
+    if args.only in (None, "normal", "compare") and args.baseline_src:
+        lines += ["", *interleaved(args, model)]
+    if args.only in (None, "hostile"):
+        lines += ["", *hostile(args, model)]
+    write_table(lines, args.out)
+
+
+def interleaved(args, model, rounds=8, seconds=1.0):
+    """Requests/s of this tree's server and the baseline's, measured in alternation
+    (``rounds`` of ``seconds`` each per server and request kind, closed loop on one
+    connection), so both see the same machine; medians and their ratio."""
+    load = os.getloadavg()[0]
+    kinds = {f"{n} session{'s' if n > 1 else ''}": n for n in (1, 100, 1000)}
+    pool = sessions(model, 1000, seed=3)
+    requests = {k: post("/v1/score", json.dumps({"sessions": [s.tolist() for s in pool[:n]]})
+                        .encode()) for k, n in kinds.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        model.save(path)
+        servers = {}
+        rates = {(name, k): [] for name in ("this", "baseline") for k in kinds}
+        try:
+            for name, src in (("this", None), ("baseline", args.baseline_src)):
+                port = free_port()
+                servers[name] = (start_server(path, port, args.threads, src), port)
+            for _ in range(rounds):
+                for name, (_, port) in servers.items():
+                    c = Connection(port)
+                    for k, request in requests.items():
+                        n, start = 0, time.perf_counter()
+                        while time.perf_counter() - start < seconds:
+                            c.send(request)
+                            status, _, _ = c.receive()
+                            if status != 200:
+                                raise RuntimeError(f"{name}: status {status}")
+                            n += 1
+                        rates[name, k].append(n / (time.perf_counter() - start))
+                    c.close()
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait()
+    lines = [f"This server against the baseline ({args.baseline_src}), measured in "
+             f"alternation ({rounds} rounds of {seconds:g} s per server and request, closed "
+             f"loop, one connection; 1-minute load average before {load:.2f}), requests/s",
+             "", "| request | this server | baseline | ratio |", "|---|---:|---:|---:|"]
+    for k in kinds:
+        this, base = np.median(rates["this", k]), np.median(rates["baseline", k])
+        lines.append(f"| POST /v1/score, {k} of T={T} | {this:,.0f} | {base:,.0f} | "
+                     f"{this / base:.2f} |")
+    return lines
+
+
+def hostile(args, model):
+    load = os.getloadavg()[0]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        model.save(path)
+        bodies = (("tiny sessions", H.tiny_sessions_body()), ("valid 16 MB", H.valid_body()))
+        servers = [("hmmfast serve", None, True)]
+        if args.baseline_src:
+            servers.append((f"baseline ({args.baseline_src})", args.baseline_src, False))
+        for server, src, new in servers:
+            for name, body in bodies:
+                r = H.run_case(path, free_port, name, body, args.hostile_seconds,
+                               args.hostile_repeats, src, new)
+                r["server"] = server
+                results.append(r)
+                print(f"{server}, {name}: status {r['status']}, reply "
+                      f"{np.median(r['one']) * 1e3:.0f} ms, /healthz p99 "
+                      f"{np.percentile(r['healthz'], 99) * 1e3:.1f} ms (idle "
+                      f"{np.percentile(r['idle'], 99) * 1e3:.1f})", flush=True)
+    return H.table(results, load)
+
+
+def normal_load(args, model, load_before, src=None):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.npz"
         model.save(path)
         port = free_port()
-        proc = start_server(path, port, args.threads)
+        proc = start_server(path, port, args.threads, src)
         try:
             rows = []
             for batch, n_conn in ((100, 1), (1000, 1), (1000, 2)):
@@ -347,7 +447,7 @@ def main():
         "Every reply was checked against the library: scores equal `model.score` / "
         "`score_batch` of the same sessions exactly.",
     ]
-    write_table(lines, args.out)
+    return lines
 
 
 if __name__ == "__main__":

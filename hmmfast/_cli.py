@@ -86,7 +86,14 @@ then 'hmmfast serve --help' lists every option.
 
 
 def serve(argv):
-    """``hmmfast serve ...``: the [serve] extra's parser and runner."""
+    """``hmmfast serve ...``: the options are parsed (and --help answered) without the
+    [serve] extra; running the service needs it."""
+    from ._serve_args import add_arguments
+
+    parser = Parser(prog="hmmfast serve", description="Serve a model file over HTTP "
+                    "(POST /v1/score, /v1/decode, /v1/anomaly; GET /metrics; the Open "
+                    "Inference Protocol under /v2). Needs the [serve] extra.")
+    args = add_arguments(parser).parse_args(argv)
     try:
         service = importlib.import_module("hmmfast.serve")
     except ImportError as exc:
@@ -95,10 +102,7 @@ def serve(argv):
             return 0
         sys.stderr.write(f"hmmfast: error: {_one_line(exc)}\n")
         return 1
-    parser = Parser(prog="hmmfast serve", description="Serve a model file over HTTP "
-                    "(POST /v1/score, /v1/decode, /v1/anomaly; GET /metrics).")
-    service.add_arguments(parser)
-    return service.run_args(parser.parse_args(argv))
+    return service.run_args(args)
 
 
 def _one_line(exc):

@@ -2,17 +2,21 @@
 
 An ASGI app on Starlette, run by uvicorn in one process, metrics in Prometheus text via
 prometheus-client. ``import hmmfast`` never imports this package; importing it without
-its extra raises ImportError naming the ``pip install`` to run.
+its extra raises ImportError naming the ``pip install`` to run. The names below are
+imported on first use (so ``python -m hmmfast.serve`` answers Ctrl-C during start-up
+with exit 130 rather than a traceback from inside an import).
 
 Endpoints: POST /v1/score, /v1/decode, /v1/anomaly (``{"sessions": [...]}``); GET
-/v1/models; admin (``Authorization: Bearer <token>``): POST /v1/models (hot swap),
-/v1/models/rollback, /v1/models/ab (A/B split); GET /healthz, /readyz, /metrics. See
-the README's "The HTTP service" section for the wire format.
+/v1/models, /v1/models/ab; admin (``Authorization: Bearer <token>``): POST /v1/models
+(hot swap), /v1/models/rollback, /v1/models/ab (A/B split), /v1/state/reload; GET
+/healthz, /readyz, /metrics; the Open Inference Protocol (KServe v2) under /v2. See the
+README's "The HTTP service" section for the wire format.
 
 Public surface
 --------------
 create_app(model_path, *, admin_token=None, threads=None, max_body_bytes=...,
-           max_sessions=..., max_observations=..., **settings) -> Starlette app
+           max_sessions=..., max_observations=..., model_dir=None, state_dir=None,
+           **settings) -> Starlette app
 run(model_path, *, host="127.0.0.1", port=8000, admin_token_file=None, ...)  (blocking)
 main(argv=None) -> int         the command line (``python -m hmmfast.serve``)
 add_arguments(parser), run_args(args) -> int   for embedding in another argparse tree
@@ -20,30 +24,44 @@ Settings                       limits and monitor settings
 unit_hash(session_id) -> float the A/B split's place of an id in [0, 1)
 """
 
-try:
-    import prometheus_client  # noqa: F401
-    import starlette  # noqa: F401
-    import uvicorn  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
+import importlib
+import importlib.util
+
+
+def _missing():
+    for name in ("starlette", "uvicorn", "prometheus_client"):
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):
+            return name
+    return None
+
+
+_absent = _missing()
+if _absent is not None:  # pragma: no cover - depends on the environment
     raise ImportError(
         f"hmmfast.serve needs the [serve] extra (starlette, uvicorn, prometheus-client), "
-        f'which is not installed ({exc}); install it with: pip install "hmmfast[serve]"'
-    ) from exc
+        f"which is not installed (no module named {_absent!r}); install it with: "
+        'pip install "hmmfast[serve]"')
 
-from ._app import create_app
-from ._errors import ServeError
-from ._registry import unit_hash
-from ._run import add_arguments, build_parser, main, run, run_args
-from ._settings import Settings
+_WHERE = {
+    "ServeError": "._errors", "Settings": "._settings", "add_arguments": "._run",
+    "build_parser": "._run", "create_app": "._app", "main": "._run", "run": "._run",
+    "run_args": "._run", "unit_hash": "._registry",
+}
 
-__all__ = [
-    "ServeError",
-    "Settings",
-    "add_arguments",
-    "build_parser",
-    "create_app",
-    "main",
-    "run",
-    "run_args",
-    "unit_hash",
-]
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'hmmfast.serve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

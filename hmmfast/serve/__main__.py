@@ -2,6 +2,10 @@
 
 import sys
 
-from ._run import main
+try:
+    from ._run import main
 
-sys.exit(main())
+    status = main()
+except KeyboardInterrupt:  # Ctrl-C while the service's modules load
+    status = 130
+sys.exit(status)

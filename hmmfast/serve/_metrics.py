@@ -26,7 +26,9 @@ when /metrics is scraped, so it is never stale.
 ``hmmfast_model_info{model,role,class}``            1 per version held (live/held/candidate)
 ==================================================  =====================================
 
-``model`` labels carry the first 12 hex digits of the fingerprint.
+``model`` labels carry the first 12 hex digits of the fingerprint; a version's series are
+removed when it is no longer held (after swaps and rollbacks, /metrics stays the size of
+the versions held).
 """
 
 import math
@@ -143,6 +145,21 @@ class Metrics:
             self.impossible.labels(endpoint)
         r.register(_StateCollector(model_registry))
         self._children = {}
+        self._held = set()
+        self.forget(None, model_registry.snapshot)
+        model_registry.listeners.append(self.forget)
+
+    def forget(self, old, new):
+        """Registry listener: remove the series of versions no longer held (live, for
+        rollback or candidate), so /metrics does not grow with every swap."""
+        held = {v.short for v in new.versions}
+        if new.split is not None:
+            held.add(new.split.candidate.short)
+        self._held = held
+        for key in [k for k in self._children if k[1] not in held]:
+            del self._children[key]
+            self.requests.remove(*key)
+            self.seconds.remove(*key)
 
     def _child(self, endpoint, model):
         key = (endpoint, model)
@@ -158,11 +175,13 @@ class Metrics:
         self.sessions.labels(endpoint)
 
     def observe(self, endpoint, model, seconds, status, n_sessions=0):
-        """Count one answered request."""
-        requests, histogram = self._child(endpoint, model)
-        requests.inc()
-        if not math.isnan(seconds):
-            histogram.observe(seconds)
+        """Count one answered request (per model only while ``model`` is held: a request
+        that outlives its version's removal does not bring its series back)."""
+        if model in self._held:
+            requests, histogram = self._child(endpoint, model)
+            requests.inc()
+            if not math.isnan(seconds):
+                histogram.observe(seconds)
         if status >= 400:
             self.errors.labels(endpoint, str(status)).inc()
         elif n_sessions:

@@ -1,5 +1,6 @@
-"""What the service watches for each model version: likelihood drift, state occupancy,
-and the arms of an A/B split; and the inference logs (sampled paths, input/output).
+"""What the service watches for each model version: likelihood drift and state occupancy
+(the arms of an A/B split: ``_arms``); and the inference logs (sampled paths,
+input/output).
 
 The monitors are hmmfast.monitor's (LikelihoodDriftMonitor, OccupancyMonitor); this
 module feeds them from the requests, thread-safely (requests run on the event loop and
@@ -230,56 +231,6 @@ class OccupancyTracker:
         with self._lock:
             self._flush()
             return self.monitor.state()
-
-
-class ArmStats:
-    """One arm of an A/B split: sessions, log-likelihood per step, anomaly levels."""
-
-    LEVELS = ("normal", "suspicious", "anomalous")
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.sessions = 0
-        self.scored_sessions = 0
-        self.loglik = 0.0
-        self.steps = 0
-        self.impossible = 0
-        self.levels = dict.fromkeys(self.LEVELS, 0)
-
-    def add_sessions(self, n):
-        with self._lock:
-            self.sessions += n
-
-    def add_scores(self, scores, lengths):
-        finite = np.isfinite(scores)
-        with self._lock:
-            self.scored_sessions += len(scores)
-            self.impossible += int(len(scores) - finite.sum())
-            self.loglik += float(scores[finite].sum())
-            self.steps += int(lengths[finite].sum())
-
-    def add_levels(self, levels):
-        names, counts = np.unique(np.asarray(levels), return_counts=True)
-        with self._lock:
-            for name, n in zip(names.tolist(), counts.tolist(), strict=True):
-                self.levels[name] = self.levels.get(name, 0) + n
-
-    @property
-    def loglik_per_step(self):
-        with self._lock:
-            return self.loglik / self.steps if self.steps else float("nan")
-
-    def state(self):
-        with self._lock:
-            judged = sum(self.levels.values())
-            return {
-                "sessions": self.sessions,
-                "loglik_per_step": self.loglik / self.steps if self.steps else None,
-                "scored_sessions": self.scored_sessions,
-                "impossible": self.impossible,
-                "anomaly_rates": {k: (v / judged if judged else None)
-                                  for k, v in self.levels.items()},
-            }
 
 
 def _training_occupancy(detector):

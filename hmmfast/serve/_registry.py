@@ -10,11 +10,23 @@ swaps happen meanwhile; a swapped-out model stays alive until its last request i
 A/B split: a session goes to the candidate when :func:`unit_hash` of its id is below the
 fraction (sticky: the same id always lands on the same arm for a given fraction, and a
 larger fraction only adds ids); a session without an id is drawn at random.
+
+Compatibility. A new live model, or a candidate, must accept every session the live model
+accepts: the same kind of observations (integer symbols, real frames or counts) of the
+same dimension, and for symbols at least as many (``n_features``). A swap to a model that
+does not is refused with 409 unless forced; a split refuses such a candidate (422).
+
+Hooks are called with (old snapshot, new snapshot) under the registry's lock:
+``Registry.before`` before a change takes effect (the state file is written; a hook that
+raises refuses the change), ``Registry.listeners`` after it (the metrics forget the
+versions no longer held).
 """
 
 import hashlib
+import logging
 import os
 import random
+import stat
 import threading
 import time
 
@@ -23,8 +35,12 @@ import numpy as np
 from .. import load, read_header
 from .._errors import ModelFileError
 from ._errors import ServeError
-from ._monitors import ArmStats, VersionMonitors
-from ._wire import _show
+from ._json import quote, show
+from ._arms import ArmStats, welch
+from ._monitors import VersionMonitors
+
+
+log = logging.getLogger("hmmfast.serve")
 
 
 def unit_hash(session_id):
@@ -60,17 +76,27 @@ class ModelVersion:
         self.detector = detector
         self.monitors = monitors
         self.loaded_at = time.time()
-        self.symbols = model._symbol_frames()
+        self.kind = model._observation_kind()  # "symbols", "counts" or "features"
         self.n_features = int(model.n_features)
+
+    @property
+    def symbols(self):
+        return self.kind == "symbols"
 
     def takes(self):
         """What a session's observations are, in words."""
         if self.symbols:
             return f"integer symbols < n_features={self.n_features}"
-        return f"frames of n_features={self.n_features} numbers"
+        what = "counts" if self.kind == "counts" else "numbers"
+        return f"frames of n_features={self.n_features} {what}"
 
-    def compatible(self, other):
-        return self.symbols == other.symbols and self.n_features == other.n_features
+    def accepts_all_of(self, other):
+        """True when every session ``other`` accepts is valid for this model too."""
+        if self.kind != other.kind:
+            return False
+        if self.symbols:
+            return self.n_features >= other.n_features
+        return self.n_features == other.n_features
 
     def describe(self):
         """JSON-safe summary for GET /v1/models."""
@@ -104,11 +130,14 @@ def _warm_up(model, detector):
 def load_version(path, settings):
     """Load, validate and warm up the model file at ``path``.
 
-    Raises ModelFileError (a ValueError) for a file that is not a valid model, whose
-    metadata holds an unusable detector or drift baseline; OSError when it cannot be
-    opened.
+    Raises ModelFileError (a ValueError) for a file that is not a valid model (or not a
+    regular file: a FIFO would block the load), whose metadata holds an unusable
+    detector or drift baseline; OSError when it cannot be opened.
     """
     path = os.fsdecode(os.fspath(path))
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ModelFileError(f"model file {path!r} is not a regular file (a FIFO, device "
+                             "or directory); a model file must be one")
     header = read_header(path)
     model = load(path)
     if model.fingerprint != header["fingerprint"]:
@@ -161,6 +190,12 @@ class Split:
                 "started_at": self.started_at,
                 "arms": {name: arm.state() for name, arm in self.arms.items()}}
 
+    def status(self):
+        """The split's figures: each arm's sessions and mean per-step log-likelihood, and
+        the candidate's minus the live one's with its 95 % Welch interval."""
+        return {**self.describe(),
+                "difference": welch(self.arms["candidate"], self.arms["live"])}
+
 
 class Snapshot:
     """The registry's state at one instant: versions (live first) and the split."""
@@ -182,8 +217,15 @@ def check_fraction(value):
             not 0 <= value <= 1:
         raise ServeError(422, "bad_request", f"fraction must be a number in [0, 1] (the "
                          f"share of sessions for the candidate; 0 ends the split), got "
-                         f"{_show(value)}")
+                         f"{show(value)}")
     return float(value)
+
+
+def _incompatible(new, old, what, force_hint):
+    hint = ' (or post "force": true to swap anyway)' if force_hint else ""
+    return (f"{what} takes {new.takes()} ({new.header['class']}) but the live model takes "
+            f"{old.takes()} ({old.header['class']}): sessions the live model accepts would "
+            f"be refused{hint}")
 
 
 class Registry:
@@ -203,6 +245,8 @@ class Registry:
         self._snapshot = Snapshot((first,), None)
         self._lock = threading.Lock()  # one change at a time
         self.closing = False
+        self.before = []
+        self.listeners = []
 
     @property
     def snapshot(self):
@@ -210,14 +254,29 @@ class Registry:
         return self._snapshot
 
     def _set(self, versions, split):
-        self._snapshot = Snapshot(versions, split)
+        old, new = self._snapshot, Snapshot(versions, split)
+        for hook in self.before:  # may refuse the change (the state file)
+            hook(old, new)
+        self._snapshot = new
+        for listener in self.listeners:
+            listener(old, new)
 
-    def swap(self, version):
+    def held(self):
+        """Fingerprints of every version held (live, for rollback, candidate)."""
+        snap = self._snapshot
+        held = {v.fingerprint for v in snap.versions}
+        if snap.split is not None:
+            held.add(snap.split.candidate.fingerprint)
+        return held
+
+    def swap(self, version, force=False):
         """Make ``version`` live; the previous live one is kept for rollback.
 
-        A split keeps running against the new live model (its arm statistics restart),
-        unless the new live model is the candidate (promoted: the split ends) or takes
-        other observations than the candidate (the split ends).
+        Refused (409) when ``version`` does not accept every session the live model
+        accepts, unless ``force``. A split keeps running against the new live model (its
+        arm statistics restart), unless the new live model is the candidate (promoted:
+        the split ends) or the candidate does not accept what the new live model does
+        (the split ends).
         """
         with self._lock:
             snap = self._snapshot
@@ -225,18 +284,42 @@ class Registry:
             if version.fingerprint == previous.fingerprint:
                 return {"live": previous.fingerprint, "previous": None, "unchanged": True,
                         "split": self._split_state(snap.split)}
+            if not force and not version.accepts_all_of(previous):
+                raise ServeError(409, "incompatible_model",
+                                 _incompatible(version, previous, "the new model", True),
+                                 live=previous.fingerprint, refused=version.fingerprint)
             older = [v for v in snap.versions if v.fingerprint != version.fingerprint]
             versions = [version, *older][:self.keep]
-            split = snap.split
-            if split is not None:
-                if split.candidate.fingerprint == version.fingerprint or \
-                        not split.candidate.compatible(version):
-                    split = None
-                else:
-                    split = Split(split.candidate, split.fraction)
-            self._set(versions, split)
+            self._set(versions, self._carry_split(snap.split, version))
+            split = self._snapshot.split
             return {"live": version.fingerprint, "previous": previous.fingerprint,
-                    "unchanged": False, "split": self._split_state(split)}
+                    "unchanged": False, "forced": bool(force), "split": self._split_state(split)}
+
+    @staticmethod
+    def _carry_split(split, live):
+        """The split that runs against the new live model ``live`` (or None)."""
+        if split is None or split.candidate.fingerprint == live.fingerprint or \
+                not split.candidate.accepts_all_of(live):
+            return None
+        return Split(split.candidate, split.fraction)
+
+    def restore(self, versions, candidate=None, fraction=0.0):
+        """Serve ``versions`` (live first) and, when given, split ``fraction`` of the
+        sessions to ``candidate`` (dropped with a warning when it does not accept the
+        live model's sessions or is the live model). Returns what was restored."""
+        with self._lock:
+            live = versions[0]
+            split = None
+            if candidate is not None:
+                if candidate.fingerprint == live.fingerprint or \
+                        not candidate.accepts_all_of(live):
+                    log.warning("hmmfast serve: the saved A/B split ends: its candidate %s "
+                                "is the live model or does not accept its sessions",
+                                candidate.short)
+                else:
+                    split = Split(candidate, fraction)
+            self._set(list(versions)[:self.keep], split)
+            return self.describe()
 
     def rollback(self, fingerprint=None):
         """Make an earlier version live again: the one before the live one, or the held
@@ -252,29 +335,23 @@ class Registry:
             else:
                 if not isinstance(fingerprint, str) or len(fingerprint) < 8:
                     raise ServeError(422, "bad_request", "fingerprint must be a string of at "
-                                     f"least 8 hex characters, got {_show(fingerprint)}")
+                                     f"least 8 hex characters, got {show(fingerprint)}")
                 hits = [i for i, v in enumerate(snap.versions)
                         if v.fingerprint.startswith(fingerprint.lower())]
                 if not hits:
                     held = [v.fingerprint[:12] for v in snap.versions]
                     raise ServeError(404, "unknown_version", f"no held version has "
-                                     f"fingerprint {_show(fingerprint)}; held: {held}")
+                                     f"fingerprint {quote(fingerprint)}; held: {held}")
                 if len(hits) > 1:
-                    raise ServeError(422, "ambiguous_fingerprint", f"{_show(fingerprint)} starts "
-                                     "several held fingerprints; give more characters")
+                    raise ServeError(422, "ambiguous_fingerprint", f"{quote(fingerprint)} "
+                                     "starts several held fingerprints; give more characters")
                 i = hits[0]
                 if i == 0:
                     raise ServeError(409, "already_live", f"version {fingerprint[:12]} is "
                                      "already live")
             previous = snap.live
             versions = snap.versions[i:]
-            split = snap.split
-            if split is not None:
-                if split.candidate.fingerprint == versions[0].fingerprint or \
-                        not split.candidate.compatible(versions[0]):
-                    split = None
-                else:
-                    split = Split(split.candidate, split.fraction)
+            split = self._carry_split(snap.split, versions[0])
             self._set(versions, split)
             return {"live": versions[0].fingerprint, "previous": previous.fingerprint,
                     "dropped": [v.fingerprint for v in snap.versions[:i]],
@@ -298,11 +375,9 @@ class Registry:
                     raise ServeError(422, "candidate_is_live", "the candidate is the live "
                                      f"model (fingerprint {live.fingerprint[:12]}); give "
                                      "another model file")
-                if not candidate.compatible(live):
-                    raise ServeError(422, "incompatible_candidate", "the candidate takes "
-                                     f"{candidate.takes()} but the live model takes "
-                                     f"{live.takes()}; both arms must accept the same "
-                                     "sessions")
+                if not candidate.accepts_all_of(live):
+                    raise ServeError(422, "incompatible_candidate",
+                                     _incompatible(candidate, live, "the candidate", False))
                 split = Split(candidate, fraction)
             self._set(snap.versions, split)
             return {"live": snap.live.fingerprint, "split": self._split_state(split)}

@@ -147,6 +147,30 @@ class Service:
         self.logs.record_io(endpoint, body, out.body)
         return out
 
+    # ---------------------------------------------------------------- /v2/.../infer
+
+    def infer(self, snap, batch, states=False):
+        """The Open Inference Protocol's work on the live model (no A/B split): (scores
+        (S,), states (F,) int64 with -1 for impossible sessions or None, library
+        seconds). Feeds the live model's drift (and occupancy) monitors."""
+        live = snap.live
+        clock = [0.0]
+        scores = self._call(live.model.score_batch, batch, clock, n_threads=self.threads)
+        live.monitors.drift.update(scores / batch.lengths, batch.lengths)
+        flat = None
+        if states:
+            _, paths = self._call(live.model.decode_batch, batch, clock,
+                                  n_threads=self.threads, errors="mark")
+            live.monitors.occupancy.update(paths)
+            if all(len(p) for p in paths):
+                flat = np.concatenate(paths).astype(np.int64, copy=False)
+            else:  # impossible sessions decode to []: -1 keeps the frames aligned
+                flat = np.full(int(batch.lengths.sum()), -1, dtype=np.int64)
+                for s, path in enumerate(paths):
+                    if len(path):
+                        flat[batch.offsets[s]:batch.offsets[s + 1]] = path
+        return scores, flat, clock[0]
+
     # ---------------------------------------------------------------- /v1/decode
 
     def decode(self, snap, body):

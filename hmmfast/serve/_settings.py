@@ -2,6 +2,7 @@
 
 import dataclasses
 import numbers
+import re
 
 #: Command-line option of each limit, named in the 413 error that refuses a request.
 OPTION = {
@@ -9,6 +10,9 @@ OPTION = {
     "max_sessions": "--max-sessions",
     "max_observations": "--max-observations",
 }
+
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +64,15 @@ class Settings:
     drift_keep_anomalous : bool
         Feed /v1/anomaly sessions judged anomalous to the drift window too (default
         False: flagged attack traffic must not move the drift alarm).
+    timeout_body : float
+        Seconds a request body may take to arrive, from its head (default 30: a 16 MiB
+        body at 0.5 MB/s); a slower one is answered 408 and its connection closed.
+    load_timeout : float
+        Seconds an admin call's model load may take (default 60); beyond, 504.
+    model_name : str
+        The model's name in the Open Inference Protocol's paths (/v2/models/<name>) and
+        in the state file's name (default "hmmfast"); letters, digits, ``.``, ``_``,
+        ``-``, at most 64.
     """
 
     threads: int | None = 1
@@ -76,6 +89,9 @@ class Settings:
     log_paths_file: str = "hmmfast-paths.jsonl"
     log_io: str | None = None
     drift_keep_anomalous: bool = False
+    timeout_body: float = 30.0
+    load_timeout: float = 60.0
+    model_name: str = "hmmfast"
 
     def __post_init__(self):
         for name in ("max_body_bytes", "max_sessions", "max_observations", "drift_window",
@@ -90,6 +106,14 @@ class Settings:
         rate = self.log_paths
         if not isinstance(rate, numbers.Real) or isinstance(rate, bool) or not 0 <= rate <= 1:
             raise ValueError(f"log_paths must be a share of sessions in [0, 1], got {rate!r}")
+        for name in ("timeout_body", "load_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                    not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+        if not isinstance(self.model_name, str) or not MODEL_NAME.fullmatch(self.model_name):
+            raise ValueError("model_name must be 1 to 64 letters, digits, '.', '_' or '-' "
+                             f"(it appears in URLs and a file name), got {self.model_name!r}")
         for name, high_open in (("drift_quantile", True), ("collapse_fraction", False)):
             value = getattr(self, name)
             ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \

@@ -4,115 +4,138 @@ A request body is a JSON object ``{"sessions": [...], <options>}``. A session is
 of observations, or an object ``{"id": "...", "obs": [...]}`` (the id routes it in an
 A/B split; an optional ``"segment"`` routes it to a segmented detector's segment). An observation is an integer symbol for a CategoricalHMM, and a list of
 ``n_features`` numbers (a frame) for the continuous families (a bare number where
-n_features is 1). Every check here is a whole-batch pass in C (``map``, ``set``,
-``numpy``); the per-session loops that name a bad session and position run only once a
-pass has found something wrong.
+n_features is 1).
+
+The body was scanned as it arrived (``_body``, the compiled ``hmmfast._jsonscan``): valid
+JSON, sessions and observations counted against the limits, byte spans recorded. Here the
+observations are converted from those spans straight into one array (``fill_symbols`` /
+``fill_frames``, without the GIL); only the options and the ids are decoded by Python.
+Every check is a whole-batch pass; a message names the first bad session and position.
 
 Replies carry floats as JSON numbers written by ``repr`` (shortest round-trip: the client
 reads back the library's exact float64); -inf, which JSON cannot spell, is ``null``.
 """
 
 import itertools
-import json
 
 import numpy as np
 
-from ._errors import ServeError, bad_observation, limit_error
+from .. import _jsonscan as J
+from ._errors import ServeError, bad_observation
+from ._json import (SMALL, DuplicateKey, decode, describe, duplicate_error, dumps, quote,
+                    show)
 
-try:  # optional: a faster parser and writer, used when installed
-    import orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    orjson = None
+__all__ = ["Batch", "Request", "check_counts", "check_symbols", "choice", "dumps", "flag",
+           "float_lists", "floats", "request_object", "sessions"]
 
 #: Up to this many sessions are handed to the library as a list of views (the cheapest
 #: call for a few sessions); more go as one concatenated array with ``lengths=``.
 FEW_SESSIONS = 8
-
-_chain = itertools.chain.from_iterable
-_INT_TYPES = {int}
-_NUMBER_TYPES = {int, float}
+#: Keys longer than this (bytes, as written) are not decoded: no endpoint has one.
+LONG_KEY = 256
 
 
-def _reject_constant(name):
-    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
+class Large:
+    """An option value too large to decode; messages describe it."""
+
+    def __init__(self, text):
+        self.text = text
 
 
-# built once: json.loads/dumps with options build a new decoder/encoder on every call
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+def _show_option(value):
+    return value.text if isinstance(value, Large) else show(value)
 
 
-def loads(body):
-    """The parsed JSON body; 400 for anything that is not one JSON value."""
-    if not body:
-        raise ServeError(400, "bad_json", "the body is empty; expected a JSON object "
-                         '{"sessions": [...]}')
-    try:
-        if orjson is not None:
-            return orjson.loads(body)
-        # as json.loads reads bytes: UTF-8, -16 or -32 by the first bytes
-        return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
-    except RecursionError:
-        raise ServeError(400, "bad_json", "the body nests JSON too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, orjson's error
-        raise ServeError(400, "bad_json", f"the body is not valid JSON: {exc}"[:300]) from None
+class Request:
+    """A data request: its options (decoded) and its scanned body.
+
+    Attributes
+    ----------
+    options : dict
+        Option name -> value (a :class:`Large` for a value beyond ``SMALL`` bytes).
+    data : bytes or bytearray
+        The body.
+    scan : hmmfast._jsonscan.Scanner
+        The scanner that accepted it (``items()``: the sessions).
+    sessions_raw : tuple
+        (start, end, kind) of the "sessions" value.
+    """
+
+    __slots__ = ("data", "options", "scan", "sessions_raw")
+
+    def __init__(self, data, scan, options, sessions_raw):
+        self.data, self.scan, self.options, self.sessions_raw = data, scan, options, \
+            sessions_raw
 
 
-def dumps(obj):
-    """``obj`` as compact JSON bytes (floats round-trip exactly; no NaN or inf)."""
-    if orjson is not None:
-        return orjson.dumps(obj)
-    return _ENCODER.encode(obj).encode()
+def _key(data, start, end):
+    if end - start > LONG_KEY:
+        return None  # not an option's name
+    raw = bytes(data[start:end])
+    return raw[1:-1].decode("utf-8") if b"\\" not in raw else decode(raw)
 
 
-def _type_name(value):
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            type(None): "null", int: "an integer", float: "a number"}.get(type(value),
-                                                                       type(value).__name__)
+_LITERALS = {b"true": True, b"false": False, b"null": None}
 
 
-def _show(value):
-    """A short rendering of a JSON value for an error message (never recursive)."""
-    if type(value) in (list, dict):
-        return f"({_type_name(value)} of {len(value)})"
-    text = repr(value) if type(value) is float else json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _option(raw, kind):
+    """An option's value: decoded when small, else described (:class:`Large`)."""
+    if len(raw) <= 5 and bytes(raw) in _LITERALS:
+        return _LITERALS[bytes(raw)]
+    return decode(raw) if len(raw) <= SMALL else Large(describe(raw, kind))
 
 
 def request_object(body, allowed):
-    """The body as a dict whose keys are ``sessions`` and the ``allowed`` options."""
-    obj = loads(body)
-    if type(obj) is not dict:
-        raise ServeError(422, "bad_request", f'the body must be a JSON object {{"sessions": '
-                         f"[...]}}, got {_type_name(obj)}")
-    if "sessions" not in obj:
+    """The body (a scanned :class:`hmmfast.serve._body.Body`) as a :class:`Request`
+    whose keys are ``sessions`` and the ``allowed`` options: 422 for another shape,
+    400 for a key given twice."""
+    data, scan = body.data, body.scan
+    if scan.root_kind != J.J_OBJECT:
+        raise ServeError(422, "bad_request", 'the body must be a JSON object {"sessions": '
+                         f"[...]}}, got {describe(data, scan.root_kind)}")
+    names = sorted(allowed | {"sessions"})
+    members, unknown = {}, None
+    for k_start, k_end, v_start, v_end, kind in scan.members():
+        key = _key(data, k_start, k_end)
+        if key is not None and key in members:
+            raise duplicate_error(key)
+        if key not in names and unknown is None:
+            unknown = quote(key) if key is not None else describe(data[k_start:k_end])
+        members[key] = (v_start, v_end, kind)
+    if "sessions" not in members:
         raise ServeError(422, "bad_request", 'the body has no "sessions"; expected '
                          '{"sessions": [session, ...]}')
-    unknown = set(obj) - allowed - {"sessions"}
-    if unknown:
-        names = ", ".join(sorted(allowed | {"sessions"}))
-        raise ServeError(422, "bad_request", f"unknown field {_show(sorted(unknown)[0])}; this "
-                         f"endpoint takes {names}")
-    return obj
+    if unknown is not None or scan.n_members > len(members):
+        shown = unknown or f"(the body has {scan.n_members} fields)"
+        raise ServeError(422, "bad_request", f"unknown field {shown}; this endpoint takes "
+                         f"{', '.join(names)}")
+    options = {}
+    for key in allowed & set(members):
+        v_start, v_end, kind = members[key]
+        try:
+            options[key] = _option(data[v_start:v_end], kind)
+        except DuplicateKey as exc:
+            raise duplicate_error(exc.key, f'"{key}"') from None
+    return Request(data, scan, options, members["sessions"])
 
 
-def flag(obj, name):
+def flag(request, name):
     """A boolean option (False when absent)."""
-    value = obj.get(name, False)
+    value = request.options.get(name, False)
     if type(value) is not bool:
         raise ServeError(422, "bad_request", f"{name} must be true or false, got "
-                         f"{_show(value)}")
+                         f"{_show_option(value)}")
     return value
 
 
-def choice(obj, name, options, default):
+def choice(request, name, options, default):
     """A string option among ``options`` (``default`` when absent or null)."""
-    value = obj.get(name)
+    value = request.options.get(name)
     if value is None:
         return default
-    if value not in options:
+    if type(value) is not str or value not in options:
         raise ServeError(422, "bad_request", f"{name} must be one of {list(options)}, got "
-                         f"{_show(value)}")
+                         f"{_show_option(value)}")
     return value
 
 
@@ -167,181 +190,199 @@ class Batch:
         return out
 
 
-def _sessions_list(raw, max_sessions):
-    if type(raw) is not list:
-        raise ServeError(422, "bad_request", f'"sessions" must be a list of sessions, got '
-                         f"{_type_name(raw)}")
-    if len(raw) > max_sessions:
-        raise limit_error("max_sessions", len(raw), max_sessions, "sessions in the request")
-    kinds = set(map(type, raw))
-    if kinds <= {list}:
-        return raw, None, None
-    observations, ids, segments = [], [], []
-    for s, item in enumerate(raw):
-        if type(item) is list:
-            observations.append(item)
-            ids.append(None)
-            segments.append(None)
+def _session_error(data, scan, row, s):
+    """The 4xx of session ``s`` (its items() row), whose shape is wrong."""
+    kind, flags = int(row[J.KIND]), int(row[J.FLAGS])
+    if kind != J.J_OBJECT:
+        raise ServeError(422, "bad_session", f"session {s} must be a list of observations "
+                         f'or an object {{"id": ..., "obs": [...]}}, got '
+                         f"{describe(data[row[J.START]:row[J.END]], kind)}", session=s)
+    for bit, key in ((J.DUP_PAYLOAD, "obs"), (J.DUP_ID, "id"), (J.DUP_SEGMENT, "segment")):
+        if flags & bit:
+            raise duplicate_error(key, f"session {s}")
+    if flags & J.UNKNOWN_KEY:
+        _, k_start, k_end = scan.unknown_key
+        key = _key(data, k_start, k_end)
+        shown = quote(key) if key is not None else describe(data[k_start:k_end])
+        raise ServeError(422, "bad_session", f'session {s} has unknown field {shown}; '
+                         'expected {"id": "...", "obs": [...]}', session=s)
+    if not flags & J.HAS_PAYLOAD:
+        raise ServeError(422, "bad_session", f'session {s} has no "obs"; expected '
+                         '{"id": "...", "obs": [...]}', session=s)
+    if row[J.P_KIND] != J.J_ARRAY:
+        raise ServeError(422, "bad_session", f'session {s}: "obs" must be a list of '
+                         f"observations, got {describe(data[row[J.P_START]:row[J.P_END]])}",
+                         session=s)
+    if flags & J.HAS_SEGMENT and row[J.SEG_KIND] not in (J.J_STRING, J.J_NULL):
+        raise ServeError(422, "bad_session", f'session {s}: "segment" must be a string, '
+                         f"got {describe(data[row[J.SEG_START]:row[J.SEG_END]])}", session=s)
+    raise ServeError(422, "bad_session", f'session {s}: "id" must be a string (or an '
+                     f"integer), got {describe(data[row[J.ID_START]:row[J.ID_END]])}",
+                     session=s)
+
+
+def _check_objects(data, scan, items):
+    """422 (or 400) naming the first session that is neither a list nor a valid
+    ``{"id": ..., "obs": [...]}``."""
+    kinds, flags, id_kinds = items[:, J.KIND], items[:, J.FLAGS], items[:, J.ID_KIND]
+    seg_kinds = items[:, J.SEG_KIND]
+    is_object = kinds == J.J_OBJECT
+    id_ok = (id_kinds == J.J_STRING) | (id_kinds == J.J_NUMBER) | (id_kinds == J.J_NULL)
+    seg_ok = (seg_kinds == J.J_STRING) | (seg_kinds == J.J_NULL)
+    wrong = (kinds != J.J_ARRAY) & ~is_object
+    wrong |= is_object & ((flags & (J.UNKNOWN_KEY | J.DUP_PAYLOAD | J.DUP_ID
+                                    | J.DUP_SEGMENT)) != 0)
+    wrong |= is_object & ((flags & J.HAS_PAYLOAD) == 0)
+    wrong |= is_object & (items[:, J.P_KIND] != J.J_ARRAY)
+    wrong |= ((flags & J.HAS_ID) != 0) & ~id_ok
+    wrong |= ((flags & J.HAS_SEGMENT) != 0) & ~seg_ok
+    if wrong.any():
+        s = int(np.argmax(wrong))
+        _session_error(data, scan, items[s], s)
+
+
+def _ids(data, items):
+    """One id (str) or None per session; None when none has one."""
+    kinds = items[:, J.ID_KIND]
+    has = (items[:, J.FLAGS] & J.HAS_ID).astype(bool) & (kinds != J.J_NULL)
+    if not has.any():
+        return None
+    ids = [None] * len(items)
+    for s in np.flatnonzero(has).tolist():
+        raw = data[items[s, J.ID_START]:items[s, J.ID_END]]
+        if kinds[s] == J.J_STRING and b"\\" not in raw:
+            ids[s] = bytes(raw[1:-1]).decode("utf-8")
             continue
-        if type(item) is not dict:
-            raise ServeError(422, "bad_session", f"session {s} must be a list of observations "
-                             f'or an object {{"id": ..., "obs": [...]}}, got '
-                             f"{_type_name(item)}", session=s)
-        extra = set(item) - {"id", "obs", "segment"}
-        if extra or "obs" not in item:
-            what = f"unknown field {_show(sorted(extra)[0])}" if extra else 'no "obs"'
-            raise ServeError(422, "bad_session", f'session {s} has {what}; expected {{"id": '
-                             f'"...", "obs": [...]}}', session=s)
-        obs, sid = item["obs"], item.get("id")
-        if type(obs) is not list:
-            raise ServeError(422, "bad_session", f'session {s}: "obs" must be a list of '
-                             f"observations, got {_type_name(obs)}", session=s)
-        if sid is not None:
-            if type(sid) is int:
-                sid = str(sid)
-            elif type(sid) is not str:
-                raise ServeError(422, "bad_session", f'session {s}: "id" must be a string '
-                                 f"(or an integer), got {_type_name(sid)}", session=s)
-        segment = item.get("segment")
-        if segment is not None and type(segment) is not str:
-            raise ServeError(422, "bad_session", f'session {s}: "segment" must be a string, '
-                             f"got {_type_name(segment)}", session=s)
-        observations.append(obs)
-        ids.append(sid)
-        segments.append(segment)
-    return (observations, (ids if any(i is not None for i in ids) else None),
-            (segments if any(g is not None for g in segments) else None))
+        value = decode(raw)
+        if type(value) is float:
+            raise ServeError(422, "bad_session", f'session {s}: "id" must be a string (or '
+                             f"an integer), got {show(value)}", session=s)
+        ids[s] = str(value) if type(value) is int else value
+    return ids
 
 
-def _lengths(observations, max_observations):
-    lengths = list(map(len, observations))
-    if max(lengths) > max_observations:
-        s = next(i for i, n in enumerate(lengths) if n > max_observations)
-        raise limit_error("max_observations", lengths[s], max_observations,
-                          f"observations in session {s}")
-    if min(lengths) == 0:
-        s = lengths.index(0)
-        raise ServeError(422, "bad_session", f"session {s} is empty; expected at least one "
-                         "observation", session=s)
-    return lengths
+def _segments(data, items):
+    """One segment name (str) or None per session; None when none has one."""
+    kinds = items[:, J.SEG_KIND]
+    has = (items[:, J.FLAGS] & J.HAS_SEGMENT).astype(bool) & (kinds != J.J_NULL)
+    if not has.any():
+        return None
+    segments = [None] * len(items)
+    for s in np.flatnonzero(has).tolist():
+        raw = data[items[s, J.SEG_START]:items[s, J.SEG_END]]
+        segments[s] = (bytes(raw[1:-1]).decode("utf-8") if b"\\" not in raw
+                       else decode(raw))
+    return segments
 
 
-def _first(observations, bad, missing=ServeError):
-    """(session, position, value) of the first observation where ``bad(value)``; when
-    there is none, (None, None, None) if ``missing`` is None, else a 422."""
-    for s, obs in enumerate(observations):
-        for t, x in enumerate(obs):
-            if bad(x):
-                return s, t, x
-    if missing is None:
-        return None, None, None
-    # not reached: a whole-batch check found something the per-item one does not
-    raise ServeError(422, "bad_observation", "an observation is not valid for this model")
+def _token(data, error):
+    return data[error[3]:error[4]]
 
 
-def _overflows(value):
-    try:
-        float(value)
-    except OverflowError:
-        return True
-    return False
+def _text(token):
+    """A number token as written (at most 40 characters)."""
+    text = bytes(token[:41]).decode("ascii", "replace")
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _locate(offsets, flat_index):
-    s = int(np.searchsorted(offsets, flat_index, side="right")) - 1
-    return s, int(flat_index - offsets[s])
-
-
-def _symbols(observations, lengths, n_symbols):
-    flat = list(_chain(observations))
+def _symbols(data, scan, n_symbols):
     expected = f"expected an integer symbol 0 <= symbol < n_features={n_symbols}"
-    if set(map(type, flat)) != _INT_TYPES:
-        s, t, x = _first(observations, lambda x: type(x) is not int)
-        raise bad_observation(s, t, f"{expected}, got {_type_name(x)} {_show(x)}")
-    try:
-        values = np.array(flat, dtype=np.intp)
-    except OverflowError:
-        low, high = int(np.iinfo(np.intp).min), int(np.iinfo(np.intp).max)
-        s, t, x = _first(observations, lambda x: not low <= x <= high)
-        raise bad_observation(s, t, f"{expected}, got {_show(x)}") from None
-    batch = Batch(values, lengths)
+    values, error = scan.fill_symbols(data, n_symbols)
+    if error is not None:
+        code, s, t = error[:3]
+        token = _token(data, error)
+        got = (describe(token) if code == J.F_NOT_NUMBER else
+               f"{_text(token)} (not an integer)" if code == J.F_NOT_INT else _text(token))
+        raise bad_observation(int(s), int(t), f"{expected}, got {got}")
+    return values.astype(np.intp, copy=False)
+
+
+def check_symbols(values, counts, n_symbols):
+    """``values`` (intp) when every symbol is in [0, n_symbols), else the 422 naming the
+    first bad one's session and position (sessions of ``counts`` observations)."""
     bad = (values < 0) | (values >= n_symbols)
     if bad.any():
         f = int(np.argmax(bad))
-        s, t = _locate(batch.offsets, f)
-        raise bad_observation(s, t, f"{expected}, got {values[f]}")
-    return batch
+        s, t = _locate(counts, f)
+        raise bad_observation(s, t, "expected an integer symbol 0 <= symbol < "
+                              f"n_features={n_symbols}, got {values[f]}")
+    return values.astype(np.intp, copy=False)
 
 
-def _frames(observations, lengths, n_features, counts):
-    frames = list(_chain(observations))
-    kinds = set(map(type, frames))
+def check_counts(values, counts):
+    """``values`` (frames) when they are non-negative whole numbers (a counts model:
+    PoissonHMM, MultinomialHMM), else
+    the 422 naming the first bad frame's session and position."""
+    bad = ((values < 0) | (np.floor(values) != values)).any(axis=1)
+    if bad.any():
+        f = int(np.argmax(bad))
+        s, t = _locate(counts, f)
+        raise bad_observation(s, t, "the model's observations are counts: expected "
+                              f"non-negative whole numbers, got {values[f].tolist()}")
+    return values
+
+
+def _frames(data, scan, counts, n_features, counts_only):
     what = f"a frame of n_features={n_features} numbers"
-    if kinds == {list}:
-        if set(map(len, frames)) != {n_features}:
-            s, t, x = _first(observations, lambda x: type(x) is not list or
-                             len(x) != n_features)
-            raise bad_observation(s, t, f"expected {what}, got a list of {len(x)}")
-        numbers = list(_chain(frames))
-    elif n_features == 1 and kinds <= _NUMBER_TYPES:
-        numbers = frames
-    elif n_features == 1 and kinds <= {list, int, float}:  # bare numbers and [x] frames
-        s, t, x = _first(observations, lambda x: type(x) is list and len(x) != 1,
-                         missing=None)
-        if s is not None:
-            raise bad_observation(s, t, f"expected {what}, got a list of {len(x)}")
-        numbers = [x[0] if type(x) is list else x for x in frames]
-    else:
-        ok = (list,) if n_features > 1 else (list, int, float)
-        s, t, x = _first(observations, lambda x: type(x) not in ok)
-        raise bad_observation(s, t, f"expected {what}, got {_type_name(x)} {_show(x)}")
-    if not set(map(type, numbers)) <= _NUMBER_TYPES:
-        s, t, x = _first(observations, lambda x: any(
-            type(v) not in _NUMBER_TYPES for v in (x if type(x) is list else [x])))
-        bad = next(v for v in (x if type(x) is list else [x]) if type(v) not in _NUMBER_TYPES)
-        raise bad_observation(s, t, f"expected {what}, got {_type_name(bad)} {_show(bad)} "
-                              "in it")
-    try:
-        values = np.array(numbers, dtype=np.float64).reshape(-1, n_features)
-    except OverflowError:  # an integer beyond float64's range
-        values = None
-    batch = Batch(values, lengths)
-    finite = None if values is None else np.isfinite(values).all(axis=1)
-    if values is None or not finite.all():
-        if values is None:
-            s, t, _ = _first(observations, lambda x: any(
-                _overflows(v) for v in (x if type(x) is list else [x])))
+    leaves = int(scan.items()[:, J.P_LEAVES].sum())
+    values, error = scan.fill_frames(data, n_features, n_features == 1, leaves)
+    if error is not None:
+        code, s, t, _, _, count = error
+        token = _token(data, error)
+        if code == J.F_FRAME_LEN:
+            got = f"a list of {count} value{'' if count == 1 else 's'}"
+        elif code == J.F_IN_FRAME:
+            got = f"{describe(token)} in it"
+        elif code == J.F_RANGE:
+            got = f"{_text(token)}, beyond float64's range (observations must be finite)"
         else:
-            s, t = _locate(batch.offsets, int(np.argmin(finite)))
-        raise bad_observation(s, t, f"expected {what}, got a value beyond float64's range "
-                              "(observations must be finite)")
-    if counts:
-        bad = ((values < 0) | (np.floor(values) != values)).any(axis=1)
-        if bad.any():
-            f = int(np.argmax(bad))
-            s, t = _locate(batch.offsets, f)
-            raise bad_observation(s, t, "the model's observations are counts: expected "
-                                  f"non-negative whole numbers, got {values[f].tolist()}")
-    return batch
+            got = describe(token)
+        raise bad_observation(int(s), int(t), f"expected {what}, got {got}")
+    n_frames = int(counts.sum())
+    if values.size != n_frames * n_features:  # pragma: no cover - fill_frames checks it
+        raise ServeError(422, "bad_observation", f"expected frames of {what}")
+    values = values.reshape(n_frames, n_features)
+    return check_counts(values, counts) if counts_only else values
 
 
-def sessions(obj, model, settings):
-    """The request's sessions as a :class:`Batch` for ``model``.
+def _locate(counts, flat_index):
+    offsets = np.cumsum(counts)
+    s = int(np.searchsorted(offsets, flat_index, side="right"))
+    return s, int(flat_index - (offsets[s - 1] if s else 0))
 
-    Raises ServeError: 413 beyond ``max_sessions`` or ``max_observations``, 422 for a
-    malformed session or an observation the model cannot take (naming the session and
-    the position).
+
+def sessions(request, model, settings):
+    """The request's sessions as a :class:`Batch` for ``model`` (None when there are
+    none).
+
+    Raises ServeError: 422 for a malformed session or an observation the model cannot
+    take (naming the session and the position); 400 for a key given twice. (The limits
+    were checked while the body was read.)
     """
-    observations, ids, segments = _sessions_list(obj["sessions"], settings.max_sessions)
-    if not observations:
+    data, scan = request.data, request.scan
+    start, end, kind = request.sessions_raw
+    if kind != J.J_ARRAY:
+        raise ServeError(422, "bad_request", '"sessions" must be a list of sessions, got '
+                         f"{describe(data[start:end], kind)}")
+    if not scan.n_items:
         return None
-    lengths = _lengths(observations, settings.max_observations)
-    kind = model._observation_kind()
-    if kind == "symbols":
-        batch = _symbols(observations, lengths, int(model.n_features))
+    ids = segments = None
+    if scan.n_not_arrays:  # sessions given as objects (the plain lists need no check)
+        items = scan.items()
+        _check_objects(data, scan, items)
+    counts = scan.payload_counts()
+    if scan.min_count == 0:
+        s = int(np.argmin(counts))
+        raise ServeError(422, "bad_session", f"session {s} is empty; expected at least one "
+                         "observation", session=s)
+    if scan.n_not_arrays:
+        ids, segments = _ids(data, items), _segments(data, items)
+    observed = model._observation_kind()
+    if observed == "symbols":
+        values = _symbols(data, scan, int(model.n_features))
     else:
-        batch = _frames(observations, lengths, int(model.n_features), kind == "counts")
-    batch.ids = ids
+        values = _frames(data, scan, counts, int(model.n_features), observed == "counts")
+    batch = Batch(values, counts, ids)
     batch.segments = segments
     return batch
 
