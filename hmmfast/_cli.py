@@ -71,35 +71,23 @@ def signals():
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-SERVE_HELP = """\
-usage: hmmfast serve MODEL_FILE [options]
-
-Serve a model file over HTTP (POST /v1/score, /v1/decode, /v1/anomaly; GET /metrics).
-
-The service needs the [serve] extra (starlette, uvicorn, prometheus-client), which is
-not installed here ({reason}). Install it with:
-
-    pip install "hmmfast[serve]"
-
-then 'hmmfast serve --help' lists every option.
-"""
-
-
 def serve(argv):
     """``hmmfast serve ...``: the options are parsed (and --help answered) without the
     [serve] extra; running the service needs it."""
     from ._serve_args import add_arguments
 
-    parser = Parser(prog="hmmfast serve", description="Serve a model file over HTTP "
-                    "(POST /v1/score, /v1/decode, /v1/anomaly; GET /metrics; the Open "
-                    "Inference Protocol under /v2). Needs the [serve] extra.")
-    args = add_arguments(parser).parse_args(argv)
+    parser = Parser(prog="hmmfast serve", usage="hmmfast serve MODEL_FILE [options]",
+                    description="Serve a model file over HTTP (POST /v1/score, /v1/decode, "
+                    "/v1/anomaly; GET /metrics; the Open Inference Protocol under /v2).",
+                    epilog='Needs the [serve] extra: pip install "hmmfast[serve]" '
+                           "(starlette, uvicorn, prometheus-client).")
+    try:
+        args = add_arguments(parser).parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already reported)
+        return exc.code
     try:
         service = importlib.import_module("hmmfast.serve")
     except ImportError as exc:
-        if "-h" in argv or "--help" in argv:
-            sys.stdout.write(SERVE_HELP.format(reason=_one_line(exc)[:200]))
-            return 0
         sys.stderr.write(f"hmmfast: error: {_one_line(exc)}\n")
         return 1
     return service.run_args(args)

@@ -269,12 +269,14 @@ class ServiceLogs:
         self.io = JsonLinesLog(settings.log_io) if settings.log_io else None
 
     def record_io(self, endpoint, body, reply):
-        """One answered data request: its body and reply (JSON texts), a time stamp."""
+        """One answered data request: its body (bytes, or the service's scanned ``Body``)
+        and reply (JSON texts), a time stamp."""
         if self.io is None:
             return
+        data = getattr(body, "data", body)
         try:
             self.io.write([{"time": time.time(), "endpoint": endpoint,
-                            "request": body.decode("utf-8", "replace"),
+                            "request": bytes(data).decode("utf-8", "replace"),
                             "reply": reply.decode("utf-8", "replace")}])
         except OSError:  # a full disk must not fail the request
             log.exception("hmmfast serve: could not write the input/output log")
