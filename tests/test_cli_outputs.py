@@ -270,9 +270,10 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(tmp_path, delay):
     kernels load, or later in the command): status 130 and no traceback. ``-X
     importtime`` reports each finished import on stderr; the signal is sent ``delay``
     seconds after the first hmmfast module finished (before: Python's own start-up,
-    which no program can handle)."""
+    which no program can handle). 20,000 training sessions keep the demo busy for ~15 s,
+    well past the longest delay on a fast machine."""
     proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "hmmfast", "demo",
-                             "clickstream", "--train", "300"], env=ENV, cwd=tmp_path,
+                             "clickstream", "--train", "20000"], env=ENV, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:
