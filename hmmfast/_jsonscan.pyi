@@ -3,6 +3,8 @@ import numpy as np
 import numpy.typing as npt
 from typing import TypeAlias
 
+from typing_extensions import disjoint_base  # cdef classes: their own C instance layout
+
 J_NONE: int
 J_OBJECT: int
 J_ARRAY: int
@@ -52,6 +54,7 @@ F_SYMBOL: int
 
 _FillError: TypeAlias = tuple[int, int, int, int, int, int]
 
+@disjoint_base
 class Scanner:
     def __init__(
         self,

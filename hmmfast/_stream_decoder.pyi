@@ -4,13 +4,13 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base  # cdef classes: their own C instance layout
 
 from ._stream_scorer import _Observation, _Read
-from ._trellis import Chain
+from ._trellis import _Chain
 
 @disjoint_base
 class StreamDecoderKernel:
     def __init__(
         self,
-        chain: Chain,
+        chain: _Chain,
         table: npt.NDArray[np.float64] | None,
         read: _Read,
         max_lag: int = ...,

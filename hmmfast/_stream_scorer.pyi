@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base  # cdef classes: their own C instance layout
 
-from ._trellis import Chain
+from ._trellis import _Chain
 
 _Observation: TypeAlias = int | np.integer[Any] | npt.ArrayLike
 # read(obs): None (an empty push), symbols (a table stream) or (T, log_emissions(a, b))
@@ -15,7 +15,7 @@ _Read: TypeAlias = Callable[[Any], Any]
 @disjoint_base
 class StreamScorerKernel:
     def __init__(
-        self, chain: Chain, table: npt.NDArray[np.float64] | None, read: _Read
+        self, chain: _Chain, table: npt.NDArray[np.float64] | None, read: _Read
     ) -> None: ...
     def push(self, obs: _Observation) -> float: ...
     def reset(self) -> None: ...
