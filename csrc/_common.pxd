@@ -278,6 +278,26 @@ cdef inline const intp_t* intp_data(object arr, str name) except NULL:
     return <const intp_t*> cnp.PyArray_DATA(<cnp.ndarray> arr)
 
 
+cdef inline int float_frames(object X, Py_ssize_t* T, Py_ssize_t* D, const void** data,
+                             bint* single) except -1:
+    """Check X: a C-contiguous, aligned (T, D) float64 or float32 array (frames of feature
+    vectors, read without a copy). ``D[0]``: the width X must have, or -1 to take X's."""
+    if (not cnp.PyArray_Check(X) or cnp.PyArray_NDIM(<cnp.ndarray> X) != 2
+            or (D[0] >= 0 and cnp.PyArray_DIM(<cnp.ndarray> X, 1) != D[0])
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> X)
+            or not cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray> X)):
+        raise TypeError(f"internal: X must be a C-contiguous aligned "
+                        f"(T, {D[0] if D[0] >= 0 else 'D'}) array")
+    cdef int typ = cnp.PyArray_TYPE(<cnp.ndarray> X)
+    if typ != cnp.NPY_DOUBLE and typ != cnp.NPY_FLOAT:
+        raise TypeError("internal: X must be float64 or float32")
+    single[0] = typ == cnp.NPY_FLOAT
+    T[0] = cnp.PyArray_DIM(<cnp.ndarray> X, 0)
+    D[0] = cnp.PyArray_DIM(<cnp.ndarray> X, 1)
+    data[0] = cnp.PyArray_DATA(<cnp.ndarray> X)
+    return 0
+
+
 cdef inline bint symbol_array(object X) noexcept:
     """X is a kernel-ready symbol array: an aligned, C-contiguous intp ndarray of shape
     (T,) or (T, 1), T >= 1 (values are range-checked by the kernels as they read them)."""

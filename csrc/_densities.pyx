@@ -21,7 +21,7 @@ from libc.math cimport lgamma, log, exp, INFINITY
 import numpy as np
 
 cimport numpy as cnp
-from _common cimport f64_data, hmm_force_avx2, hmm_team_run, hmm_team_size
+from _common cimport f64_data, float_frames, hmm_force_avx2, hmm_team_run, hmm_team_size
 
 cnp.import_array()
 
@@ -67,23 +67,6 @@ cdef inline double log_gamma1(double x) noexcept nogil:
     return lgamma(x + 1.0)
 
 
-cdef inline int features_data(object X, Py_ssize_t D, Py_ssize_t* T, const void** data,
-                              bint* single) except -1:
-    """Check X: a C-contiguous, aligned (T, D) float64 or float32 array."""
-    if (not cnp.PyArray_Check(X) or cnp.PyArray_NDIM(<cnp.ndarray> X) != 2
-            or cnp.PyArray_DIM(<cnp.ndarray> X, 1) != D
-            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> X)
-            or not cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray> X)):
-        raise TypeError(f"internal: X must be a C-contiguous aligned (T, {D}) array")
-    cdef int typ = cnp.PyArray_TYPE(<cnp.ndarray> X)
-    if typ != cnp.NPY_DOUBLE and typ != cnp.NPY_FLOAT:
-        raise TypeError("internal: X must be float64 or float32")
-    single[0] = typ == cnp.NPY_FLOAT
-    T[0] = cnp.PyArray_DIM(<cnp.ndarray> X, 0)
-    data[0] = cnp.PyArray_DATA(<cnp.ndarray> X)
-    return 0
-
-
 cdef enum:
     KIND_DIAG = 0
     KIND_CHOL = 1
@@ -105,6 +88,20 @@ cdef struct DensRun:
     double* scale             # (T,) max(row), with scaled
     double** work             # per worker: D * HMM_DENS_BLOCK + 8 * D doubles (chol)
     bint failed
+
+
+cdef object open_run(DensRun* r, int kind, object X, Py_ssize_t D, Py_ssize_t N):
+    """Check X (``float_frames``: (T, D), float64 or float32), fill the run's kind, input
+    and sizes, and return its (T, N) float64 output (``r.out``), no scaled form yet."""
+    float_frames(X, &r.T, &D, &r.x, &r.single)
+    r.kind = kind
+    r.D = D
+    r.N = N
+    out = np.empty((r.T, N))
+    r.out = <double*> cnp.PyArray_DATA(out)
+    r.scaled = NULL
+    r.scale = NULL
+    return out
 
 
 cdef void dens_task(void* ctx, Py_ssize_t b, int worker) noexcept nogil:
@@ -192,14 +189,12 @@ def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1, bint scal
     """
     cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> means_t, 0)
     cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> means_t, 1)
-    cdef Py_ssize_t T
-    cdef const void* x
-    cdef bint single
-    features_data(X, D, &T, &x, &single)
+    cdef DensRun r
+    out = open_run(&r, KIND_DIAG, X, D, N)
+    cdef Py_ssize_t T = r.T
     cdef const double* mu = f64_data(means_t, D * N, "means_t")
     cdef const double* prec = f64_data(precisions_t, D * N, "precisions_t")
     cdef const double* norm = f64_data(log_norm, N, "log_norm")
-    out = np.empty((T, N))
     cdef Py_ssize_t n_pad = (N + 3) // 4 * 4, d, j
     cdef double* padded = <double*> calloc((2 * D + 1) * n_pad, sizeof(double))
     if padded == NULL:
@@ -210,19 +205,9 @@ def gaussian_diag(X, means_t, precisions_t, log_norm, int n_threads=1, bint scal
             padded[(D + d) * n_pad + j] = prec[d * N + j]
     for j in range(N):
         padded[2 * D * n_pad + j] = norm[j]
-    cdef DensRun r
-    r.kind = KIND_DIAG
-    r.single = single
-    r.x = x
-    r.T = T
-    r.D = D
-    r.N = N
     r.p0 = padded
     r.p1 = padded + D * n_pad
     r.p2 = padded + 2 * D * n_pad
-    r.out = <double*> cnp.PyArray_DATA(out)
-    r.scaled = NULL
-    r.scale = NULL
     fused = scaled and N <= HMM_DENS_SCALED_MAX_STATES
     if fused:
         scaled_table = np.empty((T, N))
@@ -259,29 +244,13 @@ def gaussian_cholesky(X, means, cholesky, inv_diagonal, log_norm, int n_threads=
     """
     cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> means, 0)
     cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> means, 1)
-    cdef Py_ssize_t T
-    cdef const void* x
-    cdef bint single
-    features_data(X, D, &T, &x, &single)
-    cdef const double* mu = f64_data(means, N * D, "means")
-    cdef const double* chol = f64_data(cholesky, N * D * D, "cholesky")
-    cdef const double* inv_d = f64_data(inv_diagonal, N * D, "inv_diagonal")
-    cdef const double* norm = f64_data(log_norm, N, "log_norm")
-    out = np.empty((T, N))
     cdef DensRun r
-    r.kind = KIND_CHOL
-    r.single = single
-    r.x = x
-    r.T = T
-    r.D = D
-    r.N = N
-    r.p0 = mu
-    r.p1 = chol
-    r.p2 = inv_d
-    r.p3 = norm
-    r.out = <double*> cnp.PyArray_DATA(out)
-    r.scaled = NULL
-    run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * T * N * D * (D + 3) / 2)
+    out = open_run(&r, KIND_CHOL, X, D, N)
+    r.p0 = f64_data(means, N * D, "means")
+    r.p1 = f64_data(cholesky, N * D * D, "cholesky")
+    r.p2 = f64_data(inv_diagonal, N * D, "inv_diagonal")
+    r.p3 = f64_data(log_norm, N, "log_norm")
+    run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * r.T * N * D * (D + 3) / 2)
     return out
 
 
@@ -303,15 +272,15 @@ def poisson(X, log_lambdas_t, lambda_sums, int n_threads=1):
     """
     cdef Py_ssize_t D = cnp.PyArray_DIM(<cnp.ndarray?> log_lambdas_t, 0)
     cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray?> log_lambdas_t, 1)
-    cdef Py_ssize_t T, t, d
-    cdef const void* x
-    cdef bint single
-    features_data(X, D, &T, &x, &single)
-    cdef const double* ll = f64_data(log_lambdas_t, D * N, "log_lambdas_t")
-    cdef const double* sums = f64_data(lambda_sums, N, "lambda_sums")
-    out = np.empty((T, N))
+    cdef Py_ssize_t t, d
+    cdef DensRun r
+    out = open_run(&r, KIND_POISSON, X, D, N)
+    cdef Py_ssize_t T = r.T
+    cdef const void* x = r.x
+    cdef bint single = r.single
+    r.p0 = f64_data(log_lambdas_t, D * N, "log_lambdas_t")
+    r.p1 = f64_data(lambda_sums, N, "lambda_sums")
     lgam = np.empty(T)
-    cdef double* o = <double*> cnp.PyArray_DATA(out)
     cdef double* lg = <double*> cnp.PyArray_DATA(lgam)
     cdef double acc
     with nogil:
@@ -321,18 +290,7 @@ def poisson(X, log_lambdas_t, lambda_sums, int n_threads=1):
                 acc = acc + log_gamma1((<const float*> x)[t * D + d] if single
                                        else (<const double*> x)[t * D + d])
             lg[t] = acc
-    cdef DensRun r
-    r.kind = KIND_POISSON
-    r.single = single
-    r.x = x
-    r.T = T
-    r.D = D
-    r.N = N
-    r.p0 = ll
-    r.p1 = sums
     r.p2 = lg
-    r.out = o
-    r.scaled = NULL
     run_blocks(&r, n_threads, 1e-3 * DENS_PS_PER_TERM * T * N * D)
     return out
 

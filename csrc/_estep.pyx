@@ -21,7 +21,8 @@
 # rank-1 update per step. When the scaled forward pass's precision guard or the deficit
 # check fires, the sequence is redone by the log E-step.
 #
-# Log E-step: log alpha rows, then log beta backwards, with
+# Log E-step (``log_posteriors`` of _posteriors.pxd, shared with _trellis.pyx's
+# forward_backward): log alpha rows, then log beta backwards, with
 #   xi_t(i, j) = exp(log alpha_t(i) + log A_ij + log b_{t+1}(j) + log beta_{t+1}(j) - ll)
 # summed over the non-zero transitions only (one exp each).
 #
@@ -35,7 +36,7 @@
 
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
-from libc.math cimport exp, INFINITY
+from libc.math cimport INFINITY
 
 import numpy as np
 
@@ -79,70 +80,18 @@ from _passes cimport (
     POSTERIOR_DEFICIT, SMALL_PRODUCT, SMALL_SCALE, SUM_FLOOR, backward_product,
     log_backward_step, log_forward_pass, scaled_forward_pass, normalise_row,
 )
+from _posteriors cimport log_posteriors, xi_size
 
 cnp.import_array()
-
-
-cdef SeqStatus estep_log(const Chain* ch, const Frames* fr, Py_ssize_t start,
-                         Py_ssize_t stop, double* work, double* gamma, double* xi,
-                         double* logprob_out) noexcept nogil:
-    """Log-space E-step of one sequence.
-
-    work : 4 vectors (stride(N) apart).
-    gamma : (T, N) receiving the posteriors (holds log alpha on the way).
-    xi : (N, n_pad) receiving sum_t xi_t (pad columns 0); for a sparse chain (nnz,), in
-        the order of its non-zero transitions (CSR).
-    """
-    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, k, r, sn = stride(ch.n_states)
-    cdef double* beta = work
-    cdef double* nb = work + sn
-    cdef double* v = work + 2 * sn
-    cdef double* q = work + 3 * sn
-    cdef double* swap
-    cdef double* g
-    cdef double ll, a
-    cdef Py_ssize_t last = stop - start - 1
-    cdef SeqStatus st = log_forward_pass(ch, fr, start, stop, work, gamma, logprob_out)
-    if st.code != STATUS_OK:
-        return st
-    ll = logprob_out[0]
-    memset(xi, 0, xi_size(ch) * sizeof(double))
-    for j in range(n):
-        beta[j] = 0.0
-    g = gamma + last * n
-    for j in range(n):
-        g[j] = exp(g[j] - ll)
-    normalise_row(g, n, 0.0)
-    for t in range(last - 1, -1, -1):
-        r = frame_row(fr, start + t + 1)
-        if r < 0:
-            return status(STATUS_BAD_ROW, start + t + 1)
-        log_backward_step(ch, fr.log_table + r * n, beta, v, q, nb)  # v = log b + log beta
-        g = gamma + t * n  # still log alpha_t
-        for i in range(n):
-            a = g[i] - ll
-            if a == -INFINITY:
-                continue
-            for k in range(ch.row_start[i], ch.row_start[i + 1]):
-                j = ch.row_to[k]
-                xi[k if ch.sparse else i * n_pad + j] += exp(a + ch.row_log[k] + v[j])
-        swap = beta
-        beta = nb
-        nb = swap
-        for j in range(n):
-            g[j] = exp(g[j] + beta[j] - ll)
-        if not normalise_row(g, n, 0.0):  # only if X changed under us
-            return status(STATUS_BAD_ROW, start + t + 1)
-    return st
 
 
 cdef SeqStatus estep_scaled(const Chain* ch, const Frames* fr, Py_ssize_t start,
                             Py_ssize_t stop, double* work, double* gamma, double* xi,
                             double* scales, double* alpha, double* vrows,
                             double* logprob_out) noexcept nogil:
-    """Scaled E-step of one sequence, falling back to ``estep_log`` when a precision
-    check fires. Arguments as for estep_log, plus scratch: scales (T,), alpha (T, N),
-    vrows (T, n_pad)."""
+    """Scaled E-step of one sequence, falling back to ``log_posteriors`` (_posteriors.pxd:
+    the log E-step) when a precision check fires. Arguments as for log_posteriors, plus
+    scratch: scales (T,), alpha (T, N), vrows (T, n_pad)."""
     cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, k, r, sn = stride(ch.n_states)
     cdef double* beta = work
     cdef double* nb = work + sn
@@ -157,7 +106,7 @@ cdef SeqStatus estep_scaled(const Chain* ch, const Frames* fr, Py_ssize_t start,
     cdef SeqStatus st = scaled_forward_pass(ch, fr, start, stop, work, alpha, scales,
                                             logprob_out, &unused_last, &unused_scale)
     if st.code == STATUS_UNDERFLOW:
-        return estep_log(ch, fr, start, stop, work, gamma, xi, logprob_out)
+        return log_posteriors(ch, fr, start, stop, work, gamma, xi, logprob_out)
     if st.code != STATUS_OK:
         return st
     for j in range(n):
@@ -183,7 +132,7 @@ cdef SeqStatus estep_scaled(const Chain* ch, const Frames* fr, Py_ssize_t start,
         for j in range(n):
             g[j] = arow[j] * beta[j]
         if not normalise_row(g, n, 1.0 - POSTERIOR_DEFICIT):
-            return estep_log(ch, fr, start, stop, work, gamma, xi, logprob_out)
+            return log_posteriors(ch, fr, start, stop, work, gamma, xi, logprob_out)
     memset(xi, 0, xi_size(ch) * sizeof(double))
     if ch.sparse:  # sum_t alphahat_t(i) v_t(j) over the non-zero transitions only
         for t in range(last):
@@ -201,11 +150,6 @@ cdef SeqStatus estep_scaled(const Chain* ch, const Frames* fr, Py_ssize_t start,
         for j in range(n):
             xi[i * n_pad + j] *= ch.transmat[i * n + j]
     return st
-
-
-cdef inline Py_ssize_t xi_size(const Chain* ch) noexcept nogil:
-    """Doubles of one expected-transition table: (N, n_pad), or nnz for a sparse chain."""
-    return ch.n_nonzero if ch.sparse else ch.n_states * ch.n_pad
 
 
 cdef inline Py_ssize_t trans_size(const Chain* ch) noexcept nogil:
@@ -289,7 +233,7 @@ cdef inline void estep_one(const Chain* ch, const Frames* fr, const intp_t* offs
         st = estep_scaled(ch, fr, start, stop, scratch, gamma, xi, scales, alpha, vrows,
                           logprob_out + s)
     else:
-        st = estep_log(ch, fr, start, stop, scratch, gamma, xi, logprob_out + s)
+        st = log_posteriors(ch, fr, start, stop, scratch, gamma, xi, logprob_out + s)
     status_out[s] = st
     if st.code == STATUS_OK:
         add_statistics(ch, fr, s, start, stop, w, gamma, xi, n_pad, gamma_out != NULL, acc,

@@ -25,7 +25,7 @@ from libc.stdlib cimport calloc, free
 import numpy as np
 
 cimport numpy as cnp
-from _common cimport f64_data, hmm_team_run, hmm_team_size
+from _common cimport f64_data, float_frames, hmm_team_run, hmm_team_size
 
 cnp.import_array()
 
@@ -75,17 +75,40 @@ cdef void scatter_task(void* ctx, Py_ssize_t b, int worker) noexcept nogil:
                         r.acc + b * D * N)
 
 
-cdef int frames_data(object X, int* typ, Py_ssize_t* T, Py_ssize_t* D) except -1:
-    cdef cnp.ndarray x = <cnp.ndarray?> X
-    if (cnp.PyArray_NDIM(x) != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(x)
-            or not cnp.PyArray_ISBEHAVED_RO(x)):
-        raise TypeError("internal: X must be a C-contiguous aligned (T, D) array")
-    typ[0] = cnp.PyArray_TYPE(x)
-    if typ[0] != cnp.NPY_FLOAT and typ[0] != cnp.NPY_DOUBLE:
-        raise TypeError("internal: X must be float64 or float32")
-    T[0] = cnp.PyArray_DIM(x, 0)
-    D[0] = cnp.PyArray_DIM(x, 1)
-    return 0
+cdef tuple run_sums(bint moments, object X, object weights, object means, str means_name,
+                    double ps_per_term, int n_threads):
+    """The sums of one call: check X (``float_frames``) and the weights, run every block
+    of BLOCK frames into its own accumulator (a team of hmm_team.h when worth one), and
+    add the accumulators in block order. ``means``: (N, D) reference means. Returns
+    (sums, N, D): sums of shape (N + 2 D N,) (moments: s0, s1 and s2 feature-major) or
+    (D N,) (the scatter, feature-major)."""
+    cdef Py_ssize_t T, D = -1
+    cdef ScatterRun r
+    float_frames(X, &T, &D, &r.x, &r.single)
+    cdef Py_ssize_t N = np.shape(means)[0], nb = max(1, (T + BLOCK - 1) // BLOCK), b, k
+    cdef Py_ssize_t size = N + 2 * D * N if moments else D * N
+    means_t = np.ascontiguousarray(np.asarray(means, dtype=np.float64).T)
+    r.moments = moments
+    r.T = T
+    r.D = D
+    r.N = N
+    r.w = f64_data(weights, T * N, "weights")
+    r.mu = f64_data(means_t, D * N, means_name)
+    cdef int team = hmm_team_size(n_threads, nb, 1e-3 * ps_per_term * T * D * N)
+    out = np.zeros(size)
+    cdef double* o = <double*> cnp.PyArray_DATA(out)
+    r.acc = <double*> calloc(nb * size, sizeof(double))
+    if r.acc == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            hmm_team_run(team, nb, scatter_task, &r)
+            for b in range(nb):  # block order: the same sums for every team
+                for k in range(size):
+                    o[k] += r.acc[b * size + k]
+    finally:
+        free(r.acc)
+    return out, N, D
 
 
 def weighted_moments(X, weights, ref_means, int n_threads=1):
@@ -110,35 +133,8 @@ def weighted_moments(X, weights, ref_means, int n_threads=1):
         sum_t weights[t, j] * (X[t] - ref_means[j])**2 (with ref_means = means, this is
         ``weighted_scatter`` bit for bit)
     """
-    cdef int typ
-    cdef Py_ssize_t T, D
-    frames_data(X, &typ, &T, &D)
-    cdef Py_ssize_t N = np.shape(ref_means)[0], nb = max(1, (T + BLOCK - 1) // BLOCK), b, k
-    cdef Py_ssize_t size = N + 2 * D * N
-    ref_t = np.ascontiguousarray(np.asarray(ref_means, dtype=np.float64).T)
-    cdef ScatterRun r
-    r.moments = True
-    r.single = typ == cnp.NPY_FLOAT
-    r.x = cnp.PyArray_DATA(<cnp.ndarray> X)
-    r.T = T
-    r.D = D
-    r.N = N
-    r.w = f64_data(weights, T * N, "weights")
-    r.mu = f64_data(ref_t, D * N, "ref_means")
-    cdef int team = hmm_team_size(n_threads, nb, 1e-3 * MOMENTS_PS_PER_TERM * T * D * N)
-    out = np.zeros(size)
-    cdef double* o = <double*> cnp.PyArray_DATA(out)
-    r.acc = <double*> calloc(nb * size, sizeof(double))
-    if r.acc == NULL:
-        raise MemoryError()
-    try:
-        with nogil:
-            hmm_team_run(team, nb, scatter_task, &r)
-            for b in range(nb):  # block order: the same sums for every team
-                for k in range(size):
-                    o[k] += r.acc[b * size + k]
-    finally:
-        free(r.acc)
+    out, N, D = run_sums(True, X, weights, ref_means, "ref_means", MOMENTS_PS_PER_TERM,
+                         n_threads)
     return (out[:N].copy(), out[N:N + D * N].reshape(D, N).T.copy(),
             out[N + D * N:].reshape(D, N).T.copy())
 
@@ -157,41 +153,5 @@ def weighted_scatter(X, weights, means, int n_threads=1):
     -------
     ndarray of shape (N, D), float64
     """
-    cdef cnp.ndarray x = <cnp.ndarray?> X
-    if (cnp.PyArray_NDIM(x) != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(x)
-            or not cnp.PyArray_ISBEHAVED_RO(x)):
-        raise TypeError("internal: X must be a C-contiguous aligned (T, D) array")
-    cdef int typ = cnp.PyArray_TYPE(x)
-    if typ != cnp.NPY_FLOAT and typ != cnp.NPY_DOUBLE:
-        raise TypeError("internal: X must be float64 or float32")
-    cdef Py_ssize_t T = cnp.PyArray_DIM(x, 0), D = cnp.PyArray_DIM(x, 1)
-    cdef Py_ssize_t N = np.shape(means)[0], nb = max(1, (T + BLOCK - 1) // BLOCK), b, k
-    mu_t = np.ascontiguousarray(np.asarray(means, dtype=np.float64).T)
-    cdef const double* w = f64_data(weights, T * N, "weights")
-    cdef const double* m = f64_data(mu_t, D * N, "means")
-    cdef const void* data = cnp.PyArray_DATA(x)
-    cdef double* acc = <double*> calloc(nb * D * N, sizeof(double))
-    if acc == NULL:
-        raise MemoryError()
-    cdef ScatterRun r
-    r.moments = False
-    r.single = typ == cnp.NPY_FLOAT
-    r.x = data
-    r.T = T
-    r.D = D
-    r.N = N
-    r.w = w
-    r.mu = m
-    r.acc = acc
-    cdef int team = hmm_team_size(n_threads, nb, 1e-3 * SCATTER_PS_PER_TERM * T * D * N)
-    out = np.zeros((D, N))
-    cdef double* o = <double*> cnp.PyArray_DATA(out)
-    try:
-        with nogil:
-            hmm_team_run(team, nb, scatter_task, &r)
-            for b in range(nb):  # block order: the same sums for every team
-                for k in range(D * N):
-                    o[k] += acc[b * D * N + k]
-    finally:
-        free(acc)
-    return out.T.copy()
+    out, N, D = run_sums(False, X, weights, means, "means", SCATTER_PS_PER_TERM, n_threads)
+    return out.reshape(D, N).T.copy()

@@ -63,6 +63,13 @@ cdef Py_ssize_t _check_offsets(object offsets, Py_ssize_t n_items, str name) exc
     return n_seq
 
 
+cdef inline int session_threads(int n_threads, Py_ssize_t n_items,
+                                Py_ssize_t n_seq) noexcept nogil:
+    """The team for a batch: ``n_threads`` from PARALLEL_MIN_FRAMES items and two
+    sessions up, else 1 (the loop then runs serially, never starting a team)."""
+    return n_threads if n_items >= PARALLEL_MIN_FRAMES and n_seq > 1 else 1
+
+
 cdef inline void path_one(const intp_t* states, Py_ssize_t t0, Py_ssize_t t1,
                           intp_t* switches, intp_t* longest) noexcept nogil:
     # branch-free body (conditional moves): decoded paths of anomalous sessions switch
@@ -109,7 +116,7 @@ def path_stats(states, offsets, int n_threads=1):
     lr_arr = np.empty(n_seq, dtype=np.intp)
     cdef intp_t* sw = <intp_t*> cnp.PyArray_DATA(<cnp.ndarray> sw_arr)
     cdef intp_t* lr = <intp_t*> cnp.PyArray_DATA(<cnp.ndarray> lr_arr)
-    cdef int threads = n_threads if n_frames >= PARALLEL_MIN_FRAMES and n_seq > 1 else 1
+    cdef int threads = session_threads(n_threads, n_frames, n_seq)
     if threads <= 1:
         with nogil:
             for s in range(n_seq):
@@ -173,7 +180,7 @@ def step_stats(steps, step_offsets, own_offsets, double floor, int n_threads=1):
     bl_arr = np.empty(n_seq, dtype=np.intp)
     cdef double* mn = <double*> cnp.PyArray_DATA(<cnp.ndarray> mn_arr)
     cdef intp_t* bl = <intp_t*> cnp.PyArray_DATA(<cnp.ndarray> bl_arr)
-    cdef int threads = n_threads if n_items >= PARALLEL_MIN_FRAMES and n_seq > 1 else 1
+    cdef int threads = session_threads(n_threads, n_items, n_seq)
     if threads <= 1:
         with nogil:
             for s in range(n_seq):

@@ -30,11 +30,9 @@
 # continued level lowers some remembered size, so the trace costs O(N) per step typically
 # and O(N^2) amortised at worst.
 #
-# Backpointers of the window live in a ring buffer indexed by time modulo its capacity (a
-# power of two), in the smallest unsigned type that holds N (``backptr_bytes`` of
-# _viterbi_table.pxd: uint8 up to 256 states, uint16 up to 65,536, int32 beyond), as in
-# the offline decoder. It doubles when full and halves when the window falls below a
-# quarter of it, so memory follows the window.
+# Backpointers of the window live in a ring buffer indexed by time modulo its capacity,
+# in the smallest unsigned type that holds N, and a push's per-step records in scratch
+# buffers; both follow the window (csrc/_stream_buffers.pxd).
 #
 # Fixed lag (``max_lag=L``): after the convergence trace, while the window holds more
 # than L steps, its oldest step is emitted by tracing back from the current best state
@@ -56,10 +54,10 @@
 # procedure as pushing one observation at a time), which cannot fail. So a push either
 # applies entirely or leaves the decoder as it was.
 
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 from libc.math cimport INFINITY
-from libc.stdint cimport uint8_t, uint16_t, int32_t, uint64_t
+from libc.stdint cimport uint8_t, int32_t, uint64_t
 
 from hmmfast._errors import ImpossibleSequenceError, PruningError
 
@@ -71,49 +69,19 @@ from _stream_common cimport (
     BLOCK, NOGIL_MIN, Inputs, block_data, checked_malloc, enter, open_inputs, symbol_row,
     symbol_rows,
 )
+from _stream_buffers cimport (
+    SMALL_OUT, Ring, Scratch, bp_get, bp_put, out_reserve, ring_close, ring_open,
+    ring_reserve, ring_resize, ring_row, ring_shrink, scratch_close, scratch_open, scratch_reserve,
+    scratch_trim,
+)
 from _viterbi_table cimport backptr_bytes
 
 cnp.import_array()
-
-cdef enum:
-    MIN_SLOTS = 64     # smallest ring capacity (a power of two) ...
-    MIN_RING_BYTES = 1 << 20  # ... unless that takes more than this (huge N)
-    SMALL_OUT = 4096   # output buffers larger than this are freed after a push
-
 
 cdef object _empty_intp():
     cdef cnp.npy_intp dims[1]
     dims[0] = 0
     return cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
-
-
-cdef void* regrow(void* old, size_t size) except NULL:
-    """A new scratch buffer of ``size`` bytes replacing ``old`` (freed only on success;
-    contents are not kept)."""
-    cdef void* p = checked_malloc(size)
-    free(old)
-    return p
-
-
-cdef inline Py_ssize_t bp_get(const char* row, int width, Py_ssize_t j) noexcept nogil:
-    if width == 1:
-        return (<const uint8_t*> row)[j]
-    if width == 2:
-        return (<const uint16_t*> row)[j]
-    return (<const int32_t*> row)[j]
-
-
-cdef inline void bp_put(char* row, int width, const double* arg, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t j
-    if width == 1:
-        for j in range(n):
-            (<uint8_t*> row)[j] = <uint8_t> arg[j]
-    elif width == 2:
-        for j in range(n):
-            (<uint16_t*> row)[j] = <uint16_t> arg[j]
-    else:
-        for j in range(n):
-            (<int32_t*> row)[j] = <int32_t> arg[j]
 
 
 cdef class StreamDecoderKernel:
@@ -145,23 +113,11 @@ cdef class StreamDecoderKernel:
     cdef intp_t* _set_b
     cdef uint64_t* _mark
     cdef uint64_t _stamp
-    # ring of backpointers of the window times _w0 .. _n_seen - 1 (slot = time & _mask)
-    cdef char* _ring
-    cdef int32_t* _sizes     # remembered |A(tau)| per slot (0: not traced yet)
-    cdef Py_ssize_t _cap
-    cdef Py_ssize_t _min_cap
-    cdef Py_ssize_t _mask
+    cdef Ring _ring          # backpointers of the window times _w0 .. _n_seen - 1
     cdef int _width
     cdef Py_ssize_t _w0
     cdef Py_ssize_t _max_lag  # -1: exact
-    # per-push scratch: finite-state masks and best states of a chunk's steps, output
-    cdef uint8_t* _fin
-    cdef Py_ssize_t _fin_cap
-    cdef intp_t* _best
-    cdef Py_ssize_t _best_cap
-    cdef intp_t* _out
-    cdef Py_ssize_t _out_len
-    cdef Py_ssize_t _out_cap
+    cdef Scratch _sc         # a push's finite-state masks, best states and output
     # beam pruning (``_prune_on`` False: exact); ``_pruned``: some state was pruned
     cdef BeamParams _params
     cdef bint _prune_on
@@ -174,11 +130,11 @@ cdef class StreamDecoderKernel:
         self._set_a = NULL
         self._set_b = NULL
         self._mark = NULL
-        self._ring = NULL
-        self._sizes = NULL
-        self._fin = NULL
-        self._best = NULL
-        self._out = NULL
+        self._ring.slots = NULL
+        self._ring.sizes = NULL
+        self._sc.fin = NULL
+        self._sc.best = NULL
+        self._sc.out = NULL
 
     def __init__(self, chain, table, read, Py_ssize_t max_lag=-1, pruning=None):
         open_inputs(&self._in, chain, table, self)
@@ -200,18 +156,8 @@ cdef class StreamDecoderKernel:
         self._mark = <uint64_t*> checked_malloc(n * sizeof(uint64_t))
         memset(self._mark, 0, n * sizeof(uint64_t))
         self._stamp = 0
-        self._cap = 0
-        self._min_cap = MIN_SLOTS
-        while self._min_cap > 2 and self._min_cap * n * self._width > MIN_RING_BYTES:
-            self._min_cap //= 2
-        self._resize_ring(self._min_cap)
-        self._fin_cap = n
-        self._fin = <uint8_t*> checked_malloc(n)
-        self._best_cap = 1
-        self._best = <intp_t*> checked_malloc(sizeof(intp_t))
-        self._out_cap = 64
-        self._out = <intp_t*> checked_malloc(64 * sizeof(intp_t))
-        self._out_len = 0
+        ring_open(&self._ring, n, self._width)
+        scratch_open(&self._sc, n)
         self._n_seen = 0
         self._w0 = 0
 
@@ -220,96 +166,8 @@ cdef class StreamDecoderKernel:
         free(self._set_a)
         free(self._set_b)
         free(self._mark)
-        free(self._ring)
-        free(self._sizes)
-        free(self._fin)
-        free(self._best)
-        free(self._out)
-
-    # ------------------------------------------------------------ buffers
-
-    cdef int _resize_ring(self, Py_ssize_t cap) except -1:
-        """Move the window's slots into a ring of ``cap`` slots (a power of two)."""
-        cdef Py_ssize_t row = self._in.n * self._width, t
-        cdef char* ring = <char*> checked_malloc(cap * row)
-        cdef int32_t* sizes
-        try:
-            sizes = <int32_t*> checked_malloc(cap * sizeof(int32_t))
-        except MemoryError:
-            free(ring)
-            raise
-        for t in range(self._w0, self._n_seen):
-            memcpy(ring + (t & (cap - 1)) * row, self._ring + (t & self._mask) * row, row)
-            sizes[t & (cap - 1)] = self._sizes[t & self._mask]
-        free(self._ring)
-        free(self._sizes)
-        self._ring = ring
-        self._sizes = sizes
-        self._cap = cap
-        self._mask = cap - 1
-        return 0
-
-    cdef int _reserve(self, Py_ssize_t extra) except -1:
-        """Room in the ring for ``extra`` steps after the window."""
-        cdef Py_ssize_t need = self._n_seen - self._w0 + extra, cap = self._cap
-        if need <= cap:
-            return 0
-        while cap < need:
-            cap *= 2
-        return self._resize_ring(cap)
-
-    cdef void _shrink(self) noexcept:
-        """Halve the ring while the window fills less than a quarter of it (optional: a
-        failed allocation keeps the larger ring)."""
-        cdef Py_ssize_t window = self._n_seen - self._w0, cap = self._cap
-        if cap <= self._min_cap or 4 * window >= cap:
-            return
-        while cap > self._min_cap and 4 * window < cap:
-            cap //= 2
-        try:
-            self._resize_ring(cap)
-        except MemoryError:
-            pass
-
-    cdef int _scratch(self, Py_ssize_t T) except -1:
-        """Per-step masks (and best states) for a chunk of T steps, and output room for
-        every state that could come out of it."""
-        if T * self._in.n > self._fin_cap:
-            self._fin = <uint8_t*> regrow(self._fin, T * self._in.n)
-            self._fin_cap = T * self._in.n
-        if self._max_lag >= 0 and T > self._best_cap:
-            self._best = <intp_t*> regrow(self._best, T * sizeof(intp_t))
-            self._best_cap = T
-        return self._reserve_out(self._n_seen - self._w0 + T)
-
-    cdef int _reserve_out(self, Py_ssize_t count) except -1:
-        """Room for ``count`` output states (only between pushes: contents are dropped)."""
-        if count > self._out_cap:
-            self._out = <intp_t*> regrow(self._out, count * sizeof(intp_t))
-            self._out_cap = count
-        return 0
-
-    cdef void _trim_scratch(self) noexcept:
-        """Give back the memory of a long chunk (optional: kept if allocation fails)."""
-        cdef void* p
-        if self._fin_cap > SMALL_OUT * self._in.n:
-            p = malloc(self._in.n)
-            if p != NULL:
-                free(self._fin)
-                self._fin = <uint8_t*> p
-                self._fin_cap = self._in.n
-        if self._best_cap > SMALL_OUT:
-            p = malloc(sizeof(intp_t))
-            if p != NULL:
-                free(self._best)
-                self._best = <intp_t*> p
-                self._best_cap = 1
-        if self._out_cap > SMALL_OUT:
-            p = malloc(64 * sizeof(intp_t))
-            if p != NULL:
-                free(self._out)
-                self._out = <intp_t*> p
-                self._out_cap = 64
+        ring_close(&self._ring)
+        scratch_close(&self._sc)
 
     # ------------------------------------------------------------ forward pass
 
@@ -329,7 +187,7 @@ cdef class StreamDecoderKernel:
                 reachable |= fin[j]
         else:
             maxplus_step(ch, self._delta, self._next, self._arg)
-            bp_put(self._ring + (t & self._mask) * n * self._width, self._width, self._arg, n)
+            bp_put(ring_row(&self._ring, t), self._width, self._arg, n)
             for j in range(n):
                 self._next[j] += log_b[j]
                 fin[j] = self._next[j] > -INFINITY
@@ -367,18 +225,15 @@ cdef class StreamDecoderKernel:
 
     # ------------------------------------------------------------ resolution pass
 
-    cdef inline const char* _row(self, Py_ssize_t t) noexcept nogil:
-        return self._ring + (t & self._mask) * self._in.n * self._width
-
     cdef void _emit_back(self, Py_ssize_t tau, Py_ssize_t s) noexcept nogil:
         """Emit the window's times w0..tau, following backpointers from state s at tau."""
         cdef Py_ssize_t count = tau - self._w0 + 1, u
-        cdef intp_t* out = self._out + self._out_len
+        cdef intp_t* out = self._sc.out + self._sc.out_len
         out[count - 1] = s
         for u in range(tau, self._w0, -1):
-            s = bp_get(self._row(u), self._width, s)
+            s = bp_get(ring_row(&self._ring, u), self._width, s)
             out[u - 1 - self._w0] = s
-        self._out_len += count
+        self._sc.out_len += count
         self._w0 = tau + 1
 
     cdef void _trace(self, Py_ssize_t t, const uint8_t* fin) noexcept nogil:
@@ -397,10 +252,10 @@ cdef class StreamDecoderKernel:
         if k == 1:
             self._emit_back(t, cur[0])
             return
-        self._sizes[t & self._mask] = <int32_t> k
+        self._ring.sizes[t & self._ring.mask] = <int32_t> k
         tau = t - 1
         while tau >= self._w0:
-            row = self._row(tau + 1)
+            row = ring_row(&self._ring, tau + 1)
             self._stamp += 1
             stamp = self._stamp
             k2 = 0
@@ -410,9 +265,9 @@ cdef class StreamDecoderKernel:
                     self._mark[i] = stamp
                     nxt[k2] = i
                     k2 += 1
-            if k2 == self._sizes[tau & self._mask]:
+            if k2 == self._ring.sizes[tau & self._ring.mask]:
                 return  # unchanged here, so unchanged before
-            self._sizes[tau & self._mask] = <int32_t> k2
+            self._ring.sizes[tau & self._ring.mask] = <int32_t> k2
             if k2 == 1:
                 self._emit_back(tau, nxt[0])
                 return
@@ -431,16 +286,16 @@ cdef class StreamDecoderKernel:
         while t - self._w0 + 1 > self._max_lag:
             s = best
             for u in range(t, self._w0, -1):
-                s = bp_get(self._row(u), self._width, s)
-            self._out[self._out_len] = s
-            self._out_len += 1
+                s = bp_get(ring_row(&self._ring, u), self._width, s)
+            self._sc.out[self._sc.out_len] = s
+            self._sc.out_len += 1
             self._w0 += 1
 
     cdef void _resolve_chunk(self, Py_ssize_t t0, Py_ssize_t T) noexcept nogil:
         cdef Py_ssize_t k
         for k in range(T):
-            self._resolve(t0 + k, self._fin + k * self._in.n,
-                          self._best[k] if self._max_lag >= 0 else 0)
+            self._resolve(t0 + k, self._sc.fin + k * self._in.n,
+                          self._sc.best[k] if self._max_lag >= 0 else 0)
 
     cdef Py_ssize_t _forward_rows(self, const intp_t* rows, Py_ssize_t t0, Py_ssize_t k0,
                                   Py_ssize_t T) noexcept nogil:
@@ -450,7 +305,8 @@ cdef class StreamDecoderKernel:
         cdef bint lag = self._max_lag >= 0
         for k in range(k0, k0 + T):
             if not self._forward(self._in.table + rows[k - k0] * self._in.n, t0 + k,
-                                 self._fin + k * self._in.n, self._best + k if lag else NULL):
+                                 self._sc.fin + k * self._in.n,
+                                 self._sc.best + k if lag else NULL):
                 return k
         return -1
 
@@ -460,18 +316,19 @@ cdef class StreamDecoderKernel:
         cdef bint lag = self._max_lag >= 0
         for k in range(k0, k0 + T):
             if not self._forward(log_em + (k - k0) * self._in.n, t0 + k,
-                                 self._fin + k * self._in.n, self._best + k if lag else NULL):
+                                 self._sc.fin + k * self._in.n,
+                                 self._sc.best + k if lag else NULL):
                 return k
         return -1
 
     cdef object _take_output(self):
         cdef cnp.npy_intp dims[1]
-        dims[0] = self._out_len
+        dims[0] = self._sc.out_len
         result = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
-        if self._out_len:
-            memcpy(cnp.PyArray_DATA(<cnp.ndarray> result), self._out,
-                   self._out_len * sizeof(intp_t))
-        self._out_len = 0
+        if self._sc.out_len:
+            memcpy(cnp.PyArray_DATA(<cnp.ndarray> result), self._sc.out,
+                   self._sc.out_len * sizeof(intp_t))
+        self._sc.out_len = 0
         return result
 
     cdef object _impossible_error(self, Py_ssize_t step, Py_ssize_t k):
@@ -515,20 +372,20 @@ cdef class StreamDecoderKernel:
             t0 = self._n_seen
             row = symbol_row(&self._in, obs)
             if row >= 0:
-                if self._n_seen - self._w0 + 1 > self._cap:
-                    self._reserve(1)
-                if self._n_seen - self._w0 + 1 > self._out_cap:
-                    self._reserve_out(self._n_seen - self._w0 + 1)
-                if not self._forward(self._in.table + row * self._in.n, t0, self._fin,
-                                     self._best if self._max_lag >= 0 else NULL):
+                if self._n_seen - self._w0 + 1 > self._ring.cap:
+                    ring_reserve(&self._ring, self._n_seen - self._w0 + 1, self._w0, self._n_seen)
+                if self._n_seen - self._w0 + 1 > self._sc.out_cap:
+                    out_reserve(&self._sc, self._n_seen - self._w0 + 1)
+                if not self._forward(self._in.table + row * self._in.n, t0, self._sc.fin,
+                                     self._sc.best if self._max_lag >= 0 else NULL):
                     raise self._impossible_error(t0, 0)
                 self._n_seen += 1
-                self._resolve(t0, self._fin, self._best[0] if self._max_lag >= 0 else 0)
-                if self._cap > self._min_cap:
-                    self._shrink()
+                self._resolve(t0, self._sc.fin, self._sc.best[0] if self._max_lag >= 0 else 0)
+                if self._ring.cap > self._ring.min_cap:
+                    ring_shrink(&self._ring, self._w0, self._n_seen)
                 result = self._take_output()
-                if self._out_cap > SMALL_OUT:
-                    self._trim_scratch()
+                if self._sc.out_cap > SMALL_OUT:
+                    scratch_trim(&self._sc, self._in.n)
                 return result
             if self._in.table != NULL:
                 rows = symbol_rows(&self._in, obs, self._read)
@@ -541,8 +398,8 @@ cdef class StreamDecoderKernel:
                 if prepared is None:
                     return _empty_intp()
                 T, log_emissions = prepared
-            self._reserve(T)
-            self._scratch(T)
+            ring_reserve(&self._ring, self._n_seen - self._w0 + T, self._w0, self._n_seen)
+            scratch_reserve(&self._sc, T, self._in.n, self._max_lag >= 0, self._n_seen - self._w0)
             memcpy(self._saved, self._delta, self._in.n * sizeof(double))
             was_pruned = self._pruned
             try:
@@ -578,9 +435,9 @@ cdef class StreamDecoderKernel:
                     self._resolve_chunk(t0, T)
             else:
                 self._resolve_chunk(t0, T)
-            self._shrink()
+            ring_shrink(&self._ring, self._w0, self._n_seen)
             result = self._take_output()
-            self._trim_scratch()
+            scratch_trim(&self._sc, self._in.n)
             return result
         finally:
             self._busy = False
@@ -598,7 +455,7 @@ cdef class StreamDecoderKernel:
         enter(&self._busy, &self._in, self)
         try:
             if self._n_seen > self._w0:
-                self._reserve_out(self._n_seen - self._w0)
+                out_reserve(&self._sc, self._n_seen - self._w0)
                 self._emit_back(self._n_seen - 1, argmax_first(self._delta, self._in.n))
             result = self._take_output()
             self._clear()
@@ -610,13 +467,13 @@ cdef class StreamDecoderKernel:
         self._n_seen = 0
         self._w0 = 0
         self._pruned = False
-        self._out_len = 0
-        if self._cap > self._min_cap:
+        self._sc.out_len = 0
+        if self._ring.cap > self._ring.min_cap:
             try:
-                self._resize_ring(self._min_cap)
+                ring_resize(&self._ring, self._ring.min_cap, self._w0, self._n_seen)
             except MemoryError:
                 pass  # keep the larger ring
-        self._trim_scratch()
+        scratch_trim(&self._sc, self._in.n)
         return 0
 
     def reset(self):

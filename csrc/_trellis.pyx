@@ -26,13 +26,14 @@
 # vector in registers (hmm_forward_regs.h: no memory round trip per step, same bits).
 #
 # Posteriors are written in place: alpha rows go into the (T, N) output and are turned
-# into gamma rows during the backward sweep, with beta kept in O(N) scratch. Each step's
+# into gamma rows during the backward sweep, with beta kept in O(N) scratch (the log sweep
+# is _posteriors.pxd's, shared with the log E-step). Each step's
 # vector-matrix product is hmm_vecmat_step (csrc/hmm_steps.h: column-blocked, SSE2/AVX2),
 # on the padded transition matrix going forward and its padded transpose going back.
 # Every read of a frame's table row is range-checked (the observations may be the
 # caller's array, read without a copy while the GIL is released).
 
-from libc.math cimport exp, log, INFINITY
+from libc.math cimport log, INFINITY
 
 cimport numpy as cnp
 from _common cimport (
@@ -43,9 +44,10 @@ from _common cimport (
 )
 from _passes cimport (
     POSTERIOR_DEFICIT, LAZY_RENORMALISE, SMALL_PRODUCT, SMALL_SCALE, SUM_FLOOR,
-    backward_product, log_backward_step, log_forward_loop, log_forward_pass,
-    log_forward_step, log_sum, scaled_forward_pass, normalise_row,
+    backward_product, log_forward_loop, log_forward_pass, log_forward_step, log_sum,
+    scaled_forward_pass, normalise_row,
 )
+from _posteriors cimport log_posteriors
 
 cdef extern from "hmm_forward_regs.h" nogil:
     ctypedef struct hmm_fr_model:
@@ -211,43 +213,9 @@ cdef SeqStatus forward_backward_log_kernel(const Chain* ch, const Frames* fr, Py
                                            Py_ssize_t stop, char* scratch, double* logprob_out,
                                            double* posteriors_out,
                                            intp_t* states_out) noexcept nogil:
-    # scratch: 4 vectors. Posterior rows first hold log alpha_t.
-    cdef Py_ssize_t n = ch.n_states, t, j, r, sn = stride(ch.n_states)
-    cdef double* work = <double*> scratch
-    cdef double* beta = work
-    cdef double* nb = work + sn
-    cdef double* v = work + 2 * sn
-    cdef double* q = work + 3 * sn
-    cdef double* swap
-    cdef double* g
-    cdef double* post = posteriors_out + start * n
-    cdef double ll
-    cdef Py_ssize_t last = stop - start - 1
-    cdef SeqStatus st = log_forward_pass(ch, fr, start, stop, work, post, logprob_out)
-    if st.code != STATUS_OK:
-        return st
-    ll = logprob_out[0]
-    for j in range(n):
-        beta[j] = 0.0
-    g = post + last * n
-    for j in range(n):
-        g[j] = exp(g[j] - ll)
-    normalise_row(g, n, 0.0)
-    for t in range(last - 1, -1, -1):
-        # beta_t(i) = logsumexp_j(logA_ij + log b_{t+1}(j) + beta_{t+1}(j))
-        r = frame_row(fr, start + t + 1)
-        if r < 0:
-            return status(STATUS_BAD_ROW, start + t + 1)
-        log_backward_step(ch, fr.log_table + r * n, beta, v, q, nb)
-        swap = beta
-        beta = nb
-        nb = swap
-        g = post + t * n
-        for j in range(n):
-            g[j] = exp(g[j] + beta[j] - ll)
-        if not normalise_row(g, n, 0.0):  # only if X changed under us: a wrong frame
-            return status(STATUS_BAD_ROW, start + t + 1)
-    return st
+    # scratch: 4 vectors (the log E-step of _estep.pyx without its expected transitions)
+    return log_posteriors(ch, fr, start, stop, <double*> scratch,
+                          posteriors_out + start * ch.n_states, NULL, logprob_out)
 
 
 cdef SeqStatus forward_backward_scaling_kernel(const Chain* ch, const Frames* fr,
