@@ -7,13 +7,19 @@ equal exactly) and counting the decoded path's states.
 
 import pickle
 
+import numpy as np
+import pytest
+
+
+# the [dask] extra (part of the [test] extra); without it this module skips
+pytest.importorskip("dask.dataframe", reason="needs the [dask] extra")
+pytest.importorskip("distributed", reason="needs the [dask] extra")
+pytest.importorskip("pyarrow", reason="needs the [dask] extra")
 import dask.bag as db
 import dask.dataframe as dd
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from dask_data import N, categorical, cluster_client, frame, gaussian, sessions
 
 from hmmfast.distributed import decode_partitions

@@ -5,17 +5,23 @@ Each bad value is planted at a known session and step; the test reads the place 
 from the error's attributes and from the front of its message.
 """
 
+import numpy as np
+import pytest
+
+import hmmfast
+from hmmfast import HMMInputError, HMMTypeError
+
+# the [dask] extra (part of the [test] extra); without it this module skips
+pytest.importorskip("dask.dataframe", reason="needs the [dask] extra")
+pytest.importorskip("distributed", reason="needs the [dask] extra")
+pytest.importorskip("pyarrow", reason="needs the [dask] extra")
 import dask
 import dask.array as da
 import dask.bag as db
 import dask.dataframe as dd
-import numpy as np
 import pandas as pd
-import pytest
 from dask_data import categorical, cluster_client, frame, gaussian, long_frame, sessions
 
-import hmmfast
-from hmmfast import HMMInputError, HMMTypeError
 from hmmfast.distributed import decode_partitions, fit_distributed, score_partitions
 
 

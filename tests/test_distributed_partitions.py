@@ -7,18 +7,24 @@ of the tasks the workers ran (Dask's task stream).
 
 import warnings
 
+import numpy as np
+import pytest
+
+import hmmfast
+from hmmfast import HMMInputError
+
+# the [dask] extra (part of the [test] extra); without it this module skips
+pytest.importorskip("dask.dataframe", reason="needs the [dask] extra")
+pytest.importorskip("distributed", reason="needs the [dask] extra")
+pytest.importorskip("pyarrow", reason="needs the [dask] extra")
 import dask
 import dask.bag as db
 import dask.dataframe as dd
 import distributed
-import numpy as np
 import pandas as pd
-import pytest
 from dask_data import categorical, cluster_client, frame, from_parts, long_frame, sessions
 from dask_data import write_parquet
 
-import hmmfast
-from hmmfast import HMMInputError
 from hmmfast.distributed import decode_partitions, fit_distributed, score_partitions
 from hmmfast.distributed import _tasks as T
 

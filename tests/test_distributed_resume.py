@@ -10,13 +10,19 @@ import os
 import time
 import warnings
 
-import dask.bag as db
 import numpy as np
 import pytest
-from dask_data import N, M, categorical, cluster_client, frame, sessions
 
 import hmmfast
 from hmmfast import HMMInputError
+
+# the [dask] extra (part of the [test] extra); without it this module skips
+pytest.importorskip("dask.dataframe", reason="needs the [dask] extra")
+pytest.importorskip("distributed", reason="needs the [dask] extra")
+pytest.importorskip("pyarrow", reason="needs the [dask] extra")
+import dask.bag as db
+from dask_data import N, M, categorical, cluster_client, frame, sessions
+
 from hmmfast.distributed import _checkpoint as C
 from hmmfast.distributed import fit_distributed
 

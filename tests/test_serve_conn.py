@@ -12,10 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytest.importorskip("starlette", reason="the [serve] extra is part of the [test] extra")
+pytest.importorskip("httpx")
+import httpx
 from serve_support import Server, categorical, free_port
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -5,12 +5,14 @@ wrote, tritonclient's InferenceServerClient, against the real server (uvicorn on
 
 import numpy as np
 import pytest
-import tritonclient.http as tritonhttp  # the [test] extra installs tritonclient[http]
-from tritonclient.utils import InferenceServerException
 
 import hmmfast
 
 pytest.importorskip("starlette", reason="the [serve] extra is part of the [test] extra")
+# the [test] extra installs tritonclient[http]
+pytest.importorskip("tritonclient.http")
+import tritonclient.http as tritonhttp
+from tritonclient.utils import InferenceServerException
 from serve_support import AUTH, TOKEN, Server, TestClient, categorical, gaussian
 
 from hmmfast.serve import create_app

@@ -11,12 +11,13 @@ import logging
 import os
 import signal
 
-import httpx
 import pytest
 
 import hmmfast
 
 pytest.importorskip("starlette", reason="the [serve] extra is part of the [test] extra")
+pytest.importorskip("httpx")
+import httpx
 from serve_support import AUTH, TOKEN, Server, TestClient, assert_error, categorical
 
 from hmmfast.serve import create_app

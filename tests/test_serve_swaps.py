@@ -9,12 +9,12 @@ scipy.stats on the same per-session numbers.
 
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 
 import hmmfast
 
 pytest.importorskip("starlette", reason="the [serve] extra is part of the [test] extra")
+from prometheus_client.parser import text_string_to_metric_families
 from serve_support import AUTH, TOKEN, TestClient, assert_error, categorical, gaussian, poisson
 
 from hmmfast.serve import create_app
