@@ -14,7 +14,18 @@
 # uint16 up to 65,536, int32 beyond): T*N bytes for most models. Up to 12 states on an
 # AVX2 CPU a specialised forward pass runs instead (csrc/hmm_viterbi_regs.h: the state
 # vector in registers, 8 or 16 bytes of backpointers per step), with the same scores and
-# path bit for bit; ``_force_simd(0)`` selects the general decoder for tests. A step at which every
+# path bit for bit; ``_force_simd(0)`` selects the general decoder for tests.
+#
+# Stored deltas. Above 12 states (dense chains), when the longest sequence's T * N doubles
+# fit in ``stored_delta_bytes`` (8 MiB: T up to 16,384 at N = 64), the forward pass
+# computes only the max of each column
+# (hmm_maxonly_step: add and max per cell, half the vector operations of max-plus with
+# its argmax, which is what bounds the step on these CPUs) and keeps every delta row;
+# the backtrace then finds, for the one state on the path at each step, its first
+# maximising predecessor with the same additions in the same order (a strict ">" while
+# i ascends, -inf rows skipped). Same scores and path bit for bit as the backpointer
+# decoder, which longer sequences keep (8 bytes per state and step against 1).
+# A step at which every
 # delta is -inf makes the sequence impossible; the kernel stops there and reports that
 # step, and the Python layer raises ImpossibleSequenceError naming it.
 
@@ -41,11 +52,17 @@ cdef extern from "hmm_viterbi_regs.h" nogil:
 
 cdef extern from "hmm_steps.h" nogil:
     int hmm_use_avx2()
+    void hmm_maxonly_step(const double* delta, const double* log_a, Py_ssize_t n,
+                          Py_ssize_t n_pad, double* best)
 
 cnp.import_array()
 
 cdef enum:
     VITERBI_VECTORS = 3  # scratch vectors before the backpointers: delta, next, argmax
+
+# the stored-delta decoder's largest table per sequence (T * N doubles, per thread);
+# ``_set_stored_delta_bytes`` changes it for tests (0: never that decoder)
+cdef size_t stored_delta_bytes = 8 * 1024 * 1024
 
 ctypedef fused backptr_t:
     uint8_t
@@ -127,6 +144,79 @@ cdef SeqStatus viterbi_i32(const Chain* ch, const Frames* fr, Py_ssize_t start, 
                             logprob_out, states_out)
 
 
+cdef SeqStatus viterbi_stored(const Chain* ch, const Frames* fr, Py_ssize_t start,
+                              Py_ssize_t stop, char* scratch, double* logprob_out,
+                              double* posteriors_out, intp_t* states_out) noexcept nogil:
+    """Decode one sequence of a dense chain keeping every delta row (see the design note).
+    scratch: one vector (the step's column maxima, n_pad entries), then (T, N) doubles."""
+    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, r, best_state
+    cdef double* best = <double*> scratch
+    cdef double* table = <double*> (scratch + VITERBI_VECTORS * stride(n) * sizeof(double))
+    cdef const double* log_a = ch.log_transmat_pad
+    cdef const double* log_b
+    cdef const double* prev
+    cdef double* cur
+    cdef double b, v
+    cdef bint reachable
+    logprob_out[0] = -INFINITY
+    r = frame_row(fr, start)
+    if r < 0:
+        return status(STATUS_BAD_ROW, start)
+    log_b = fr.log_table + r * n
+    reachable = False
+    for j in range(n):
+        table[j] = ch.log_startprob[j] + log_b[j]
+        reachable |= table[j] > -INFINITY
+    if not reachable:
+        return status(STATUS_IMPOSSIBLE, start)
+    for t in range(start + 1, stop):
+        r = frame_row(fr, t)
+        if r < 0:
+            return status(STATUS_BAD_ROW, t)
+        log_b = fr.log_table + r * n
+        cur = table + (t - start) * n
+        hmm_maxonly_step(cur - n, log_a, n, n_pad, best)
+        reachable = False
+        for j in range(n):
+            cur[j] = best[j] + log_b[j]
+            reachable |= cur[j] > -INFINITY
+        if not reachable:
+            return status(STATUS_IMPOSSIBLE, t)
+    cur = table + (stop - 1 - start) * n
+    best_state = argmax_first(cur, n)
+    logprob_out[0] = cur[best_state]
+    states_out[stop - 1] = best_state
+    for t in range(stop - 1, start, -1):
+        # the first maximising predecessor of best_state, as hmm_maxplus_step finds it
+        prev = table + (t - 1 - start) * n
+        j = best_state
+        b = -INFINITY
+        best_state = 0
+        for i in range(n):
+            if prev[i] == -INFINITY:
+                continue
+            v = prev[i] + log_a[i * n_pad + j]
+            if v > b:
+                b = v
+                best_state = i
+        states_out[t - 1] = best_state
+    return status(STATUS_OK, 0)
+
+
+cdef Py_ssize_t longest_sequence(tuple emission, object rows, object offsets,
+                                 Py_ssize_t n) except -1:
+    """Frames in the longest sequence of a call (the arguments as ``viterbi`` takes them)."""
+    cdef Frames f
+    cdef intp_t single[2]
+    cdef Py_ssize_t n_seq, s, t_max = 0
+    cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, n, False)
+    cdef const intp_t* off = offsets_data(offsets, n_frames, single, &n_seq)
+    for s in range(n_seq):
+        if off[s + 1] - off[s] > t_max:
+            t_max = off[s + 1] - off[s]
+    return t_max
+
+
 cdef SeqStatus viterbi_small(const Chain* ch, const Frames* fr, Py_ssize_t start,
                              Py_ssize_t stop, char* scratch, double* logprob_out,
                              double* posteriors_out, intp_t* states_out) noexcept nogil:
@@ -182,6 +272,12 @@ def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n
                           hmm_viterbi_regs_row(n), 0, False,
                           OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
                           logprob_out, n_threads)
+    if (not c.sparse and n > HMM_VR_MAX_STATES
+            and longest_sequence(emission, rows, offsets, n) * n * sizeof(double)
+            <= stored_delta_bytes):
+        return run_kernel(viterbi_stored, VITERBI_VECTORS * sizeof(double), 0,
+                          sizeof(double), False, OUTPUT_STATES, raise_impossible, chain,
+                          emission, rows, offsets, logprob_out, n_threads)
     if n <= 256:
         return run_kernel(viterbi_u8, VITERBI_VECTORS * sizeof(double), 0, sizeof(uint8_t), False,
                           OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
@@ -270,3 +366,12 @@ def _force_simd(int flag):
     """Testing hook: choose this module's vector path (1: AVX2 if the CPU has it,
     0: SSE2, -1: probe the CPU again). Returns 1 when AVX2 is now in use."""
     return hmm_force_avx2(flag)
+
+
+def _set_stored_delta_bytes(size_t nbytes):
+    """Testing hook: the stored-delta decoder's largest table (bytes; 0 turns it off).
+    Returns the previous value."""
+    global stored_delta_bytes
+    cdef size_t old = stored_delta_bytes
+    stored_delta_bytes = nbytes
+    return old

@@ -1,6 +1,8 @@
 /* The inner step of every trellis, in C: the two "vector times transition matrix" products.
  *
  *   max-plus:  best[j] = max_i (delta[i] + log_a[i, j]),  arg[j] = first maximising i
+ *   max only:  best[j] as above, without the argmax (the stored-delta Viterbi of
+ *              _viterbi.pyx finds the maximising i for the path's states afterwards)
  *   sum-prod:  out[j]  = sum_i p[i] * a[i, j]
  *
  * Design note
@@ -52,6 +54,23 @@ static inline void hmm_maxplus_columns_c(const double *restrict delta,
         }
         best[j] = b;
         arg[j] = a;
+    }
+}
+
+static inline void hmm_maxonly_columns_c(const double *restrict delta,
+                                         const double *restrict log_a, ptrdiff_t n,
+                                         ptrdiff_t n_pad, double *restrict best)
+{
+    for (ptrdiff_t j = 0; j < n; j++) {
+        double b = -INFINITY;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            if (delta[i] == -INFINITY)
+                continue;
+            const double v = delta[i] + log_a[i * n_pad + j];
+            if (v > b)
+                b = v;
+        }
+        best[j] = b;
     }
 }
 
@@ -113,6 +132,7 @@ static inline void hmm_vecmat_columns_c(const double *restrict p, const double *
         (b) = _mm_max_pd(v, (b));                                                          \
         (a) = _mm_or_pd(_mm_and_pd(gt, (vi)), _mm_andnot_pd(gt, (a)));                     \
     }
+#define HMM_SSE_MAXONLY(b, a, vx, vi, r) { (b) = _mm_max_pd(_mm_add_pd((vx), (r)), (b)); }
 #define HMM_SSE_VECMAT(b, a, vx, vi, r) { (b) = _mm_add_pd((b), _mm_mul_pd((vx), (r))); }
 #define HMM_SSE_LOAD2(ptr, k, K) _mm_loadu_pd(ptr)
 #define HMM_SSE_STORE2(ptr, k, K, v) _mm_storeu_pd((ptr), (v))
@@ -133,6 +153,13 @@ static void hmm_maxplus_sse2(const double *restrict src, const double *restrict 
     HMM_SSE_COLUMNS(-INFINITY, 0.0, HMM_SKIP_NEG_INF, HMM_SSE_MAXPLUS)
 }
 
+static void hmm_maxonly_sse2(const double *restrict src, const double *restrict mat,
+                             ptrdiff_t n, ptrdiff_t n_pad, double *restrict out_b)
+{
+    double *restrict out_a = NULL;
+    HMM_SSE_COLUMNS(-INFINITY, 0.0, HMM_SKIP_NEG_INF, HMM_SSE_MAXONLY)
+}
+
 static void hmm_vecmat_sse2(const double *restrict src, const double *restrict mat,
                             ptrdiff_t n, ptrdiff_t n_pad, double *restrict out_b)
 {
@@ -148,6 +175,7 @@ static void hmm_vecmat_sse2(const double *restrict src, const double *restrict m
         (b) = _mm256_max_pd(v, (b));                                                       \
         (a) = _mm256_blendv_pd((a), (vi), gt);                                             \
     }
+#define HMM_AVX_MAXONLY(b, a, vx, vi, r) { (b) = _mm256_max_pd(_mm256_add_pd((vx), (r)), (b)); }
 #define HMM_AVX_VECMAT(b, a, vx, vi, r) { (b) = _mm256_add_pd((b), _mm256_mul_pd((vx), (r))); }
 #define HMM_AVX_LOAD(ptr, k, K) _mm256_loadu_pd(ptr)
 #define HMM_AVX_STORE(ptr, k, K, v) _mm256_storeu_pd((ptr), (v))
@@ -179,6 +207,14 @@ static void hmm_maxplus_avx2(const double *restrict src, const double *restrict 
                              double *restrict out_a)
 {
     HMM_AVX_COLUMNS(-INFINITY, 0.0, HMM_SKIP_NEG_INF, HMM_AVX_MAXPLUS)
+}
+
+__attribute__((target("avx2")))
+static void hmm_maxonly_avx2(const double *restrict src, const double *restrict mat,
+                             ptrdiff_t n, ptrdiff_t n_pad, double *restrict out_b)
+{
+    double *restrict out_a = NULL;
+    HMM_AVX_COLUMNS(-INFINITY, 0.0, HMM_SKIP_NEG_INF, HMM_AVX_MAXONLY)
 }
 
 __attribute__((target("avx2")))
@@ -214,6 +250,16 @@ static inline void hmm_maxplus_step(const double *restrict delta, const double *
         hmm_maxplus_sse2(delta, log_a, n, n_pad, best, arg);
 }
 
+static inline void hmm_maxonly_step(const double *restrict delta,
+                                    const double *restrict log_a, ptrdiff_t n,
+                                    ptrdiff_t n_pad, double *restrict best)
+{
+    if (hmm_use_avx2())
+        hmm_maxonly_avx2(delta, log_a, n, n_pad, best);
+    else
+        hmm_maxonly_sse2(delta, log_a, n, n_pad, best);
+}
+
 static inline void hmm_vecmat_step(const double *restrict p, const double *restrict a,
                                    ptrdiff_t n, ptrdiff_t n_pad, double *restrict out)
 {
@@ -240,6 +286,13 @@ static inline void hmm_maxplus_step(const double *restrict delta, const double *
                                     double *restrict arg)
 {
     hmm_maxplus_columns_c(delta, log_a, n, n_pad, best, arg);
+}
+
+static inline void hmm_maxonly_step(const double *restrict delta,
+                                    const double *restrict log_a, ptrdiff_t n,
+                                    ptrdiff_t n_pad, double *restrict best)
+{
+    hmm_maxonly_columns_c(delta, log_a, n, n_pad, best);
 }
 
 static inline void hmm_vecmat_step(const double *restrict p, const double *restrict a,
