@@ -64,6 +64,18 @@ cdef enum:
 # ``_set_stored_delta_bytes`` changes it for tests (0: never that decoder)
 cdef size_t stored_delta_bytes = 8 * 1024 * 1024
 
+cdef inline bint add_emissions(double* out, const double* scores, const double* log_b,
+                               Py_ssize_t n) noexcept nogil:
+    """out[j] = scores[j] + log_b[j]; True when some entry is finite (the step is
+    reachable). Branch-free: data-dependent ifs mispredict."""
+    cdef Py_ssize_t j
+    cdef bint reachable = False
+    for j in range(n):
+        out[j] = scores[j] + log_b[j]
+        reachable |= out[j] > -INFINITY
+    return reachable
+
+
 ctypedef fused backptr_t:
     uint8_t
     uint16_t
@@ -87,12 +99,7 @@ cdef inline SeqStatus viterbi_sequence(const Chain* ch, const Frames* fr, Py_ssi
     r = frame_row(fr, start)
     if r < 0:
         return status(STATUS_BAD_ROW, start)
-    log_b = fr.log_table + r * n
-    reachable = False
-    for j in range(n):
-        delta[j] = ch.log_startprob[j] + log_b[j]
-        reachable |= delta[j] > -INFINITY  # branch-free: data-dependent ifs mispredict
-    if not reachable:
+    if not add_emissions(delta, ch.log_startprob, fr.log_table + r * n, n):
         return status(STATUS_IMPOSSIBLE, start)
     for t in range(start + 1, stop):
         r = frame_row(fr, t)
@@ -153,34 +160,22 @@ cdef SeqStatus viterbi_stored(const Chain* ch, const Frames* fr, Py_ssize_t star
     cdef double* best = <double*> scratch
     cdef double* table = <double*> (scratch + VITERBI_VECTORS * stride(n) * sizeof(double))
     cdef const double* log_a = ch.log_transmat_pad
-    cdef const double* log_b
     cdef const double* prev
     cdef double* cur
     cdef double b, v
-    cdef bint reachable
     logprob_out[0] = -INFINITY
     r = frame_row(fr, start)
     if r < 0:
         return status(STATUS_BAD_ROW, start)
-    log_b = fr.log_table + r * n
-    reachable = False
-    for j in range(n):
-        table[j] = ch.log_startprob[j] + log_b[j]
-        reachable |= table[j] > -INFINITY
-    if not reachable:
+    if not add_emissions(table, ch.log_startprob, fr.log_table + r * n, n):
         return status(STATUS_IMPOSSIBLE, start)
     for t in range(start + 1, stop):
         r = frame_row(fr, t)
         if r < 0:
             return status(STATUS_BAD_ROW, t)
-        log_b = fr.log_table + r * n
         cur = table + (t - start) * n
         hmm_maxonly_step(cur - n, log_a, n, n_pad, best)
-        reachable = False
-        for j in range(n):
-            cur[j] = best[j] + log_b[j]
-            reachable |= cur[j] > -INFINITY
-        if not reachable:
+        if not add_emissions(cur, best, fr.log_table + r * n, n):
             return status(STATUS_IMPOSSIBLE, t)
     cur = table + (stop - 1 - start) * n
     best_state = argmax_first(cur, n)
