@@ -134,6 +134,15 @@ cdef inline Py_ssize_t stride(Py_ssize_t n) noexcept nogil:
     return ((n + 7) & ~7) + 8
 
 
+cdef inline Py_ssize_t longest_sequence(const intp_t* off, Py_ssize_t n_seq) noexcept nogil:
+    """Frames in the longest of n_seq sequences with boundaries ``off`` (n_seq + 1)."""
+    cdef Py_ssize_t s, t_max = 0
+    for s in range(n_seq):
+        if off[s + 1] - off[s] > t_max:
+            t_max = off[s + 1] - off[s]
+    return t_max
+
+
 cdef inline Py_ssize_t argmax_first(const double* x, Py_ssize_t n) noexcept nogil:
     """Index of the largest entry; ties go to the lowest index."""
     cdef Py_ssize_t i, best = 0
@@ -449,9 +458,7 @@ cdef inline object run_kernel(
     cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, c.n_states, need_scaled)
     f.extra = extra
     cdef const intp_t* off = offsets_data(offsets, n_frames, single_offsets, &n_seq)
-    for s in range(n_seq):
-        if off[s + 1] - off[s] > t_max:
-            t_max = off[s + 1] - off[s]
+    t_max = longest_sequence(off, n_seq)
     if logprob_out is not None:
         logprob = <double*> f64_data(logprob_out, n_seq, "logprob_out")
     elif n_seq > 1:

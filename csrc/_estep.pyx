@@ -45,6 +45,7 @@ from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row,
     hmm_force_avx2, hmm_team_run, hmm_team_size, trellis_ns, chunk_bounds,
     get_chain, fill_frames, offsets_data, f64_data, raise_for_status, status_buffer,
+    longest_sequence,
     STATUS_OK, STATUS_BAD_ROW, STATUS_NO_MEMORY, STATUS_UNDERFLOW,
 )
 cdef extern from "hmm_lanes.h" nogil:
@@ -438,9 +439,7 @@ def estep(object chain, tuple emission, rows, offsets, weights, bint scaling,
         w = f64_data(weights, n_seq, "weights")
     if want_rows and f.rows == NULL:
         raise ValueError("internal: want_rows needs table rows")
-    for s in range(n_seq):
-        if off[s + 1] - off[s] > t_max:
-            t_max = off[s + 1] - off[s]
+    t_max = longest_sequence(off, n_seq)
     cdef Py_ssize_t n_rows_acc = f.n_rows if want_rows else 0
     cdef Py_ssize_t acc_size = n + trans_size(c) + n_rows_acc * n
     cdef Py_ssize_t n_chunks = max(1, min(n_seq, MAX_CHUNKS, MAX_CHUNK_DOUBLES // acc_size))

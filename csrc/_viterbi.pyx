@@ -38,7 +38,7 @@ from _viterbi_table cimport (
     AUTO_CHECKPOINT_BYTES, HMM_VR_MAX_STATES, hmm_viterbi_regs_row, table_bytes_per_frame)
 from _common cimport (
     Chain, Frames, SeqStatus, intp_t, status, stride, frame_row, hmm_force_avx2,
-    argmax_first, run_kernel, symbol_array,
+    argmax_first, longest_sequence, run_kernel, symbol_array,
     get_chain, fill_frames, offsets_data, intp_data, f64_data,
     STATUS_OK, STATUS_BAD_ROW, STATUS_IMPOSSIBLE, OUTPUT_STATES,
 )
@@ -54,6 +54,8 @@ cdef extern from "hmm_steps.h" nogil:
     int hmm_use_avx2()
     void hmm_maxonly_step(const double* delta, const double* log_a, Py_ssize_t n,
                           Py_ssize_t n_pad, double* best)
+    double hmm_maxplus_column(const double* delta, const double* log_a, Py_ssize_t n,
+                              Py_ssize_t n_pad, Py_ssize_t j, Py_ssize_t* arg)
 
 cnp.import_array()
 
@@ -156,13 +158,10 @@ cdef SeqStatus viterbi_stored(const Chain* ch, const Frames* fr, Py_ssize_t star
                               double* posteriors_out, intp_t* states_out) noexcept nogil:
     """Decode one sequence of a dense chain keeping every delta row (see the design note).
     scratch: one vector (the step's column maxima, n_pad entries), then (T, N) doubles."""
-    cdef Py_ssize_t n = ch.n_states, n_pad = ch.n_pad, t, i, j, r, best_state
+    cdef Py_ssize_t n = ch.n_states, t, r, best_state
     cdef double* best = <double*> scratch
-    cdef double* table = <double*> (scratch + VITERBI_VECTORS * stride(n) * sizeof(double))
-    cdef const double* log_a = ch.log_transmat_pad
-    cdef const double* prev
+    cdef double* table = <double*> (scratch + stride(n) * sizeof(double))
     cdef double* cur
-    cdef double b, v
     logprob_out[0] = -INFINITY
     r = frame_row(fr, start)
     if r < 0:
@@ -174,7 +173,7 @@ cdef SeqStatus viterbi_stored(const Chain* ch, const Frames* fr, Py_ssize_t star
         if r < 0:
             return status(STATUS_BAD_ROW, t)
         cur = table + (t - start) * n
-        hmm_maxonly_step(cur - n, log_a, n, n_pad, best)
+        hmm_maxonly_step(cur - n, ch.log_transmat_pad, n, ch.n_pad, best)
         if not add_emissions(cur, best, fr.log_table + r * n, n):
             return status(STATUS_IMPOSSIBLE, t)
     cur = table + (stop - 1 - start) * n
@@ -183,33 +182,20 @@ cdef SeqStatus viterbi_stored(const Chain* ch, const Frames* fr, Py_ssize_t star
     states_out[stop - 1] = best_state
     for t in range(stop - 1, start, -1):
         # the first maximising predecessor of best_state, as hmm_maxplus_step finds it
-        prev = table + (t - 1 - start) * n
-        j = best_state
-        b = -INFINITY
-        best_state = 0
-        for i in range(n):
-            if prev[i] == -INFINITY:
-                continue
-            v = prev[i] + log_a[i * n_pad + j]
-            if v > b:
-                b = v
-                best_state = i
+        hmm_maxplus_column(table + (t - 1 - start) * n, ch.log_transmat_pad, n, ch.n_pad,
+                           best_state, &best_state)
         states_out[t - 1] = best_state
     return status(STATUS_OK, 0)
 
 
-cdef Py_ssize_t longest_sequence(tuple emission, object rows, object offsets,
-                                 Py_ssize_t n) except -1:
+cdef Py_ssize_t longest_in_call(tuple emission, object rows, object offsets,
+                                Py_ssize_t n) except -1:
     """Frames in the longest sequence of a call (the arguments as ``viterbi`` takes them)."""
     cdef Frames f
     cdef intp_t single[2]
-    cdef Py_ssize_t n_seq, s, t_max = 0
+    cdef Py_ssize_t n_seq
     cdef Py_ssize_t n_frames = fill_frames(&f, emission, rows, n, False)
-    cdef const intp_t* off = offsets_data(offsets, n_frames, single, &n_seq)
-    for s in range(n_seq):
-        if off[s + 1] - off[s] > t_max:
-            t_max = off[s + 1] - off[s]
-    return t_max
+    return longest_sequence(offsets_data(offsets, n_frames, single, &n_seq), n_seq)
 
 
 cdef SeqStatus viterbi_small(const Chain* ch, const Frames* fr, Py_ssize_t start,
@@ -268,9 +254,9 @@ def viterbi(object chain, tuple emission, rows, offsets, logprob_out=None, int n
                           OUTPUT_STATES, raise_impossible, chain, emission, rows, offsets,
                           logprob_out, n_threads)
     if (not c.sparse and n > HMM_VR_MAX_STATES
-            and longest_sequence(emission, rows, offsets, n) * n * sizeof(double)
+            and longest_in_call(emission, rows, offsets, n) * n * sizeof(double)
             <= stored_delta_bytes):
-        return run_kernel(viterbi_stored, VITERBI_VECTORS * sizeof(double), 0,
+        return run_kernel(viterbi_stored, sizeof(double), 0,
                           sizeof(double), False, OUTPUT_STATES, raise_impossible, chain,
                           emission, rows, offsets, logprob_out, n_threads)
     if n <= 256:

@@ -36,24 +36,38 @@
 
 /* ------------------------------------------------------------------ portable C */
 
+/* Column j of the max-plus step: returns max_i (delta[i] + log_a[i, j]) and sets *arg to
+ * the first maximising i (0 when no predecessor is finite); -inf predecessors skipped.
+ * The definition every vector path matches; the stored-delta Viterbi (_viterbi.pyx)
+ * calls it for the path's state at each step of its backtrace. */
+static inline double hmm_maxplus_column(const double *restrict delta,
+                                        const double *restrict log_a, ptrdiff_t n,
+                                        ptrdiff_t n_pad, ptrdiff_t j, ptrdiff_t *arg)
+{
+    double b = -INFINITY;
+    ptrdiff_t a = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        if (delta[i] == -INFINITY)
+            continue;
+        const double v = delta[i] + log_a[i * n_pad + j];
+        if (v > b) {
+            b = v;
+            a = i;
+        }
+    }
+    *arg = a;
+    return b;
+}
+
 static inline void hmm_maxplus_columns_c(const double *restrict delta,
                                          const double *restrict log_a, ptrdiff_t n,
                                          ptrdiff_t n_pad, double *restrict best,
                                          double *restrict arg)
 {
     for (ptrdiff_t j = 0; j < n; j++) {
-        double b = -INFINITY, a = 0.0;
-        for (ptrdiff_t i = 0; i < n; i++) {
-            if (delta[i] == -INFINITY)
-                continue;
-            const double v = delta[i] + log_a[i * n_pad + j];
-            if (v > b) {
-                b = v;
-                a = (double)i;
-            }
-        }
-        best[j] = b;
-        arg[j] = a;
+        ptrdiff_t a;
+        best[j] = hmm_maxplus_column(delta, log_a, n, n_pad, j, &a);
+        arg[j] = (double)a;
     }
 }
 
@@ -62,15 +76,8 @@ static inline void hmm_maxonly_columns_c(const double *restrict delta,
                                          ptrdiff_t n_pad, double *restrict best)
 {
     for (ptrdiff_t j = 0; j < n; j++) {
-        double b = -INFINITY;
-        for (ptrdiff_t i = 0; i < n; i++) {
-            if (delta[i] == -INFINITY)
-                continue;
-            const double v = delta[i] + log_a[i * n_pad + j];
-            if (v > b)
-                b = v;
-        }
-        best[j] = b;
+        ptrdiff_t a;
+        best[j] = hmm_maxplus_column(delta, log_a, n, n_pad, j, &a);
     }
 }
 
