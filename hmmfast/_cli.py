@@ -49,26 +49,40 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+class _Interrupt:
+    """SIGINT under ``main``: remembers that it came, then raises KeyboardInterrupt."""
+
+    received = False
+
+    def __call__(self, signum, frame):
+        self.received = True
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def signals():
-    """SIGTERM raises Terminated (so temporary files are removed as on Ctrl-C), and the
-    quiet start-up handler of SIGINT gives way to KeyboardInterrupt; both restored after
-    (tests call main() in-process). Only in the main thread."""
+    """SIGTERM raises Terminated (so temporary files are removed as on Ctrl-C), and SIGINT
+    raises KeyboardInterrupt through an :class:`_Interrupt`, yielded, which remembers the
+    signal: a compiled module being imported (SciPy's) can turn the KeyboardInterrupt into
+    another error. Both handlers are restored after (the quiet start-up one, or Python's
+    own when tests call main() in-process). Only in the main thread."""
+    interrupt = _Interrupt()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield interrupt
         return
     from . import _cli_startup
 
     previous_int = signal.getsignal(signal.SIGINT)
-    if previous_int is _cli_startup.exit_130:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    quiet_or_default = (_cli_startup.exit_130, signal.default_int_handler)
+    if previous_int in quiet_or_default:
+        signal.signal(signal.SIGINT, interrupt)
     previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        yield
+        yield interrupt
     finally:
         signal.signal(signal.SIGTERM, previous_term)
-        if previous_int is _cli_startup.exit_130:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if previous_int in quiet_or_default:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def serve(argv):
@@ -169,7 +183,7 @@ class MissingExtra(Exception):
 def main(argv=None):
     """Run the command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    with signals():
+    with signals() as interrupt:
         try:
             if argv[:1] == ["serve"]:
                 return serve(argv[1:])
@@ -178,6 +192,10 @@ def main(argv=None):
             return 130
         except Terminated:
             return 143
+        except BaseException:
+            if interrupt.received:  # Ctrl-C, turned into another error on its way up
+                return 130
+            raise
 
 
 def _main(argv):

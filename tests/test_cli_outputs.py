@@ -290,6 +290,30 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(tmp_path, delay):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
 
 
+@POSIX
+def test_ctrl_c_turned_into_another_error_still_exits_130(monkeypatch):
+    """A compiled module being imported when Ctrl-C comes (SciPy's pybind11 modules) can
+    raise ImportError("initialization failed") in place of the KeyboardInterrupt; the
+    command line still exits 130 (before: an import traceback and exit 1). Without a
+    signal the same error propagates."""
+    def interrupted_import(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler runs here
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+
+    def failed_import(argv):
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(_cli, "_main", interrupted_import)
+    assert _cli.main(["demo"]) == 130
+    monkeypatch.setattr(_cli, "_main", failed_import)
+    with pytest.raises(ImportError):
+        _cli.main(["demo"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
 def test_leftover_temporary_files_older_than_a_day_are_swept(tmp_path):
     old, fresh = time.time() - 2 * 86400, time.time() - 3600
     leftovers = {".hmmfast-m.npz.abc123.tmp": old, ".hmmfast-m.npz.def456.tmp": fresh,
